@@ -1,0 +1,33 @@
+/**
+ * A router turns one layer's router logits r[T×E] into, per token, a set of experts and their weights
+ * (SPEC §2). Results use a padded layout so the hot path allocates no per-token objects:
+ * token t selected `counts[t]` experts, listed in `experts[t·maxK + j]` with weights `weights[t·maxK + j]`
+ * for j < counts[t], in selection order (e.g. descending probability for top-k); slots j ≥ counts[t] are unused.
+ */
+export interface Routing {
+  readonly tokens: number;
+  readonly maxK: number;
+  readonly counts: Int32Array; // [T]
+  readonly experts: Int32Array; // [T·maxK]
+  readonly weights: Float32Array; // [T·maxK]
+  /** Routers that test hypotheses (bh) also report each expert's p-value, [T·E]; recorded by full traces. */
+  readonly pValues?: Float32Array;
+}
+
+export interface Router {
+  /** Canonical spec string, e.g. `topk:k=8,renormalize=false`; parsing it gives back an equal router. */
+  readonly spec: string;
+  /** Bounds on the number of experts per token (topk: both k). */
+  readonly minK: number;
+  readonly maxK: number;
+  /** Route T tokens of layer `layer`; `logits` is r[T×E] row-major, float32. Must not modify `logits`. */
+  route(layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing;
+}
+
+/** What a router is built from besides its own parameters: the model's routing defaults. */
+export interface RouterDefaults {
+  readonly numExperts: number; // E
+  readonly numExpertsPerTok: number; // config num_experts_per_tok
+  readonly normTopkProb: boolean; // config norm_topk_prob
+  readonly numLayers: number;
+}
