@@ -1,0 +1,39 @@
+import type { Backend } from './backends/backend.js';
+import { CpuBackend } from './backends/cpu.js';
+import { RoutelabError } from './errors.js';
+import { Checkpoint, resolveModelPath } from './model/checkpoint.js';
+import { OlmoeModel } from './model/olmoe.js';
+import { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
+
+export const BACKENDS = ['cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export function createBackend(name: string): Backend {
+  if (name === 'cpu') return new CpuBackend();
+  throw new RoutelabError('--backend', `unknown backend ${JSON.stringify(name)}; available: ${BACKENDS.join(', ')}`);
+}
+
+export interface LoadedModel {
+  readonly dir: string;
+  readonly checkpoint: Checkpoint;
+  readonly model: OlmoeModel;
+  /** null when the model directory has no tokenizer files (token-id input still works). */
+  readonly tokenizer: TextTokenizer | null;
+}
+
+export interface LoadOptions {
+  readonly backend?: Backend | string;
+  /** Compute precision of activations; the CPU backends compute in float32. */
+  readonly dtype?: string;
+}
+
+/** Open a model directory or Hugging Face repo id (`org/name[@revision]`) and load it into a backend. */
+export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const dtype = options.dtype ?? 'f32';
+  if (dtype !== 'f32') throw new RoutelabError('--dtype', `unsupported compute dtype ${JSON.stringify(dtype)}; available: f32`);
+  const backend = typeof options.backend === 'object' ? options.backend : createBackend(options.backend ?? 'cpu');
+  const dir = await resolveModelPath(spec);
+  const checkpoint = await Checkpoint.open(dir);
+  const model = OlmoeModel.load(checkpoint, backend);
+  return { dir, checkpoint, model, tokenizer: await loadTokenizer(dir) };
+}
