@@ -56,14 +56,13 @@ function halfToFloatTable(): Float32Array {
   return f16Table;
 }
 
-/** Widen `count` stored elements starting at `offset` into `out` (float32). */
-function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Array): void {
+/** Widen `count` stored elements starting at `offset` into `out` (float32); `bits` views the same memory as out. */
+function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Array, bits = new Uint32Array(out.buffer, out.byteOffset, count)): void {
   const src = w.data;
   if (w.dtype === 'F32') {
     out.set((src as Float32Array).subarray(offset, offset + count));
   } else if (w.dtype === 'BF16') {
     // bf16 is the top half of a float32: shift the bits into place through an integer view.
-    const bits = new Uint32Array(out.buffer, out.byteOffset, count);
     for (let i = 0; i < count; i++) bits[i] = src[offset + i] << 16;
   } else {
     const table = halfToFloatTable();
@@ -78,8 +77,9 @@ function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 function matmulRows(x: Float32Array, K: number, rowIndex: Int32Array | null, rows: number, w: CpuWeight, out: Float32Array): void {
   const N = w.rows;
   const wRow = new Float32Array(K);
+  const wBits = new Uint32Array(wRow.buffer);
   for (let n = 0; n < N; n++) {
-    widenInto(w, n * K, K, wRow);
+    widenInto(w, n * K, K, wRow, wBits);
     for (let t = 0; t < rows; t++) {
       const xOff = (rowIndex ? rowIndex[t] : t) * K;
       let s = 0;

@@ -1,0 +1,78 @@
+import { RoutelabError } from '../errors.js';
+import { type NullModel, nullCdf } from './null-model.js';
+import type { Router, Routing } from './router.js';
+import { requireExperts, smallestFirst, writeSelection } from './selection.js';
+import { softmaxRow } from './softmax.js';
+
+export interface BhParams {
+  readonly alpha: number; // false discovery rate, in (0, 1]
+  readonly maxK: number;
+  readonly minK: number;
+  readonly temperature: number; // of the softmax that weights the selected experts
+  readonly nullModel: NullModel;
+}
+
+/**
+ * bh(alpha, max_k, min_k, temperature, null), SPEC §2: route each token to the experts whose logits are
+ * significantly high under a null model, by the Benjamini–Hochberg step-up procedure. Expert e gets the p-value
+ * p_e = 1 − F_ℓ(r_e); with p sorted ascending, n = the largest i with p_(i) ≤ i·alpha/E (0 if none), clamped to
+ * [min_k, max_k]; the first n are selected and weighted by softmax(r / temperature) renormalised over them.
+ */
+export class BhRouter implements Router {
+  readonly spec: string;
+  readonly alpha: number;
+  readonly minK: number;
+  readonly maxK: number;
+  readonly temperature: number;
+  readonly nullModel: NullModel;
+
+  constructor({ alpha, maxK, minK, temperature, nullModel }: BhParams) {
+    this.spec = `bh:alpha=${alpha},max_k=${maxK},min_k=${minK},temperature=${temperature},null=${nullModel.file}`;
+    this.alpha = alpha;
+    this.minK = minK;
+    this.maxK = maxK;
+    this.temperature = temperature;
+    this.nullModel = nullModel;
+  }
+
+  route(layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {
+    const { alpha, minK, maxK, temperature } = this;
+    const E = numExperts;
+    requireExperts(this.spec, maxK, E);
+    const nulls = this.layerNull(layer, E);
+    const p = new Float64Array(E); // [E], one token at a time; decisions use double p-values, as numpy would
+    const order = new Int32Array(E);
+    const probs = new Float32Array(E);
+    const pValues = new Float32Array(tokens * E);
+    const counts = new Int32Array(tokens);
+    const experts = new Int32Array(tokens * maxK);
+    const weights = new Float32Array(tokens * maxK);
+    for (let t = 0; t < tokens; t++) {
+      const row = t * E;
+      for (let e = 0; e < E; e++) {
+        p[e] = 1 - nullCdf(nulls.experts?.[e] ?? nulls, logits[row + e]);
+        pValues[row + e] = p[e];
+      }
+      smallestFirst(p, E, order);
+      // Step-up: the largest passing rank counts even when smaller ranks fail.
+      let n = 0;
+      for (let i = 1; i <= E; i++) if (p[order[i - 1]] <= (i * alpha) / E) n = i;
+      n = Math.min(maxK, Math.max(minK, n));
+      counts[t] = n;
+      softmaxRow(logits, row, E, temperature, probs);
+      writeSelection(probs, order, n, true, experts, weights, t * maxK);
+    }
+    return { tokens, maxK, counts, experts, weights, pValues };
+  }
+
+  /** The null CDFs of `layer`, checked against the model: a file for another model must not be read out of range. */
+  private layerNull(layer: number, numExperts: number) {
+    const { file, layers } = this.nullModel;
+    const nulls = layers[layer];
+    if (nulls === undefined) throw new RoutelabError(file, `has ${layers.length} layers; cannot route layer ${layer}`);
+    if (nulls.experts && nulls.experts.length !== numExperts) {
+      throw new RoutelabError(`${file}: layers[${layer}].experts`, `has ${nulls.experts.length} entries but the model has ${numExperts} experts`);
+    }
+    return nulls;
+  }
+}

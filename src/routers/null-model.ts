@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { RoutelabError } from '../errors.js';
+
+/**
+ * The null model bh tests router logits against (SPEC §2): per layer, the CDF F_ℓ of a logit under "this expert is
+ * not specifically relevant", as a grid. Calibration writes it (`NullModelFile`); `readNullModel` validates it.
+ */
+export const NULL_MODEL_FORMAT = 'routelab.null/1';
+
+/** A CDF on a grid: x strictly increasing, cdf non-decreasing in [0, 1], at least 2 points. */
+export interface NullGrid {
+  readonly x: Float64Array;
+  readonly cdf: Float64Array;
+}
+
+/** One layer's null: a CDF shared by its experts, and optionally one CDF per expert (used instead when present). */
+export interface NullLayer extends NullGrid {
+  readonly experts?: readonly NullGrid[]; // [E]
+}
+
+export interface NullModel {
+  readonly file: string;
+  readonly layers: readonly NullLayer[]; // [L]
+  readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/** The file as calibration writes it (JSON). Grids are float64, so the seed project's pickled grids convert exactly. */
+export interface NullModelFile {
+  readonly format: typeof NULL_MODEL_FORMAT;
+  readonly layers: readonly (NullGridJson & { readonly experts?: readonly NullGridJson[] })[];
+  readonly meta: Readonly<Record<string, unknown>>; // provenance: model, calibration text, bandwidth rule, …
+}
+export interface NullGridJson {
+  readonly x: readonly number[];
+  readonly cdf: readonly number[];
+}
+
+/** The model shape a null file must match: one layer entry per model layer, one expert entry per expert. */
+export interface NullModelShape {
+  readonly numLayers: number;
+  readonly numExperts: number;
+}
+
+/** Read and validate a null-model file; with `shape`, also check it was calibrated for a model of that shape. */
+export function readNullModel(file: string, shape?: NullModelShape): NullModel {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RoutelabError(file, `cannot read the null-model file (${(e as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new RoutelabError(file, `not valid JSON (${(e as Error).message})`);
+  }
+  return parseNullModel(raw, file, shape);
+}
+
+/** Validate parsed JSON as a null model; errors name `file` and the JSON path of the offending value. */
+export function parseNullModel(raw: unknown, file: string, shape?: NullModelShape): NullModel {
+  const err = (path: string, message: string) => new RoutelabError(`${file}: ${path}`, message);
+  if (!isObject(raw)) throw new RoutelabError(file, `expected a JSON object {"format": "${NULL_MODEL_FORMAT}", "layers": [...]}`);
+  if (raw.format !== NULL_MODEL_FORMAT) throw err('format', `expected "${NULL_MODEL_FORMAT}", got ${JSON.stringify(raw.format)}`);
+  const meta = raw.meta ?? {};
+  if (!isObject(meta)) throw err('meta', 'expected an object');
+  if (!Array.isArray(raw.layers)) throw err('layers', 'expected an array with one entry per model layer');
+  if (shape && raw.layers.length !== shape.numLayers) {
+    throw err('layers', `expected ${shape.numLayers} entries (one per model layer), got ${raw.layers.length}`);
+  }
+
+  const numbers = (value: unknown, path: string): Float64Array => {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'number')) throw err(path, 'expected an array of numbers');
+    return Float64Array.from(value as number[]);
+  };
+
+  const grid = (value: unknown, path: string): NullGrid => {
+    if (!isObject(value)) throw err(path, 'expected an object {"x": [...], "cdf": [...]}');
+    const x = numbers(value.x, `${path}.x`);
+    const cdf = numbers(value.cdf, `${path}.cdf`);
+    if (x.length < 2) throw err(`${path}.x`, `expected at least 2 points, got ${x.length}`);
+    if (cdf.length !== x.length) throw err(`${path}.cdf`, `expected ${x.length} values (as many as x), got ${cdf.length}`);
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isFinite(x[i]) || (i > 0 && !(x[i] > x[i - 1]))) {
+        throw err(`${path}.x`, `expected strictly increasing finite numbers; x[${i}] = ${x[i]}${i > 0 ? ` after ${x[i - 1]}` : ''}`);
+      }
+      if (!(cdf[i] >= 0 && cdf[i] <= 1) || (i > 0 && cdf[i] < cdf[i - 1])) {
+        throw err(`${path}.cdf`, `expected non-decreasing values in [0, 1]; cdf[${i}] = ${cdf[i]}${i > 0 ? ` after ${cdf[i - 1]}` : ''}`);
+      }
+    }
+    return { x, cdf };
+  };
+
+  const layers = raw.layers.map((entry: unknown, l): NullLayer => {
+    const path = `layers[${l}]`;
+    const pooled = grid(entry, path);
+    const experts = (entry as Record<string, unknown>).experts;
+    if (experts === undefined) return pooled;
+    if (!Array.isArray(experts)) throw err(`${path}.experts`, 'expected an array with one {"x", "cdf"} per expert');
+    if (shape && experts.length !== shape.numExperts) {
+      throw err(`${path}.experts`, `expected ${shape.numExperts} entries (one per expert), got ${experts.length}`);
+    }
+    return { ...pooled, experts: experts.map((g: unknown, e) => grid(g, `${path}.experts[${e}]`)) };
+  });
+  return { file, layers, meta };
+}
+
+/**
+ * F(r) on the grid by linear interpolation, clamped to the end values outside it — numpy `interp` exactly: a point on
+ * the grid returns its cdf value, and between points the result is slope·(r − x_j) + cdf_j.
+ */
+export function nullCdf(grid: NullGrid, r: number): number {
+  const { x, cdf } = grid;
+  const last = x.length - 1;
+  if (r <= x[0]) return cdf[0];
+  if (r >= x[last]) return cdf[last];
+  let lo = 0; // invariant: x[lo] ≤ r < x[hi]
+  let hi = last;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (x[mid] <= r) lo = mid;
+    else hi = mid;
+  }
+  if (x[lo] === r) return cdf[lo];
+  const slope = (cdf[hi] - cdf[lo]) / (x[hi] - x[lo]);
+  return slope * (r - x[lo]) + cdf[lo];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,158 @@
+import { resolve } from 'node:path';
+import { RoutelabError } from '../errors.js';
+import { BhRouter } from './bh.js';
+import { readNullModel } from './null-model.js';
+import type { Router, RouterDefaults } from './router.js';
+import { TopKRouter } from './topk.js';
+import { TopPRouter } from './topp.js';
+
+/**
+ * Router specs as the CLI takes them (`--router`): `name` or `name:key=value,key=value`, e.g. `topk:k=16`,
+ * `bh:alpha=0.3,max_k=16,null=nulls/olmoe.json`; empty or `default` is the model's own routing. Adding a router is
+ * one file plus one entry in ROUTER_KINDS.
+ */
+export interface RouterKind {
+  readonly name: string;
+  readonly summary: string;
+  readonly keys: readonly { readonly key: string; readonly meaning: string }[];
+  build(args: SpecArgs, defaults: RouterDefaults): Router;
+}
+
+export const ROUTER_KINDS: readonly RouterKind[] = [
+  {
+    name: 'default',
+    summary: "the model's own routing: topk with the config's num_experts_per_tok and norm_topk_prob",
+    keys: [],
+    build: (_, d) => new TopKRouter(d.numExpertsPerTok, d.normTopkProb),
+  },
+  {
+    name: 'topk',
+    summary: 'the k most probable experts',
+    keys: [
+      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
+      { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" },
+    ],
+    build: (a, d) => new TopKRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts), a.bool('renormalize', d.normTopkProb)),
+  },
+  {
+    name: 'topp',
+    summary: 'the fewest most probable experts whose probabilities sum to at least p',
+    keys: [
+      { key: 'p', meaning: 'probability mass to cover, a number in (0, 1]; required' },
+      { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
+      { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; default E' },
+      { key: 'renormalize', meaning: 'true or false: divide the weights by their sum; default false' },
+    ],
+    build: (a, d) => {
+      const maxK = a.int('max_k', d.numExperts, 1, d.numExperts);
+      return new TopPRouter({
+        p: a.real('p', undefined, 0, 1),
+        minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
+        maxK,
+        renormalize: a.bool('renormalize', false),
+      });
+    },
+  },
+  {
+    name: 'bh',
+    summary: 'Benjamini–Hochberg: the experts whose logits are significant under a calibrated null model',
+    keys: [
+      { key: 'alpha', meaning: 'false discovery rate, a number in (0, 1]; required' },
+      { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; required' },
+      { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
+      { key: 'temperature', meaning: 'softmax temperature of the weights, a number > 0; default 1' },
+      { key: 'null', meaning: 'path of the null-model file (routelab.null/1) written by calibration; required' },
+    ],
+    build: (a, d) => {
+      const maxK = a.int('max_k', undefined, 1, d.numExperts);
+      return new BhRouter({
+        alpha: a.real('alpha', undefined, 0, 1),
+        maxK,
+        minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
+        temperature: a.real('temperature', 1, 0, Infinity),
+        nullModel: readNullModel(resolve(a.text('null')), d),
+      });
+    },
+  },
+];
+
+/** Build the router a spec string names, for a model with these routing defaults. */
+export function parseRouterSpec(spec: string, defaults: RouterDefaults): Router {
+  const trimmed = spec.trim();
+  const colon = trimmed.indexOf(':');
+  const name = colon < 0 ? trimmed || 'default' : trimmed.slice(0, colon).trim();
+  const kind = ROUTER_KINDS.find((k) => k.name === name);
+  if (!kind) {
+    const known = ROUTER_KINDS.map((k) => `${k.name} (${k.summary})`).join('; ');
+    throw new RoutelabError('--router', `unknown router "${name}"; known routers: ${known}`);
+  }
+  const values = new Map<string, string>();
+  const body = colon < 0 ? '' : trimmed.slice(colon + 1).trim();
+  // Split only before `key=`, so a comma inside a value (a null-model path) stays part of it.
+  for (const pair of body ? body.split(/,(?=\s*[a-z_]+\s*=)/) : []) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw new RoutelabError('--router', `${name}: expected key=value, got "${pair.trim()}"`);
+    const key = pair.slice(0, eq).trim();
+    if (!kind.keys.some((k) => k.key === key)) {
+      const valid = kind.keys.length ? `valid keys: ${kind.keys.map((k) => `${k.key} (${k.meaning})`).join('; ')}` : 'it takes no keys';
+      throw new RoutelabError('--router', `${name}: unknown key "${key}"; ${valid}`);
+    }
+    if (values.has(key)) throw new RoutelabError('--router', `${name}: ${key} is given twice`);
+    values.set(key, pair.slice(eq + 1).trim());
+  }
+  return kind.build(new SpecArgs(kind, values), defaults);
+}
+
+/** One spec's key=value pairs, read as typed values; a missing or bad value is one error naming key, value and range. */
+export class SpecArgs {
+  constructor(
+    private readonly kind: RouterKind,
+    private readonly values: ReadonlyMap<string, string>,
+  ) {}
+
+  /** An integer in [min, max]; `maxName` says where max comes from when it is another key. */
+  int(key: string, fallback: number | undefined, min: number, max: number, maxName = String(max)): number {
+    const text = this.values.get(key);
+    if (text === undefined) return fallback ?? this.missing(key);
+    const v = decimal(text);
+    if (!Number.isInteger(v) || v < min || v > max) throw this.invalid(key, text, `an integer in [${min}, ${maxName}]`);
+    return v;
+  }
+
+  /** A number in (lo, hi]. */
+  real(key: string, fallback: number | undefined, lo: number, hi: number): number {
+    const text = this.values.get(key);
+    if (text === undefined) return fallback ?? this.missing(key);
+    const v = decimal(text);
+    if (!(v > lo && v <= hi)) throw this.invalid(key, text, hi === Infinity ? `a number > ${lo}` : `a number in (${lo}, ${hi}]`);
+    return v;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const text = this.values.get(key);
+    if (text === undefined) return fallback;
+    if (text !== 'true' && text !== 'false') throw this.invalid(key, text, 'true or false');
+    return text === 'true';
+  }
+
+  /** A required non-empty string. */
+  text(key: string): string {
+    const text = this.values.get(key);
+    if (!text) return this.missing(key);
+    return text;
+  }
+
+  private missing(key: string): never {
+    const meaning = this.kind.keys.find((k) => k.key === key)?.meaning;
+    throw new RoutelabError('--router', `${this.kind.name}: ${key} is required (${meaning})`);
+  }
+
+  private invalid(key: string, text: string, expected: string): RoutelabError {
+    return new RoutelabError('--router', `${this.kind.name}: invalid ${key}=${text}; expected ${expected}`);
+  }
+}
+
+/** A plain decimal number (`0.3`, `16`, `1e-2`); NaN for anything else, which no range accepts. */
+function decimal(text: string): number {
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
+}

@@ -1,0 +1,57 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CpuBackend } from '../src/backends/cpu.js';
+import { Checkpoint } from '../src/model/checkpoint.js';
+import { OlmoeModel } from '../src/model/olmoe.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/model/safetensors.js';
+
+/** The repository root (tests compile to dist/test/). */
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const parityDir = join(repoRoot, 'test/fixtures/parity/tiny-olmoe');
+export const parityExpected = join(repoRoot, 'test/fixtures/parity/tiny-olmoe-expected.safetensors');
+export const gutenbergDir = join(repoRoot, 'models/tiny-olmoe-gutenberg');
+
+export function loadCpuModel(dir: string): OlmoeModel {
+  return OlmoeModel.load(Checkpoint.open(dir), new CpuBackend());
+}
+
+export function tempDir(prefix = 'routelab-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * A copy of the parity checkpoint with config changes and tensors replaced/removed/added, written to a temp dir:
+ * the way tests build models whose correct outputs follow from the original's.
+ */
+export function variantCheckpoint(
+  configChanges: Record<string, unknown>,
+  edit: (tensors: Map<string, TensorToWrite>) => void = () => {},
+): string {
+  const dir = tempDir('routelab-variant-');
+  const config = { ...JSON.parse(readFileSync(join(parityDir, 'config.json'), 'utf8')), ...configChanges };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const source = SafetensorsFile.open(join(parityDir, 'model.safetensors'));
+  const tensors = new Map<string, TensorToWrite>();
+  for (const e of source.entries) tensors.set(e.name, { name: e.name, dtype: e.dtype, shape: e.shape, data: source.readArray(e.name) });
+  edit(tensors);
+  writeSafetensors(join(dir, 'model.safetensors'), [...tensors.values()]);
+  return dir;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+/** Deterministic token ids in [0, vocab). */
+export function tokenIds(length: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}

@@ -1,0 +1,312 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { RoutelabError } from '../src/errors.js';
+import { BhRouter, type BhParams } from '../src/routers/bh.js';
+import { NULL_MODEL_FORMAT, type NullModelFile, nullCdf, parseNullModel, readNullModel } from '../src/routers/null-model.js';
+import { ROUTER_KINDS, parseRouterSpec } from '../src/routers/registry.js';
+import type { Router, RouterDefaults, Routing } from '../src/routers/router.js';
+import { TopKRouter } from '../src/routers/topk.js';
+import { TopPRouter } from '../src/routers/topp.js';
+
+const E = 4;
+const defaults: RouterDefaults = { numExperts: E, numExpertsPerTok: 2, normTopkProb: false, numLayers: 2 };
+
+/** Softmax written independently of the routers: plain exp / sum in double, no max shift, rounded to float32. */
+function softmax32(r: readonly number[], temperature = 1): number[] {
+  const exps = r.map((x) => Math.exp(Math.fround(x) / temperature));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return exps.map((x) => Math.fround(x / total));
+}
+
+/** Token t's choice as plain arrays. */
+function choice(routing: Routing, t = 0): { experts: number[]; weights: number[] } {
+  const start = t * routing.maxK;
+  const end = start + routing.counts[t];
+  return { experts: Array.from(routing.experts.subarray(start, end)), weights: Array.from(routing.weights.subarray(start, end)) };
+}
+
+function route(router: Router, logits: readonly number[], layer = 0): Routing {
+  return router.route(layer, new Float32Array(logits), logits.length / E, E);
+}
+
+function assertClose(actual: readonly number[], expected: readonly number[], tolerance = 1e-7): void {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]) <= tolerance, `[${i}]: ${a} vs ${expected[i]}`));
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+const tmp = mkdtempSync(join(tmpdir(), 'routelab-routers-'));
+let fileCount = 0;
+function writeJson(content: unknown, name = `null-${fileCount++}.json`): string {
+  const file = join(tmp, name);
+  writeFileSync(file, JSON.stringify(content));
+  return file;
+}
+
+/** F(r) = r on [0, 1], so p = 1 − r: logits in [0, 1] spell out their p-values. */
+const identity = { x: [0, 1], cdf: [0, 1] };
+const identityNulls: NullModelFile = { format: NULL_MODEL_FORMAT, layers: [identity, identity], meta: { note: 'test' } };
+const identityFile = writeJson(identityNulls);
+
+function bh(params: Partial<BhParams> & { alpha: number; maxK: number }): BhRouter {
+  return new BhRouter({ minK: 1, temperature: 1, nullModel: readNullModel(identityFile), ...params });
+}
+
+// ---- topk ----
+
+test('topk picks the k most probable experts, weighted by float32 softmax probabilities', () => {
+  const r = [1, 3, 2, 0];
+  const probs = softmax32(r);
+  assert.deepEqual(choice(route(new TopKRouter(1, false), r)), { experts: [1], weights: [probs[1]] });
+  assert.deepEqual(choice(route(new TopKRouter(2, false), r)), { experts: [1, 2], weights: [probs[1], probs[2]] });
+  const all = route(new TopKRouter(E, false), r);
+  assert.deepEqual(choice(all), { experts: [1, 2, 0, 3], weights: [1, 2, 0, 3].map((e) => probs[e]) });
+  assert.equal(all.maxK, E);
+});
+
+test('topk renormalize divides the chosen probabilities by their sum', () => {
+  const r = [1, 3, 2, 0];
+  const probs = softmax32(r);
+  const { experts, weights } = choice(route(new TopKRouter(2, true), r));
+  assert.deepEqual(experts, [1, 2]);
+  assert.deepEqual(weights, [1, 2].map((e) => Math.fround(probs[e] / (probs[1] + probs[2]))));
+  assert.ok(Math.abs(sum(weights) - 1) < 1e-6);
+  assert.deepEqual(choice(route(new TopKRouter(1, true), r)).weights, [1]);
+});
+
+test('topk breaks ties by the lower expert index, per token, and leaves the logits alone', () => {
+  const tied = new TopKRouter(3, false).route(0, new Float32Array([0, 2, 2, 1, 2]), 1, 5);
+  assert.deepEqual(choice(tied).experts, [1, 2, 4]);
+  const logits = new Float32Array([1, 3, 2, 0, 5, 0, 0, 5]);
+  const routing = new TopKRouter(2, false).route(0, logits, 2, E);
+  assert.deepEqual(Array.from(routing.counts), [2, 2]);
+  assert.deepEqual(choice(routing, 0).experts, [1, 2]);
+  assert.deepEqual(choice(routing, 1).experts, [0, 3]);
+  assert.deepEqual(Array.from(logits), [1, 3, 2, 0, 5, 0, 0, 5]);
+});
+
+test('softmax subtracts the max, so large logits do not overflow', () => {
+  const { weights } = choice(route(new TopKRouter(2, false), [1000, 999, -1000, 0]));
+  assertClose(weights, softmax32([1, 0, -2000, -1000]).slice(0, 2));
+});
+
+test('a router asking for more experts than the model has is an error', () => {
+  assert.throws(() => new TopKRouter(5, false).route(0, new Float32Array(4), 1, 4), RoutelabError);
+});
+
+// ---- bh ----
+
+test('bh step-up: the largest passing rank counts even when a smaller rank fails', () => {
+  // p = [0.5, 0.21875, 0.0625, 0.25]; ascending e2, e1, e3, e0 against i·0.4/4 = 0.1, 0.2, 0.3, 0.4:
+  // pass, fail, pass, fail → n = 3 (stopping at the first failure would give 1).
+  const r = [0.5, 0.78125, 0.9375, 0.75];
+  const routing = route(bh({ alpha: 0.4, maxK: 4 }), r);
+  const { experts, weights } = choice(routing);
+  assert.deepEqual(experts, [2, 1, 3]);
+  assert.deepEqual(Array.from(routing.pValues!), [0.5, 0.21875, 0.0625, 0.25]);
+  const exps = experts.map((e) => Math.exp(r[e]));
+  assertClose(weights, exps.map((x) => x / sum(exps)));
+  assert.ok(Math.abs(sum(weights) - 1) < 1e-6);
+});
+
+test('bh breaks p-value ties by the lower expert index and clamps to max_k', () => {
+  // p = [0.25, 0.0625, 0.25, 0.5]: ascending e1, e0, e2, e3; pass, fail, pass, fail → n = 3.
+  const r = [0.75, 0.9375, 0.75, 0.5];
+  assert.deepEqual(choice(route(bh({ alpha: 0.4, maxK: 4 }), r)).experts, [1, 0, 2]);
+  const capped = route(bh({ alpha: 0.4, maxK: 2 }), r);
+  assert.deepEqual(choice(capped).experts, [1, 0]);
+  assert.equal(capped.maxK, 2);
+});
+
+test('bh: n = 0 falls back to min_k experts, lowest p-values first', () => {
+  // p = [0.875, 0.75, 0.9375, 0.8125], all above every threshold i·0.5/4 ≤ 0.5.
+  const r = [0.125, 0.25, 0.0625, 0.1875];
+  assert.deepEqual(choice(route(bh({ alpha: 0.5, maxK: 4 }), r)), { experts: [1], weights: [1] });
+  assert.deepEqual(choice(route(bh({ alpha: 0.5, maxK: 4, minK: 2 }), r)).experts, [1, 3]);
+  assert.deepEqual(choice(route(bh({ alpha: 0.5, maxK: 3, minK: 3 }), r)).experts, [1, 3, 0]);
+});
+
+test('bh: logits outside the null grid take its end values (p = 0 or 1)', () => {
+  // p = [0, 0, 1, 0.5]: e0, e1 pass (ties, lower index first); 0.5 > 3·0.5/4 and 1 > 0.5 fail.
+  const routing = route(bh({ alpha: 0.5, maxK: 4 }), [2, 5, -1, 0.5]);
+  assert.deepEqual(Array.from(routing.pValues!), [0, 0, 1, 0.5]);
+  assert.deepEqual(choice(routing).experts, [0, 1]);
+});
+
+test('bh temperature changes the weights, not the selection', () => {
+  const r = [0.5, 0.78125, 0.9375, 0.75];
+  const cold = choice(route(bh({ alpha: 0.4, maxK: 4 }), r));
+  const warm = choice(route(bh({ alpha: 0.4, maxK: 4, temperature: 2 }), r));
+  assert.deepEqual(warm.experts, cold.experts);
+  assert.notDeepEqual(warm.weights, cold.weights);
+  const exps = warm.experts.map((e) => Math.exp(r[e] / 2));
+  assertClose(warm.weights, exps.map((x) => x / sum(exps)));
+});
+
+test('bh uses per-expert nulls where the layer has them, the layer null elsewhere', () => {
+  const perExpert: NullModelFile = {
+    format: NULL_MODEL_FORMAT,
+    layers: [
+      { ...identity, experts: [{ x: [0, 2], cdf: [0, 1] }, { x: [0, 4], cdf: [0, 1] }, identity, { x: [-1, 1], cdf: [0, 1] }] },
+      identity,
+    ],
+    meta: {},
+  };
+  const router = new BhRouter({ alpha: 0.5, maxK: 4, minK: 1, temperature: 1, nullModel: readNullModel(writeJson(perExpert), defaults) });
+  assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 0).pValues!), [0.5, 0.75, 0, 0]);
+  assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 1).pValues!), [0, 0, 0, 0]);
+  assert.throws(() => route(router, [1, 1, 1, 1], 2), /has 2 layers; cannot route layer 2/);
+});
+
+test('the null CDF follows numpy.interp: on grid points, flat stretches, outside the grid', () => {
+  const grid = { x: Float64Array.of(0, 1, 2, 3), cdf: Float64Array.of(0, 0.5, 0.5, 1) };
+  const at = (r: number) => nullCdf(grid, r);
+  assert.deepEqual([1, 1.5, 2, 2.5, 3, -10, 10, 0, 0.25].map(at), [0.5, 0.5, 0.5, 0.75, 1, 0, 1, 0, 0.125]);
+  // Values from numpy 2.4 np.interp, compared exactly (same formula, same rounding).
+  const uneven = { x: Float64Array.of(-1.3, 0.2, 0.7, 2.9), cdf: Float64Array.of(0.01, 0.3, 0.31, 0.99) };
+  const expected = [0.305, 0.242, 0.4752298, 0.9899690909090908];
+  assert.deepEqual([0.45, -0.1, 1.234567, 2.8999].map((r) => nullCdf(uneven, r)), expected);
+});
+
+// ---- topp ----
+
+test('topp keeps the shortest prefix reaching p, the crossing expert included', () => {
+  const r = [Math.log(0.2), Math.log(0.5), Math.log(0.3)];
+  const probs = softmax32(r);
+  const topp = (p: number, minK = 1, maxK = 3, renormalize = false) =>
+    choice(new TopPRouter({ p, minK, maxK, renormalize }).route(0, new Float32Array(r), 1, 3));
+  assert.deepEqual(topp(0.3), { experts: [1], weights: [probs[1]] });
+  assert.deepEqual(topp(0.6), { experts: [1, 2], weights: [probs[1], probs[2]] });
+  assert.deepEqual(topp(0.9).experts, [1, 2, 0]);
+  assert.deepEqual(topp(0.3, 2).experts, [1, 2]);
+  assert.deepEqual(topp(0.9, 1, 2).experts, [1, 2]);
+  const renormalized = topp(0.6, 1, 3, true).weights;
+  assert.deepEqual(renormalized, [1, 2].map((e) => Math.fround(probs[e] / (probs[1] + probs[2]))));
+  assert.ok(Math.abs(sum(renormalized) - 1) < 1e-6);
+});
+
+test('topp: reaching p exactly stops there; ties by the lower index', () => {
+  const equal = [0, 0, 0, 0]; // probs exactly 0.25 each, cumulative 0.25, 0.5, 0.75, 1
+  const count = (p: number, maxK = E) => route(new TopPRouter({ p, minK: 1, maxK, renormalize: false }), equal).counts[0];
+  assert.deepEqual([0.25, 0.5, 0.75, 0.5000001, 1].map((p) => count(p)), [1, 2, 3, 3, 4]);
+  assert.deepEqual(choice(route(new TopPRouter({ p: 0.5, minK: 1, maxK: E, renormalize: false }), equal)).experts, [0, 1]);
+  assert.equal(count(1, 2), 2);
+});
+
+test('topp p = 1 keeps every expert even when float32 rounding makes a shorter prefix sum to 1', () => {
+  // probs = [0.5, 0.5, 1.9e-44]: the first two already sum to 1.0 in double, but the third has positive mass.
+  const logits = new Float32Array([0, 0, -100]);
+  const routing = new TopPRouter({ p: 1, minK: 1, maxK: 3, renormalize: false }).route(0, logits, 1, 3);
+  assert.ok(routing.weights[2] > 0);
+  assert.deepEqual(choice(routing).experts, [0, 1, 2]);
+});
+
+// ---- specs ----
+
+test('router specs: every valid form, with defaults filled in canonically', () => {
+  const spec = (s: string, d = defaults) => parseRouterSpec(s, d).spec;
+  assert.equal(spec(''), 'topk:k=2,renormalize=false');
+  assert.equal(spec('default'), 'topk:k=2,renormalize=false');
+  assert.equal(spec(' default ', { ...defaults, normTopkProb: true }), 'topk:k=2,renormalize=true');
+  assert.equal(spec('topk'), 'topk:k=2,renormalize=false');
+  assert.equal(spec('topk:k=3'), 'topk:k=3,renormalize=false');
+  assert.equal(spec('topk:k=3.0, renormalize=true'), 'topk:k=3,renormalize=true');
+  assert.equal(spec('topp:p=0.7,max_k=3'), 'topp:p=0.7,min_k=1,max_k=3,renormalize=false');
+  assert.equal(spec('topp:p=1'), 'topp:p=1,min_k=1,max_k=4,renormalize=false');
+  assert.equal(spec(`bh:alpha=0.3,max_k=3,min_k=1,null=${identityFile}`), `bh:alpha=0.3,max_k=3,min_k=1,temperature=1,null=${identityFile}`);
+  // The null path is resolved against the working directory, so the canonical spec holds an absolute path.
+  assert.equal(spec(`bh:null=${relative(process.cwd(), identityFile)},temperature=0.5,max_k=4,alpha=1`), `bh:alpha=1,max_k=4,min_k=1,temperature=0.5,null=${identityFile}`);
+  const comma = writeJson(identityNulls, 'a,b.json'); // a comma inside the path is part of the value
+  assert.equal(spec(`bh:alpha=0.5,max_k=2,null=${comma}`), `bh:alpha=0.5,max_k=2,min_k=1,temperature=1,null=${comma}`);
+});
+
+test('a router spec parses back to an equal router', () => {
+  const specs = ['default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,renormalize=true', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,null=${identityFile}`];
+  const logits = new Float32Array([0.2, 0.9, 0.4, 0.7, 0.95, 0.1, 0.6, 0.3]);
+  for (const s of specs) {
+    const router = parseRouterSpec(s, defaults);
+    const again = parseRouterSpec(router.spec, defaults);
+    assert.equal(again.spec, router.spec);
+    assert.deepEqual([again.minK, again.maxK], [router.minK, router.maxK]);
+    assert.deepEqual(again.route(1, logits, 2, E), router.route(1, logits, 2, E));
+  }
+  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'topp', 'bh']);
+});
+
+test('bad router specs are one --router error naming the key, the value and the valid range', () => {
+  const rejects = (spec: string, ...patterns: RegExp[]) =>
+    assert.throws(
+      () => parseRouterSpec(spec, defaults),
+      (e: unknown) => e instanceof RoutelabError && e.where === '--router' && patterns.every((p) => p.test(e.message)),
+      spec,
+    );
+  rejects('topq:p=0.5', /unknown router "topq"/, /default \(/, /topk \(/, /topp \(/, /bh \(/);
+  rejects('topk:kk=3', /topk: unknown key "kk"/, /k \(experts per token/, /renormalize \(true or false/);
+  rejects('default:k=3', /default: unknown key "k"; it takes no keys/);
+  rejects('topk:k', /expected key=value, got "k"/);
+  rejects('topk:k=2,k=3', /k is given twice/);
+  rejects('topk:k=5', /invalid k=5; expected an integer in \[1, 4\]/);
+  rejects('topk:k=0', /invalid k=0; expected an integer in \[1, 4\]/);
+  rejects('topk:k=1.5', /invalid k=1\.5; expected an integer/);
+  rejects('topk:k=two', /invalid k=two/);
+  rejects('topk:k=', /invalid k=; expected an integer/);
+  rejects('topk:renormalize=yes', /invalid renormalize=yes; expected true or false/);
+  rejects('topp:max_k=3', /topp: p is required \(probability mass/);
+  rejects('topp:p=0', /invalid p=0; expected a number in \(0, 1\]/);
+  rejects('topp:p=1.2', /invalid p=1\.2; expected a number in \(0, 1\]/);
+  rejects('topp:p=0.5,min_k=4,max_k=3', /invalid min_k=4; expected an integer in \[1, max_k = 3\]/);
+  rejects(`bh:alpha=0,max_k=2,null=${identityFile}`, /bh: invalid alpha=0; expected a number in \(0, 1\]/);
+  rejects(`bh:alpha=1.5,max_k=2,null=${identityFile}`, /invalid alpha=1\.5/);
+  rejects(`bh:alpha=0x1,max_k=2,null=${identityFile}`, /invalid alpha=0x1/);
+  rejects(`bh:alpha=0.3,max_k=5,null=${identityFile}`, /invalid max_k=5; expected an integer in \[1, 4\]/);
+  rejects(`bh:alpha=0.3,max_k=2,min_k=3,null=${identityFile}`, /invalid min_k=3; expected an integer in \[1, max_k = 2\]/);
+  rejects(`bh:alpha=0.3,max_k=2,temperature=0,null=${identityFile}`, /invalid temperature=0; expected a number > 0/);
+  rejects(`bh:max_k=2,null=${identityFile}`, /bh: alpha is required/);
+  rejects('bh:alpha=0.3,max_k=2', /bh: null is required \(path of the null-model file/);
+});
+
+// ---- null-model files ----
+
+test('null-model files are validated, errors naming the file and the JSON path', () => {
+  const rejects = (content: unknown, where: string, pattern: RegExp) =>
+    assert.throws(
+      () => parseNullModel(content, 'null.json', defaults),
+      (e: unknown) => e instanceof RoutelabError && e.where === where && pattern.test(e.message),
+      where,
+    );
+  const layers = (bad: unknown) => ({ format: NULL_MODEL_FORMAT, layers: [identity, bad] });
+  rejects([], 'null.json', /expected a JSON object/);
+  rejects({ ...identityNulls, format: 'routelab.null/2' }, 'null.json: format', /expected "routelab.null\/1", got "routelab.null\/2"/);
+  rejects({ format: NULL_MODEL_FORMAT, layers: [identity] }, 'null.json: layers', /expected 2 entries \(one per model layer\), got 1/);
+  rejects(layers([1]), 'null.json: layers[1]', /expected an object/);
+  rejects(layers({ x: [0, 1, 1], cdf: [0, 0.5, 1] }), 'null.json: layers[1].x', /expected strictly increasing finite numbers; x\[2\] = 1 after 1/);
+  rejects(layers({ x: [0, 1e400], cdf: [0, 1] }), 'null.json: layers[1].x', /x\[1\] = Infinity/);
+  rejects(layers({ x: [0, '1'], cdf: [0, 1] }), 'null.json: layers[1].x', /expected an array of numbers/);
+  rejects(layers({ x: [0], cdf: [0] }), 'null.json: layers[1].x', /at least 2 points, got 1/);
+  rejects(layers({ x: [0, 1], cdf: [0, 0.5, 1] }), 'null.json: layers[1].cdf', /expected 2 values \(as many as x\), got 3/);
+  rejects(layers({ x: [0, 1, 2], cdf: [0, 0.6, 0.5] }), 'null.json: layers[1].cdf', /non-decreasing values in \[0, 1\]; cdf\[2\] = 0.5 after 0.6/);
+  rejects(layers({ x: [0, 1], cdf: [0, 1.5] }), 'null.json: layers[1].cdf', /cdf\[1\] = 1.5/);
+  rejects(layers({ ...identity, experts: [identity] }), 'null.json: layers[1].experts', /expected 4 entries \(one per expert\), got 1/);
+  rejects(layers({ ...identity, experts: [identity, identity, { x: [1, 0], cdf: [0, 1] }, identity] }), 'null.json: layers[1].experts[2].x', /x\[1\] = 0 after 1/);
+  rejects({ ...identityNulls, meta: 3 }, 'null.json: meta', /expected an object/);
+
+  const missing = join(tmp, 'missing.json');
+  assert.throws(() => readNullModel(missing), (e: unknown) => e instanceof RoutelabError && e.where === missing && /cannot read/.test(e.message));
+  const garbled = join(tmp, 'garbled.json');
+  writeFileSync(garbled, '{"format": ');
+  assert.throws(() => readNullModel(garbled), (e: unknown) => e instanceof RoutelabError && e.where === garbled && /not valid JSON/.test(e.message));
+  // The layer count is checked when the spec is built for a model.
+  assert.throws(() => parseRouterSpec(`bh:alpha=0.3,max_k=2,null=${identityFile}`, { ...defaults, numLayers: 3 }), /layers: expected 3 entries/);
+});
+
+test('a valid null-model file keeps its grids as float64 and its meta', () => {
+  const model = readNullModel(identityFile, defaults);
+  assert.equal(model.file, identityFile);
+  assert.deepEqual(model.meta, { note: 'test' });
+  assert.ok(model.layers[0].x instanceof Float64Array);
+  assert.deepEqual(Array.from(model.layers[1].cdf), [0, 1]);
+});
