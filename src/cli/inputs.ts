@@ -48,7 +48,7 @@ function readJsonIds(file: string): number[][] {
     if (e instanceof SyntaxError) throw new RoutelabError(file, `not valid JSON (${e.message}); expected token ids as [[id, ...], ...] or a .safetensors file`);
     throw new RoutelabError(file, `cannot read: ${(e as Error).message}`);
   }
-  const rows = Array.isArray(raw) && raw.every((x) => typeof x === 'number') ? [raw] : raw;
+  const rows = Array.isArray(raw) && raw.length > 0 && raw.every((x) => typeof x === 'number') ? [raw] : raw;
   if (!Array.isArray(rows) || rows.length === 0) throw new RoutelabError(file, 'expected a non-empty JSON array of token-id arrays');
   rows.forEach((row: unknown, b) => {
     if (!Array.isArray(row) || !row.every((id) => Number.isInteger(id))) {

@@ -19,6 +19,9 @@ function help(): string {
   ].join('\n');
 }
 
+// Library code (the hub client's download progress) logs through console.debug; stdout carries results.
+console.debug = console.error;
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

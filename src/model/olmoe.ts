@@ -51,12 +51,15 @@ export interface ForwardOptions {
   readonly observer?: ForwardObserver;
   /** Continue these sequences from a KV cache (generation); the cache advances by the new tokens. */
   readonly cache?: KvCache;
-  /** Logits for every token (default), only each sequence's last token, or none. */
-  readonly logits?: 'all' | 'last' | 'none';
+  /**
+   * Which logits to compute: every token (default), each sequence's last token, none, or the packed token rows
+   * listed (in that order) — scoring needs only the positions that predict scored tokens, and [T × V] is large.
+   */
+  readonly logits?: 'all' | 'last' | 'none' | Int32Array;
 }
 
 export interface ForwardResult {
-  /** [T × V] for 'all', [B × V] for 'last', empty for 'none'. */
+  /** [T × V] for 'all', [B × V] for 'last', [rows × V] for listed rows, empty for 'none'. */
   readonly logits: Float32Array;
   readonly layout: BatchLayout;
 }
@@ -182,11 +185,10 @@ export class OlmoeModel {
       be.release(x);
       return { logits: new Float32Array(0), layout };
     }
-    if (mode === 'last') {
-      const last = new Int32Array(B);
-      for (let b = 0; b < B; b++) last[b] = layout.starts[b + 1] - 1;
+    if (mode !== 'all') {
+      const rows = mode === 'last' ? layout.starts.slice(1).map((end) => end - 1) : mode;
       const all = x;
-      x = be.gatherRows(all, last);
+      x = be.gatherRows(all, rows);
       be.release(all);
     }
     const final = be.rmsNorm(x, this.finalNorm, eps);

@@ -1,0 +1,32 @@
+/**
+ * routelab's library API: load an OLMoE checkpoint once, run any router over it, and observe every layer's
+ * routing. The CLI (src/cli/) is a thin layer over these exports.
+ */
+export { RoutelabError } from './errors.js';
+export { VERSION } from './version.js';
+
+export { loadModel, createBackend, BACKENDS, type LoadedModel, type LoadOptions } from './load.js';
+export {
+  OlmoeModel, KvCache, expertPlan,
+  type ForwardOptions, type ForwardResult, type ForwardObserver, type RoutingEvent, type TensorSource,
+} from './model/olmoe.js';
+export { forwardPadded, type PaddedOutputs } from './model/padded.js';
+export { parseOlmoeConfig, expectedTensorShapes, type OlmoeConfig } from './model/config.js';
+export { parameterCounts, type ParameterCounts } from './model/parameters.js';
+export { Checkpoint, resolveModelPath, defaultHubCacheDir, type ResolveModelOptions } from './model/checkpoint.js';
+export { SafetensorsFile, writeSafetensors, type TensorToWrite, type SafetensorsDtype } from './model/safetensors.js';
+export { loadTokenizer, requireTokenizer, createStreamDecoder, type TextTokenizer, type StreamDecoder } from './model/tokenizer.js';
+export type { StoredTensor, WeightDtype } from './model/tensor.js';
+
+export type { Router, Routing, RouterDefaults } from './routers/router.js';
+export { parseRouterSpec, ROUTER_KINDS, type RouterKind } from './routers/registry.js';
+export { TopKRouter } from './routers/topk.js';
+export { TopPRouter, type TopPParams } from './routers/topp.js';
+export { BhRouter, type BhParams } from './routers/bh.js';
+export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, type NullModel, type NullModelFile } from './routers/null-model.js';
+
+export type { Backend, Tensor, Weight, ExpertPlan, ExpertWeights, BatchLayout, KvStore, AttentionShape } from './backends/backend.js';
+export { CpuBackend } from './backends/cpu.js';
+
+export { generate, type GenerateOptions } from './generate.js';
+export { createSampler, createRandom, type Sampler, type SamplerOptions } from './sampling.js';
