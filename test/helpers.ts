@@ -55,3 +55,6 @@ export function tokenIds(length: number, vocab: number, seed: number): number[] 
     return s % vocab;
   });
 }
+
+/** `../shared` beside the repository (present on developer machines and CI, absent for users who clone). */
+export const sharedDir = join(repoRoot, '../shared');

@@ -3,16 +3,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../src/errors.js';
 import { createStreamDecoder, loadTokenizer, requireTokenizer, type TextTokenizer } from '../src/model/tokenizer.js';
 
-// Compiled to dist/test/, so the repository root is two levels up.
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const modelDir = join(repoRoot, 'models/tiny-olmoe-gutenberg');
-const noTokenizerDir = join(repoRoot, 'test/fixtures/parity/tiny-olmoe');
-const sharedTokenizerPath = '/work/shared/data/tokenizers/olmoe/tokenizer.json';
-const wikiTestPath = '/work/shared/data/wikitext-2-raw-v1/wiki.test.raw';
+import { gutenbergDir as modelDir, parityDir as noTokenizerDir, sharedDir } from './helpers.js';
+
+const sharedTokenizerPath = join(sharedDir, 'data/tokenizers/olmoe/tokenizer.json');
+const wikiTestPath = join(sharedDir, 'data/wikitext-2-raw-v1/wiki.test.raw');
 
 let bundledTokenizer: TextTokenizer | null = null;
 /** Loaded once: building the 50k-token BPE takes a few hundred milliseconds. */
