@@ -73,18 +73,32 @@ function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Arra
 function cpu(x: Tensor): CpuTensor { return x as CpuTensor; }
 function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 
-/** out[t, n] = Σ_k x[t, k] · W[n, k] for the rows `rowIndex` of x (all rows when null). */
+/**
+ * out[t, n] = Σ_k x[t, k] · W[n, k] for the rows `rowIndex` of x (all rows when null). Four weight rows are
+ * widened at a time and share each load of x; sums are in double.
+ */
 function matmulRows(x: Float32Array, K: number, rowIndex: Int32Array | null, rows: number, w: CpuWeight, out: Float32Array): void {
   const N = w.rows;
-  const wRow = new Float32Array(K);
-  const wBits = new Uint32Array(wRow.buffer);
-  for (let n = 0; n < N; n++) {
-    widenInto(w, n * K, K, wRow, wBits);
+  const panel = new Float32Array(4 * K);
+  const bits = new Uint32Array(panel.buffer);
+  for (let n = 0; n < N; n += 4) {
+    const width = Math.min(4, N - n);
+    widenInto(w, n * K, width * K, panel, bits);
     for (let t = 0; t < rows; t++) {
-      const xOff = (rowIndex ? rowIndex[t] : t) * K;
-      let s = 0;
-      for (let k = 0; k < K; k++) s += x[xOff + k] * wRow[k];
-      out[t * N + n] = s;
+      const xo = (rowIndex ? rowIndex[t] : t) * K;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let k = 0; k < K; k++) {
+        const xv = x[xo + k];
+        s0 += xv * panel[k];
+        s1 += xv * panel[K + k];
+        s2 += xv * panel[2 * K + k];
+        s3 += xv * panel[3 * K + k];
+      }
+      const o = t * N + n;
+      out[o] = s0;
+      if (width > 1) out[o + 1] = s1;
+      if (width > 2) out[o + 2] = s2;
+      if (width > 3) out[o + 3] = s3;
     }
   }
 }
