@@ -7,8 +7,7 @@
  * as every platform Node supports is.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
 import { numel, type StoredTensor, type WeightDtype } from './tensor.js';
 
@@ -308,24 +307,6 @@ export function writeSafetensors(file: string, tensors: readonly TensorToWrite[]
   const lengthBytes = Buffer.alloc(HEADER_LENGTH_BYTES);
   lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = fs.openSync(temp, 'wx');
-  try {
-    try {
-      writeFully(fd, lengthBytes);
-      writeFully(fd, headerBytes);
-      for (const t of tensors) writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-      fs.fsyncSync(fd); // the rename must not publish a file whose bytes are still only in the page cache
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-  } catch (e) {
-    fs.rmSync(temp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, lengthBytes, headerBytes, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
 }
 
-function writeFully(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}
