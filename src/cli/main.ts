@@ -2,11 +2,12 @@
 import { RoutelabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { parseCommandArgs, type Command } from './command.js';
+import { calibrateCommand } from './calibrate.js';
 import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
 
-const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand];
+const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

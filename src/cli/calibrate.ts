@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic.js';
+import { collectRouterLogits, fitNullModel } from '../calibrate/calibrate.js';
+import { readCalibrationText } from '../calibrate/text.js';
+import { RoutelabError } from '../errors.js';
+import { loadModel } from '../load.js';
+import { requireTokenizer } from '../model/tokenizer.js';
+import { readNullModel, type NullGrid } from '../routers/null-model.js';
+import { numberFlag, requireString, type Command } from './command.js';
+
+export const calibrateCommand: Command = {
+  name: 'calibrate',
+  summary: 'fit bh\'s null model (per-layer KDE of router logits) on calibration text; --show summarises one',
+  usage: `Usage: routelab calibrate --model DIR --data PATH [--tokens N] [--seq-len S] [--batch-size B] [--per-expert]
+                          [--points P] --out null.json
+       routelab calibrate --show null.json
+
+  --model DIR       model directory in Hugging Face layout, or a hub repo id
+  --data PATH       calibration text: a .txt file or a directory of .txt files (never the evaluation documents)
+  --tokens N        calibration tokens (default 16384); every layer's E router logits per token are samples
+  --seq-len S       tokens per sequence (default 512)
+  --batch-size B    sequences per forward pass (default 4)
+  --per-expert      also fit one null per expert (bh then uses each expert's own null)
+  --points P        CDF grid points (default 512)
+  --out FILE        the routelab.null/1 JSON file to write
+  --show FILE       print a summary of an existing null-model file`,
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    tokens: { type: 'string' },
+    'seq-len': { type: 'string' },
+    'batch-size': { type: 'string' },
+    'per-expert': { type: 'boolean', default: false },
+    points: { type: 'string' },
+    out: { type: 'string' },
+    show: { type: 'string' },
+    backend: { type: 'string', default: 'cpu' },
+  },
+  async run(values) {
+    if (values.show !== undefined) {
+      console.log(summariseNullModel(values.show as string));
+      return;
+    }
+    const positive = (flag: string, fallback: number) => {
+      const v = numberFlag(values, flag, fallback, true);
+      if (v < 1) throw new RoutelabError(`--${flag}`, `expected a positive integer, got ${v}`);
+      return v;
+    };
+    const tokens = positive('tokens', 16384);
+    const seqLen = positive('seq-len', 512);
+    const batchSize = positive('batch-size', 4);
+    const points = positive('points', 512);
+    if (points < 2) throw new RoutelabError('--points', 'expected at least 2');
+    const out = requireString(values, 'out');
+    const dataPath = requireString(values, 'data');
+    const modelSpec = requireString(values, 'model');
+
+    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string });
+    const text = readCalibrationText(dataPath, requireTokenizer(tokenizer, dir), tokens, seqLen);
+    const started = performance.now();
+    const logits = await collectRouterLogits(model, text.sequences, {
+      batchSize,
+      onProgress: (done, total) => process.stderr.write(`\rcalibrate: ${done}/${total} tokens`),
+    });
+    process.stderr.write('\n');
+    const nullModel = fitNullModel(logits, model.config.numExperts, {
+      perExpert: values['per-expert'] as boolean,
+      points,
+      meta: {
+        model: { spec: modelSpec, config_sha256: createHash('sha256').update(readFileSync(join(dir, 'config.json'))).digest('hex') },
+        data: { path: dataPath, files: text.files, text_sha256: text.fingerprint, seq_len: seqLen },
+        router: model.defaultRouter().spec,
+      },
+    });
+    writeFileAtomic(out, JSON.stringify(nullModel));
+    console.error(`calibrate: ${text.tokens} tokens, ${model.config.numLayers} layers in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${out}`);
+    console.log(summariseNullModel(out));
+  },
+};
+
+/** x where the grid's CDF first reaches q (by linear interpolation between grid points). */
+function quantile(g: NullGrid, q: number): number {
+  for (let i = 1; i < g.x.length; i++) {
+    if (g.cdf[i] >= q) {
+      const span = g.cdf[i] - g.cdf[i - 1];
+      return span > 0 ? g.x[i - 1] + ((q - g.cdf[i - 1]) / span) * (g.x[i] - g.x[i - 1]) : g.x[i];
+    }
+  }
+  return g.x[g.x.length - 1];
+}
+
+export function summariseNullModel(file: string): string {
+  const nullModel = readNullModel(file);
+  const meta = nullModel.meta as Record<string, unknown>;
+  const bandwidths = (meta.bandwidths as number[] | undefined) ?? [];
+  const rows = nullModel.layers.map((layer, l) => {
+    const cells = [l, layer.x[0], layer.x[layer.x.length - 1], bandwidths[l], quantile(layer, 0.5), quantile(layer, 0.95), quantile(layer, 0.99)];
+    return cells.map((c, i) => (i === 0 ? String(c).padStart(5) : (c === undefined ? '–' : (c as number).toFixed(4)).padStart(10))).join(' ') +
+      (layer.experts ? `  (${layer.experts.length} expert nulls)` : '');
+  });
+  const header = ['layer', 'x min', 'x max', 'bandwidth', 'median', 'p=0.05 at', 'p=0.01 at'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ');
+  const about = [`null model ${file}`, `  ${nullModel.layers.length} layers, ${nullModel.layers[0].x.length} grid points`];
+  if (meta.tokens !== undefined) about.push(`  calibrated on ${meta.tokens} tokens (${meta.samples_per_layer} logits per layer); ${meta.bandwidth_rule ?? ''}`);
+  return [...about, header, ...rows].join('\n');
+}
