@@ -6,8 +6,9 @@ import { calibrateCommand } from './calibrate.js';
 import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
+import { profileCommand } from './profile.js';
 
-const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand];
+const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand, profileCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic.js';
+import { RoutelabError } from '../errors.js';
+import { profileModel } from '../experiments/profile.js';
+import { loadModel } from '../load.js';
+import { parseRouterSpec } from '../routers/registry.js';
+import { numberFlag, requireString, type Command } from './command.js';
+
+function positiveList(values: Record<string, unknown>, flag: string, fallback: string): number[] {
+  const raw = (values[flag] as string | undefined) ?? fallback;
+  const list = raw.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || !list.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new RoutelabError(`--${flag}`, `expected comma-separated positive integers, got ${JSON.stringify(raw)}`);
+  }
+  return list;
+}
+
+export const profileCommand: Command = {
+  name: 'profile',
+  summary: 'latency (mean/std/min/max/p50/p95/p99) per sequence length, throughput per batch size, peak memory',
+  usage: `Usage: routelab profile --model DIR [--router SPEC] [--seq 128,512] [--batch 1,4,16] [--warmup 2] [--runs 10]
+                        [--seed 0] --out DIR
+
+  Latency: one sequence per forward pass (prefill, logits of the last position) at each --seq length, after
+  --warmup untimed runs, over --runs timed runs. Throughput: tokens/s at each --batch size for the longest length.
+  Writes DIR/profile.json and prints a table.`,
+  options: {
+    model: { type: 'string' },
+    router: { type: 'string', default: 'default' },
+    seq: { type: 'string' },
+    batch: { type: 'string' },
+    warmup: { type: 'string' },
+    runs: { type: 'string' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+    backend: { type: 'string', default: 'cpu' },
+  },
+  async run(values) {
+    const out = requireString(values, 'out');
+    const seqLengths = positiveList(values, 'seq', '128,512');
+    const batchSizes = positiveList(values, 'batch', '1,4,16');
+    const warmup = numberFlag(values, 'warmup', 2, true);
+    const runs = numberFlag(values, 'runs', 10, true);
+    if (warmup < 0) throw new RoutelabError('--warmup', 'expected ≥ 0');
+    if (runs < 1) throw new RoutelabError('--runs', 'expected ≥ 1');
+    const { model } = await loadModel(requireString(values, 'model'), { backend: values.backend as string });
+    const router = parseRouterSpec(values.router as string, model.routerDefaults);
+    const result = await profileModel(model, {
+      router, seqLengths, batchSizes, warmup, runs, seed: numberFlag(values, 'seed', 0, true),
+      onProgress: (line) => console.error(`profile: ${line}`),
+    });
+    mkdirSync(out, { recursive: true });
+    writeFileAtomic(join(out, 'profile.json'), JSON.stringify(result, null, 2) + '\n');
+    const f = (x: number) => x.toFixed(2).padStart(9);
+    console.log(`router ${result.router}, backend ${result.backend}, peak RSS ${result.peak_rss_mb.toFixed(0)} MB`);
+    console.log('  seq   runs     mean      std      min      max      p50      p95      p99  (ms)');
+    for (const r of result.latency_ms) console.log(`${String(r.seq_len).padStart(5)} ${String(r.runs).padStart(6)}${[r.mean, r.std, r.min, r.max, r.p50, r.p95, r.p99].map(f).join('')}`);
+    console.log('batch × seq    tokens/s');
+    for (const t of result.throughput) console.log(`${`${t.batch} × ${t.seq_len}`.padEnd(12)} ${t.tokens_per_second.toFixed(1).padStart(10)}`);
+  },
+};

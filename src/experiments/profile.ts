@@ -1,0 +1,82 @@
+/**
+ * The profiler: latency of single-sequence forward passes per sequence length, throughput over batch sizes, and
+ * peak memory, for one model and router. Token ids are seeded random ids, so runs are repeatable.
+ */
+import type { OlmoeModel } from '../model/olmoe.js';
+import type { Router } from '../routers/router.js';
+import { createRandom } from '../sampling.js';
+import { summarise, type Summary } from './stats.js';
+
+export interface ProfileOptions {
+  readonly router: Router;
+  readonly seqLengths: readonly number[];
+  readonly batchSizes: readonly number[];
+  readonly warmup: number;
+  readonly runs: number;
+  readonly seed: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+export interface LatencyRow extends Summary {
+  readonly seq_len: number;
+  readonly runs: number;
+}
+
+export interface ThroughputRow {
+  readonly batch: number;
+  readonly seq_len: number;
+  readonly tokens_per_second: number;
+  readonly seconds: number;
+}
+
+export interface ProfileResult {
+  readonly router: string;
+  /** Latency of one forward pass over one sequence (prefill; logits of the last position), in ms. */
+  readonly latency_ms: LatencyRow[];
+  /** Prefill throughput at each batch size, for the longest requested sequence length. */
+  readonly throughput: ThroughputRow[];
+  readonly peak_rss_mb: number;
+  readonly backend: string;
+}
+
+function randomSequences(batch: number, length: number, vocab: number, random: () => number): number[][] {
+  return Array.from({ length: batch }, () => Array.from({ length }, () => Math.floor(random() * vocab)));
+}
+
+export async function profileModel(model: OlmoeModel, options: ProfileOptions): Promise<ProfileResult> {
+  const { router, warmup, runs } = options;
+  const random = createRandom(options.seed);
+  const V = model.config.vocabSize;
+  const timed = async (sequences: number[][]) => {
+    const start = performance.now();
+    await model.forward(sequences, { router, logits: 'last' });
+    return performance.now() - start;
+  };
+
+  const latency: LatencyRow[] = [];
+  for (const seqLen of options.seqLengths) {
+    const sequence = randomSequences(1, seqLen, V, random);
+    for (let i = 0; i < warmup; i++) await timed(sequence);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(await timed(sequence));
+    latency.push({ seq_len: seqLen, runs, ...summarise(times) });
+    options.onProgress?.(`latency seq ${seqLen}: mean ${latency.at(-1)!.mean.toFixed(1)} ms`);
+  }
+
+  const throughputLength = Math.max(...options.seqLengths);
+  const throughput: ThroughputRow[] = [];
+  for (const batch of options.batchSizes) {
+    const sequences = randomSequences(batch, throughputLength, V, random);
+    await timed(sequences);
+    const ms = await timed(sequences);
+    throughput.push({ batch, seq_len: throughputLength, tokens_per_second: (batch * throughputLength) / (ms / 1000), seconds: ms / 1000 });
+    options.onProgress?.(`throughput batch ${batch}×${throughputLength}: ${throughput.at(-1)!.tokens_per_second.toFixed(0)} tokens/s`);
+  }
+  return {
+    router: router.spec,
+    latency_ms: latency,
+    throughput,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    backend: model.backend.name,
+  };
+}
