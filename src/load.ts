@@ -1,15 +1,28 @@
 import type { Backend } from './backends/backend.js';
 import { CpuBackend } from './backends/cpu.js';
+import { createFastBackend, NativeBackend } from './backends/native.js';
 import { RoutelabError } from './errors.js';
 import { Checkpoint, resolveModelPath } from './model/checkpoint.js';
 import { OlmoeModel } from './model/olmoe.js';
 import { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 
-export const BACKENDS = ['cpu'] as const;
+export const BACKENDS = ['auto', 'native', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-export function createBackend(name: string): Backend {
+/**
+ * `auto` (the default): the native SIMD kernels when their addon is built and the CPU supports them, else the
+ * reference backend with a one-line warning. `native` insists on the addon; `cpu` is the pure-TypeScript reference.
+ */
+export function createBackend(name: string = 'auto'): Backend {
   if (name === 'cpu') return new CpuBackend();
+  if (name === 'native') {
+    try {
+      return new NativeBackend();
+    } catch (e) {
+      throw new RoutelabError('--backend native', `${(e as Error).message}; build it with npm run build:native, or use --backend cpu`);
+    }
+  }
+  if (name === 'auto') return createFastBackend();
   throw new RoutelabError('--backend', `unknown backend ${JSON.stringify(name)}; available: ${BACKENDS.join(', ')}`);
 }
 
@@ -31,7 +44,7 @@ export interface LoadOptions {
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const dtype = options.dtype ?? 'f32';
   if (dtype !== 'f32') throw new RoutelabError('--dtype', `unsupported compute dtype ${JSON.stringify(dtype)}; available: f32`);
-  const backend = typeof options.backend === 'object' ? options.backend : createBackend(options.backend ?? 'cpu');
+  const backend = typeof options.backend === 'object' ? options.backend : createBackend(options.backend);
   const dir = await resolveModelPath(spec);
   const checkpoint = await Checkpoint.open(dir);
   const model = OlmoeModel.load(checkpoint, backend);

@@ -36,7 +36,7 @@ export const calibrateCommand: Command = {
     points: { type: 'string' },
     out: { type: 'string' },
     show: { type: 'string' },
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
   },
   async run(values) {
     if (values.show !== undefined) {

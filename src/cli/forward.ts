@@ -21,7 +21,7 @@ export const forwardCommand: Command = {
   --out FILE         safetensors with logits F32 [B, S, V], router_logits F32 [L, B·S, E], expert_counts I64 [L, B·S],
                      input_ids I64 [B, S], attention_mask I64 [B, S] (sequences right-padded; padding rows are zero)
   --dtype f32        compute precision (default f32)
-  --backend cpu      numeric backend (default cpu)`,
+  --backend NAME     auto (default: native SIMD kernels if built, else cpu) | native | cpu (TypeScript reference)`,
   options: {
     model: { type: 'string' },
     input: { type: 'string' },
@@ -29,7 +29,7 @@ export const forwardCommand: Command = {
     router: { type: 'string', default: 'default' },
     out: { type: 'string' },
     dtype: { type: 'string', default: 'f32' },
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
   },
   async run(values) {
     const modelSpec = requireString(values, 'model');

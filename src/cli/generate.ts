@@ -20,7 +20,7 @@ export const generateCommand: Command = {
   --top-p P              nucleus sampling: keep the smallest set of tokens with probability ≥ P (default 1)
   --seed S               seed of the sampler's random generator (default 0)
   --ignore-eos           keep generating after the end-of-text token
-  --backend cpu          numeric backend (default cpu)`,
+  --backend NAME         auto (default) | native | cpu`,
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },
@@ -30,7 +30,7 @@ export const generateCommand: Command = {
     'top-p': { type: 'string' },
     seed: { type: 'string' },
     'ignore-eos': { type: 'boolean', default: false },
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
     dtype: { type: 'string', default: 'f32' },
   },
   async run(values) {

@@ -2,13 +2,14 @@
 import { RoutelabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { parseCommandArgs, type Command } from './command.js';
+import { benchCommand } from './bench.js';
 import { calibrateCommand } from './calibrate.js';
 import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
 import { profileCommand } from './profile.js';
 
-const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand, profileCommand];
+const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand, profileCommand, benchCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

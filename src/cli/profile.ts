@@ -34,7 +34,7 @@ export const profileCommand: Command = {
     runs: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
   },
   async run(values) {
     const out = requireString(values, 'out');

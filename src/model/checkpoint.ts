@@ -4,9 +4,11 @@
  * headers alone; tensor bytes are read only when asked for.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { RoutelabError } from '../errors.js';
+import {
+  cachedSnapshot, defaultHubCacheDir, describeFailure, offlineByEnvironment, parseRepoId, repoCacheDir, writeRef,
+} from '../hub.js';
 import { expectedTensorShapes, parseOlmoeConfig, type OlmoeConfig } from './config.js';
 import { isWeightDtype, SafetensorsFile, type SafetensorsDtype, type TensorEntry } from './safetensors.js';
 import { numel, type StoredTensor } from './tensor.js';
@@ -229,19 +231,6 @@ const HUB_FILES = new Set([
 ]);
 const isWantedHubFile = (f: string) => HUB_FILES.has(f) || (!f.includes('/') && f.endsWith('.safetensors'));
 
-const REPO_ID = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@(.+))?$/;
-const COMMIT_HASH = /^[0-9a-f]{40}$/;
-
-export function defaultHubCacheDir(): string {
-  return (
-    process.env.HF_HUB_CACHE ?? path.join(process.env.HF_HOME ?? path.join(os.homedir(), '.cache', 'huggingface'), 'hub')
-  );
-}
-
-function offlineByEnvironment(): boolean {
-  return ['1', 'true', 'yes', 'on'].includes((process.env.HF_HUB_OFFLINE ?? '').toLowerCase());
-}
-
 /**
  * Turns a model spec into a local directory: an existing directory as is; a Hugging Face repo id (`org/name`,
  * optionally `org/name@revision`) as its snapshot in the hub cache, downloading the files routelab needs first when
@@ -250,21 +239,20 @@ function offlineByEnvironment(): boolean {
 export async function resolveModelPath(spec: string, opts: ResolveModelOptions = {}): Promise<string> {
   if (isDirectory(spec)) return spec;
   if (fs.existsSync(spec)) throw new RoutelabError(spec, 'not a directory: a model is a directory with config.json');
-  const match = REPO_ID.exec(spec);
-  if (!match) {
+  const id = parseRepoId(spec);
+  if (!id) {
     throw new RoutelabError(spec, 'no such model directory (nor a Hugging Face repo id such as allenai/OLMoE-1B-7B-0924)');
   }
-  const [, org, name] = match as unknown as [string, string, string];
-  const specRevision: string | undefined = match[3]; // the optional @revision group
-  const repo = `${org}/${name}`;
+  const { repo, revision: specRevision } = id;
   if (specRevision !== undefined && opts.revision !== undefined && specRevision !== opts.revision) {
     throw new RoutelabError(spec, `revision "${specRevision}" conflicts with the requested revision "${opts.revision}"`);
   }
   const revision = specRevision ?? opts.revision ?? 'main';
   const cacheDir = opts.cacheDir ?? defaultHubCacheDir();
-  const repoCache = path.join(cacheDir, `models--${org}--${name}`);
+  const repoCache = repoCacheDir(cacheDir, 'model', id);
 
-  const cached = cachedSnapshot(repoCache, revision);
+  // config.json marks a complete snapshot: downloads write it last.
+  const cached = cachedSnapshot(repoCache, revision, (dir) => fs.existsSync(path.join(dir, CONFIG_FILE)));
   if (cached) return cached;
 
   const notCached = `not in the Hugging Face cache (${cacheDir})`;
@@ -277,15 +265,6 @@ export async function resolveModelPath(spec: string, opts: ResolveModelOptions =
   } catch (e) {
     throw new RoutelabError(spec, `${notCached} and the download failed: ${describeFailure(e)}`);
   }
-}
-
-/** The snapshot directory for `revision` if it holds a config.json (downloads write it last, so it marks completion). */
-function cachedSnapshot(repoCache: string, revision: string): string | undefined {
-  const refFile = path.join(repoCache, 'refs', revision);
-  const commit = COMMIT_HASH.test(revision) ? revision : fs.existsSync(refFile) ? fs.readFileSync(refFile, 'utf8').trim() : undefined;
-  if (commit === undefined) return undefined;
-  const snapshot = path.join(repoCache, 'snapshots', commit);
-  return fs.existsSync(path.join(snapshot, CONFIG_FILE)) ? snapshot : undefined;
 }
 
 /**
@@ -313,17 +292,8 @@ async function downloadSnapshot(
   for (const file of ordered) {
     await hub.downloadFileToCacheDir({ ...access, repo: { type: 'model', name: repo }, path: file, revision: info.sha, cacheDir });
   }
-  if (revision !== info.sha) {
-    const refFile = path.join(repoCache, 'refs', revision);
-    fs.mkdirSync(path.dirname(refFile), { recursive: true });
-    fs.writeFileSync(refFile, info.sha);
-  }
+  writeRef(repoCache, revision, info.sha);
   return path.join(repoCache, 'snapshots', info.sha);
 }
 
-/** Node's fetch reports network failures as "fetch failed" with the useful part in `cause`. */
-function describeFailure(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const cause = e.cause instanceof Error ? ` (${e.cause.message})` : '';
-  return e.message + cause;
-}
+export { defaultHubCacheDir };

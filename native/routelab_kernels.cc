@@ -1,0 +1,843 @@
+// routelab native kernels: AVX2/FMA/F16C micro-kernels on a small persistent thread pool, exposed through
+// Node-API (C, no extra npm dependency). Weights are read in their stored dtype (BF16 / F16 / F32) straight from
+// the JS-owned typed arrays and widened to float32 in registers: nothing is ever copied or widened in memory.
+//
+// Matrix multiply is x·Wᵀ with both operands K-contiguous, computed as a register-blocked dot-product kernel
+// (3 rows of x × 4 rows of W, 12 accumulators of 8 lanes, reduced horizontally at the end). This needs no packing
+// of W, which matters for the many small per-expert multiplies of a MoE layer.
+#include <node_api.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+enum Dtype { F32 = 0, BF16 = 1, F16 = 2 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Thread pool: `threads - 1` workers plus the calling thread. One parallel region at a time (the JS thread is the
+// only caller). Workers sleep on a condition variable between regions; inside a region, phases synchronise with a
+// spin barrier.
+
+class Pool {
+ public:
+  explicit Pool(int n) : n_(n) {
+    for (int t = 1; t < n_; t++) workers_.emplace_back([this, t] { Loop(t); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int size() const { return n_; }
+
+  void Run(const std::function<void(int)>& job) {
+    if (n_ == 1) {
+      job(0);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      job_ = &job;
+      pending_ = n_ - 1;
+      generation_++;
+    }
+    cv_.notify_all();
+    job(0);
+    std::unique_lock<std::mutex> lock(m_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+  // All n threads of the current region meet here.
+  void Barrier() {
+    if (n_ == 1) return;
+    int gen = barrier_gen_.load(std::memory_order_acquire);
+    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      barrier_count_.store(0, std::memory_order_relaxed);
+      barrier_gen_.fetch_add(1, std::memory_order_release);
+    } else {
+      while (barrier_gen_.load(std::memory_order_acquire) == gen) _mm_pause();
+    }
+  }
+
+ private:
+  void Loop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+      }
+      (*job)(t);
+      std::lock_guard<std::mutex> lock(m_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  int n_;
+  std::vector<std::thread> workers_;
+  std::mutex m_;
+  std::condition_variable cv_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  std::atomic<int> barrier_count_{0};
+  std::atomic<int> barrier_gen_{0};
+};
+
+std::mutex g_pool_mutex;
+Pool* g_pool = nullptr;
+int g_env_count = 0;
+
+int DefaultThreads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+Pool& GetPool() {
+  if (!g_pool) g_pool = new Pool(DefaultThreads());
+  return *g_pool;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loads that widen the stored dtype to float32.
+
+template <int D>
+inline __m256 Load8(const void* base, size_t i);
+template <>
+inline __m256 Load8<F32>(const void* base, size_t i) {
+  return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+}
+template <>
+inline __m256 Load8<BF16>(const void* base, size_t i) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+template <>
+inline __m256 Load8<F16>(const void* base, size_t i) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
+}
+
+template <int D>
+inline float Load1(const void* base, size_t i);
+template <>
+inline float Load1<F32>(const void* base, size_t i) { return static_cast<const float*>(base)[i]; }
+template <>
+inline float Load1<BF16>(const void* base, size_t i) {
+  uint32_t u = static_cast<uint32_t>(static_cast<const uint16_t*>(base)[i]) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+template <>
+inline float Load1<F16>(const void* base, size_t i) { return _cvtsh_ss(static_cast<const uint16_t*>(base)[i]); }
+
+inline float Hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// [Σa, Σb, Σc, Σd]
+inline __m128 Hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m256 ab = _mm256_hadd_ps(a, b);
+  __m256 cd = _mm256_hadd_ps(c, d);
+  __m256 abcd = _mm256_hadd_ps(ab, cd);
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// GEMM: C[t, j] (+)= Σ_k A_t[k] · W[n0 + j, k] over a k-slice, for MR rows of A and NR rows of W.
+
+constexpr int kMR = 3;
+constexpr int kNR = 4;
+constexpr int kKC = 512;   // k-slice: a 3-row panel of A (6 KiB) stays in L1
+constexpr int kMB = 48;    // rows of A per task
+constexpr int kNB = 128;   // rows of W per task (128 × 512 BF16 = 128 KiB, in L2)
+
+template <int D, int MR, int NR>
+inline void Micro(const float* const* a, const void* w, size_t ldw, size_t n0, size_t k0, int kn, float* c,
+                  int ldc, bool accumulate) {
+  __m256 acc[MR][NR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= kn; k += 8) {
+    __m256 av[MR];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i++) av[i] = _mm256_loadu_ps(a[i] + k);
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; j++) {
+      __m256 wv = Load8<D>(w, (n0 + j) * ldw + k0 + k);
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; i++) acc[i][j] = _mm256_fmadd_ps(av[i], wv, acc[i][j]);
+    }
+  }
+  float r[MR][NR];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; i++) {
+    if (NR == 4) {
+      _mm_storeu_ps(r[i], Hsum4(acc[i][0], acc[i][NR > 1 ? 1 : 0], acc[i][NR > 2 ? 2 : 0], acc[i][NR > 3 ? 3 : 0]));
+    } else {
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; j++) r[i][j] = Hsum(acc[i][j]);
+    }
+  }
+  for (; k < kn; k++) {
+    for (int j = 0; j < NR; j++) {
+      float wk = Load1<D>(w, (n0 + j) * ldw + k0 + k);
+      for (int i = 0; i < MR; i++) r[i][j] += a[i][k] * wk;
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + r[i][j] : r[i][j];
+}
+
+template <int D>
+using MicroFn = void (*)(const float* const*, const void*, size_t, size_t, size_t, int, float*, int, bool);
+
+template <int D, int MR>
+constexpr MicroFn<D> PickNR(int nr) {
+  return nr == 4 ? Micro<D, MR, 4> : nr == 3 ? Micro<D, MR, 3> : nr == 2 ? Micro<D, MR, 2> : Micro<D, MR, 1>;
+}
+
+template <int D>
+MicroFn<D> PickMicro(int mr, int nr) {
+  return mr == 3 ? PickNR<D, 3>(nr) : mr == 2 ? PickNR<D, 2>(nr) : PickNR<D, 1>(nr);
+}
+
+// tile[mb × nb] = rows(A)[mb × K] · W[n0 : n0 + nb, :]ᵀ
+template <int D>
+void GemmTile(const float* const* rows, int mb, const void* w, size_t K, size_t n0, int nb, float* tile, size_t ldc) {
+  for (size_t k0 = 0; k0 < K; k0 += kKC) {
+    int kn = static_cast<int>(std::min<size_t>(kKC, K - k0));
+    bool accumulate = k0 > 0;
+    for (int t = 0; t < mb; t += kMR) {
+      int mr = std::min(kMR, mb - t);
+      const float* ap[kMR];
+      for (int i = 0; i < mr; i++) ap[i] = rows[t + i] + k0;
+      for (int j = 0; j < nb; j += kNR) {
+        int nr = std::min(kNR, nb - j);
+        PickMicro<D>(mr, nr)(ap, w, K, n0 + j, k0, kn, tile + t * ldc + j, static_cast<int>(ldc), accumulate);
+      }
+    }
+  }
+}
+
+using TileFn = void (*)(const float* const*, int, const void*, size_t, size_t, int, float*, size_t);
+
+TileFn PickTile(int dtype) {
+  return dtype == BF16 ? GemmTile<BF16> : dtype == F16 ? GemmTile<F16> : GemmTile<F32>;
+}
+
+
+// ---------------------------------------------------------------------------------------------------------------
+// Packed GEMM for many rows: each task owns a block of W rows (output columns). Per k-slice the block is widened
+// and transposed once into 16-column panels (a thread-local scratch of nb × kKC floats, never the whole weight);
+// a 6×16 outer-product kernel then broadcasts x values straight from the row pointers (no packing of x).
+
+constexpr int kPMR = 6;
+constexpr int kPKC = 256;  // 16 × 256 floats = 16 KiB panel in L1
+constexpr int kPNB = 128;  // W rows per task
+constexpr int kPMC = 120;  // rows of x per sweep (120 × 256 floats = 120 KiB in L2)
+
+inline void Transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// dst[p][k][16] = W[n0 + 16p + j, k0 + k] (zero past row `nEnd`), p over ceil(nb / 16) panels.
+template <int D>
+void PackW(const void* w, size_t ldw, size_t n0, int nb, size_t k0, int kc, float* dst) {
+  int panels = (nb + 15) / 16;
+  for (int p = 0; p < panels; p++) {
+    float* pd = dst + static_cast<size_t>(p) * kc * 16;
+    for (int half = 0; half < 2; half++) {
+      int j0 = p * 16 + half * 8;
+      int valid = std::max(0, std::min(8, nb - j0));
+      int k = 0;
+      if (valid == 8) {
+        for (; k + 8 <= kc; k += 8) {
+          __m256 r[8];
+          for (int i = 0; i < 8; i++) r[i] = Load8<D>(w, (n0 + j0 + i) * ldw + k0 + k);
+          Transpose8(r);
+          for (int i = 0; i < 8; i++) _mm256_storeu_ps(pd + (k + i) * 16 + half * 8, r[i]);
+        }
+      }
+      for (; k < kc; k++)
+        for (int i = 0; i < 8; i++) pd[k * 16 + half * 8 + i] = i < valid ? Load1<D>(w, (n0 + j0 + i) * ldw + k0 + k) : 0.0f;
+    }
+  }
+}
+
+// c[MR × 16] (+)= a rows · panel; `ncols` ≤ 16 columns are stored.
+template <int MR>
+inline void Micro16(const float* const* a, const float* panel, int kc, float* c, size_t ldc, int ncols, bool accumulate) {
+  __m256 acc0[MR], acc1[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  for (int k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_loadu_ps(panel + k * 16), b1 = _mm256_loadu_ps(panel + k * 16 + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      __m256 av = _mm256_broadcast_ss(a[i] + k);
+      acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+    }
+  }
+  if (ncols == 16) {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      float* ci = c + i * ldc;
+      if (accumulate) {
+        acc0[i] = _mm256_add_ps(acc0[i], _mm256_loadu_ps(ci));
+        acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(ci + 8));
+      }
+      _mm256_storeu_ps(ci, acc0[i]);
+      _mm256_storeu_ps(ci + 8, acc1[i]);
+    }
+  } else {
+    alignas(32) float tmp[16];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      _mm256_store_ps(tmp, acc0[i]);
+      _mm256_store_ps(tmp + 8, acc1[i]);
+      float* ci = c + i * ldc;
+      for (int j = 0; j < ncols; j++) ci[j] = accumulate ? ci[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+using Micro16Fn = void (*)(const float* const*, const float*, int, float*, size_t, int, bool);
+constexpr Micro16Fn kMicro16[7] = {nullptr, Micro16<1>, Micro16<2>, Micro16<3>, Micro16<4>, Micro16<5>, Micro16<6>};
+
+thread_local std::vector<float> tl_pack;
+
+// c[T × nb] (row stride ldc) = rows(A)[T × K] · W[n0 : n0 + nb, :]ᵀ
+template <int D>
+void GemmPacked(const float* const* rows, int T, const void* w, size_t K, size_t n0, int nb, float* c, size_t ldc) {
+  // The whole W block (nb × K) is widened and transposed once, then swept by 120-row chunks of x; a chunk's
+  // output tile (120 × nb) stays in L2 across the k-slices.
+  int panels = (nb + 15) / 16;
+  size_t need = static_cast<size_t>(panels) * 16 * K;
+  if (tl_pack.size() < need) tl_pack.resize(need);
+  float* pack = tl_pack.data();
+  PackW<D>(w, K, n0, nb, 0, static_cast<int>(K), pack);
+  for (int t0 = 0; t0 < T; t0 += kPMC) {
+    int tEnd = std::min(T, t0 + kPMC);
+    for (size_t k0 = 0; k0 < K; k0 += kPKC) {
+      int kc = static_cast<int>(std::min<size_t>(kPKC, K - k0));
+      bool accumulate = k0 > 0;
+      for (int p = 0; p < panels; p++) {
+        int ncols = std::min(16, nb - p * 16);
+        const float* panel = pack + static_cast<size_t>(p) * K * 16 + k0 * 16;
+        for (int t = t0; t < tEnd; t += kPMR) {
+          int mr = std::min(kPMR, tEnd - t);
+          const float* ap[kPMR];
+          for (int i = 0; i < mr; i++) ap[i] = rows[t + i] + k0;
+          kMicro16[mr](ap, panel, kc, c + t * ldc + p * 16, ldc, ncols, accumulate);
+        }
+      }
+    }
+  }
+}
+
+using PackedFn = void (*)(const float* const*, int, const void*, size_t, size_t, int, float*, size_t);
+PackedFn PickPacked(int dtype) {
+  return dtype == BF16 ? GemmPacked<BF16> : dtype == F16 ? GemmPacked<F16> : GemmPacked<F32>;
+}
+
+// Below this many rows the unpacked dot-product kernel wins (packing W would cost more than it saves).
+constexpr int kPackedMinRows = 96;
+
+thread_local std::vector<float> tl_tile_a, tl_tile_b;
+thread_local std::vector<const float*> tl_rows;
+
+float* Scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// c[tn × nb] (row stride ldc) = rows[0 .. tn) · W[n0 : n0 + nb, :]ᵀ, with the kernel that suits the row count.
+void GemmAny(int dtype, const float* const* rows, int tn, const void* w, size_t K, size_t n0, int nb, float* c, size_t ldc) {
+  if (tn >= kPackedMinRows) PickPacked(dtype)(rows, tn, w, K, n0, nb, c, ldc);
+  else PickTile(dtype)(rows, tn, w, K, n0, nb, c, ldc);
+}
+
+// Width of a column block: kPNB for the packed kernel; for few rows, narrow enough that every thread gets work.
+int BlockWidth(int rowsN, int N, int threads) {
+  if (rowsN >= kPackedMinRows) return kPNB;
+  int target = (N + 4 * threads - 1) / (4 * threads);
+  return std::min(kPNB, std::max(16, (target + 15) / 16 * 16));
+}
+
+// out[T × N] = x[T × K] · W[N × K]ᵀ
+void Matmul(const float* x, int T, int K, const void* w, int dtype, int N, float* out) {
+  Pool& pool = GetPool();
+  std::vector<const float*> rows(T);
+  for (int t = 0; t < T; t++) rows[t] = x + static_cast<size_t>(t) * K;
+  int nbw = BlockWidth(T, N, pool.size());
+  int nBlocks = (N + nbw - 1) / nbw;
+  // Too few column blocks for the threads: split the rows as well (each chunk a multiple of the 6-row kernel).
+  int tChunks = 1;
+  if (T >= kPackedMinRows && nBlocks < 2 * pool.size()) tChunks = std::max(1, std::min((2 * pool.size() + nBlocks - 1) / nBlocks, T / kPackedMinRows));
+  int chunk = ((T + tChunks - 1) / tChunks + kPMR - 1) / kPMR * kPMR;
+  tChunks = (T + chunk - 1) / chunk;
+  int tasks = nBlocks * tChunks;
+  std::atomic<int> next{0};
+  pool.Run([&](int) {
+    for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      int n0 = (task % nBlocks) * nbw, t0 = (task / nBlocks) * chunk;
+      int nb = std::min(nbw, N - n0), tn = std::min(chunk, T - t0);
+      GemmAny(dtype, rows.data() + t0, tn, w, K, n0, nb, out + static_cast<size_t>(t0) * N + n0, N);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Grouped expert FFN. Experts run in index order (so each output row accumulates in the reference's order); inside
+// an expert both phases are split into column-block tasks over all threads:
+//   A: act[n × I] = silu(x_sel · Wgᵀ) ⊙ (x_sel · Wuᵀ)    B: out[token] += weight · (act · Wdᵀ)  (disjoint columns)
+
+inline float Silu(float g) { return g / (1.0f + std::exp(-g)); }
+
+void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int32_t* tokens, const float* weights,
+         const void* const* gates, const void* const* ups, const void* const* downs, int dtype, float* out) {
+  int maxN = 0;
+  for (int e = 0; e < E; e++) maxN = std::max(maxN, offsets[e + 1] - offsets[e]);
+  if (maxN == 0) return;
+  std::vector<float> act(static_cast<size_t>(maxN) * I);
+  std::vector<const float*> xrows(offsets[E]), arows(maxN);
+  for (int i = 0; i < offsets[E]; i++) xrows[i] = x + static_cast<size_t>(tokens[i]) * H;
+  for (int i = 0; i < maxN; i++) arows[i] = act.data() + static_cast<size_t>(i) * I;
+  std::vector<std::atomic<int>> counters(2 * E);
+  for (auto& c : counters) c.store(0, std::memory_order_relaxed);
+  Pool& pool = GetPool();
+  pool.Run([&](int) {
+    for (int e = 0; e < E; e++) {
+      int begin = offsets[e], n = offsets[e + 1] - begin;
+      if (n == 0) continue;
+      const int32_t* tok = tokens + begin;
+      int wA = BlockWidth(n, I, pool.size()), wB = BlockWidth(n, H, pool.size());
+      int nbA = (I + wA - 1) / wA, nbB = (H + wB - 1) / wB;
+      float* g = Scratch(tl_tile_a, static_cast<size_t>(n) * std::max(wA, wB));
+      float* u = Scratch(tl_tile_b, static_cast<size_t>(n) * wA);
+      for (int task; (task = counters[2 * e].fetch_add(1, std::memory_order_relaxed)) < nbA;) {
+        int n0 = task * wA, nb = std::min(wA, I - n0);
+        GemmAny(dtype, xrows.data() + begin, n, gates[e], H, n0, nb, g, nb);
+        GemmAny(dtype, xrows.data() + begin, n, ups[e], H, n0, nb, u, nb);
+        for (int i = 0; i < n; i++) {
+          float* dst = act.data() + static_cast<size_t>(i) * I + n0;
+          for (int j = 0; j < nb; j++) dst[j] = Silu(g[i * nb + j]) * u[i * nb + j];
+        }
+      }
+      pool.Barrier();
+      for (int task; (task = counters[2 * e + 1].fetch_add(1, std::memory_order_relaxed)) < nbB;) {
+        int n0 = task * wB, nb = std::min(wB, H - n0);
+        GemmAny(dtype, arows.data(), n, downs[e], I, n0, nb, g, nb);
+        for (int i = 0; i < n; i++) {
+          float wt = weights[begin + i];
+          float* dst = out + static_cast<size_t>(tok[i]) * H + n0;
+          for (int j = 0; j < nb; j++) dst[j] += g[i * nb + j] * wt;
+        }
+      }
+      pool.Barrier();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// exp over 8 lanes (Cephes polynomial, ~1 ulp on the range attention uses).
+
+inline __m256 Exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+  x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+  fx = _mm256_floor_ps(fx);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+  __m256 x2 = _mm256_mul_ps(x, x);
+  y = _mm256_fmadd_ps(y, x2, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Causal GQA attention over packed sequences with a KV store [B, capacity, W]. Tasks: (sequence, kv head, block of
+// queries); a block of up to 4 queries × `group` heads shares every K/V row load.
+
+constexpr int kQB = 16;  // queries per task
+
+void Attention(const float* q, const float* k, const float* v, float* keys, float* values, int capacity, int W,
+               const int32_t* starts, const int32_t* past, int B, int nh, int nkv, int hd, float* out) {
+  int qWidth = nh * hd, group = nh / nkv;
+  float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int b = 0; b < B; b++) {
+    size_t base = static_cast<size_t>(b) * capacity * W;
+    int len = starts[b + 1] - starts[b];
+    std::memcpy(keys + base + static_cast<size_t>(past[b]) * W, k + static_cast<size_t>(starts[b]) * W,
+                static_cast<size_t>(len) * W * 4);
+    std::memcpy(values + base + static_cast<size_t>(past[b]) * W, v + static_cast<size_t>(starts[b]) * W,
+                static_cast<size_t>(len) * W * 4);
+  }
+  // Task list, longest (latest queries) first for balance.
+  struct Task { int b, h, s0, s1; };
+  std::vector<Task> tasks;
+  for (int b = 0; b < B; b++) {
+    int len = starts[b + 1] - starts[b];
+    for (int s0 = 0; s0 < len; s0 += kQB)
+      for (int h = 0; h < nh; h++) tasks.push_back({b, h, s0, std::min(len, s0 + kQB)});
+  }
+  std::sort(tasks.begin(), tasks.end(), [&](const Task& x, const Task& y) {
+    return past[x.b] + x.s1 > past[y.b] + y.s1;
+  });
+  std::atomic<int> next{0};
+  int nTasks = static_cast<int>(tasks.size());
+  bool vec = hd % 8 == 0;
+  GetPool().Run([&](int) {
+    float* scores = Scratch(tl_tile_a, static_cast<size_t>(capacity) + 8);
+    float* acc = Scratch(tl_tile_b, static_cast<size_t>(hd));
+    for (int ti; (ti = next.fetch_add(1, std::memory_order_relaxed)) < nTasks;) {
+      const Task& task = tasks[ti];
+      size_t base = static_cast<size_t>(task.b) * capacity * W;
+      int kvOff = (task.h / group) * hd;
+      for (int s = task.s0; s < task.s1; s++) {
+        int t = starts[task.b] + s;
+        int visible = past[task.b] + s + 1;
+        const float* qv = q + static_cast<size_t>(t) * qWidth + task.h * hd;
+        float mx = -INFINITY;
+        for (int j = 0; j < visible; j++) {
+          const float* kr = keys + base + static_cast<size_t>(j) * W + kvOff;
+          float dot;
+          if (vec) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            int d = 0;
+            for (; d + 16 <= hd; d += 16) {
+              a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
+              a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+            }
+            if (d < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
+            dot = Hsum(_mm256_add_ps(a0, a1));
+          } else {
+            dot = 0;
+            for (int d = 0; d < hd; d++) dot += qv[d] * kr[d];
+          }
+          float sc = dot * scale;
+          scores[j] = sc;
+          mx = std::max(mx, sc);
+        }
+        __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 8 <= visible; j += 8) {
+          __m256 p = Exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmx));
+          _mm256_storeu_ps(scores + j, p);
+          vsum = _mm256_add_ps(vsum, p);
+        }
+        float sum = Hsum(vsum);
+        for (; j < visible; j++) {
+          scores[j] = std::exp(scores[j] - mx);
+          sum += scores[j];
+        }
+        for (int d = 0; d < hd; d++) acc[d] = 0;
+        for (j = 0; j < visible; j++) {
+          const float* vr = values + base + static_cast<size_t>(j) * W + kvOff;
+          float p = scores[j];
+          if (vec) {
+            __m256 pv = _mm256_set1_ps(p);
+            for (int d = 0; d < hd; d += 8)
+              _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
+          } else {
+            for (int d = 0; d < hd; d++) acc[d] += p * vr[d];
+          }
+        }
+        float inv = 1.0f / sum;
+        float* o = out + static_cast<size_t>(t) * qWidth + task.h * hd;
+        for (int d = 0; d < hd; d++) o[d] = acc[d] * inv;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RMSNorm over rows: out = w ⊙ (x · 1/sqrt(mean(x²) + eps)), sums of squares in double.
+
+template <int D>
+void RmsNormT(const float* x, int rows, int cols, const void* w, float eps, float* out) {
+  std::atomic<int> next{0};
+  constexpr int kRows = 16;
+  int tasks = (rows + kRows - 1) / kRows;
+  GetPool().Run([&](int) {
+    for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      for (int r = task * kRows; r < std::min(rows, (task + 1) * kRows); r++) {
+        const float* xr = x + static_cast<size_t>(r) * cols;
+        double ss = 0;
+        for (int c = 0; c < cols; c++) ss += static_cast<double>(xr[c]) * xr[c];
+        float inv = static_cast<float>(1.0 / std::sqrt(static_cast<double>(static_cast<float>(ss / cols)) + eps));
+        float* o = out + static_cast<size_t>(r) * cols;
+        for (int c = 0; c < cols; c++) o[c] = Load1<D>(w, c) * (xr[c] * inv);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Node-API glue.
+
+#define NAPI_CALL(env, call)                                                   \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      napi_throw_error((env), nullptr, "routelab native: N-API call failed");  \
+      return nullptr;                                                          \
+    }                                                                          \
+  } while (0)
+
+struct Arr {
+  void* data = nullptr;
+  size_t length = 0;  // elements
+  napi_typedarray_type type = napi_float32_array;
+};
+
+bool GetArr(napi_env env, napi_value v, Arr* out) {
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &out->type, &out->length, &out->data, &buffer, &offset) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "routelab native: expected a typed array");
+    return false;
+  }
+  return true;
+}
+
+bool GetInt(napi_env env, napi_value v, int* out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "routelab native: expected an integer");
+    return false;
+  }
+  return true;
+}
+
+bool Check(napi_env env, bool ok, const char* what) {
+  if (!ok) napi_throw_range_error(env, nullptr, what);
+  return ok;
+}
+
+template <size_t N>
+bool Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != N) {
+    napi_throw_type_error(env, nullptr, "routelab native: wrong number of arguments");
+    return false;
+  }
+  return true;
+}
+
+size_t ElemSize(int dtype) { return dtype == F32 ? 4 : 2; }
+
+// matmul(x, T, K, w, dtype, N, out)
+napi_value JsMatmul(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!Args(env, info, argv)) return nullptr;
+  Arr x, w, out;
+  int T, K, dtype, N;
+  if (!GetArr(env, argv[0], &x) || !GetInt(env, argv[1], &T) || !GetInt(env, argv[2], &K) ||
+      !GetArr(env, argv[3], &w) || !GetInt(env, argv[4], &dtype) || !GetInt(env, argv[5], &N) ||
+      !GetArr(env, argv[6], &out))
+    return nullptr;
+  if (!Check(env, x.length >= static_cast<size_t>(T) * K && w.length >= static_cast<size_t>(N) * K &&
+                      out.length >= static_cast<size_t>(T) * N && dtype >= 0 && dtype <= 2,
+             "routelab native matmul: bad sizes"))
+    return nullptr;
+  if (T > 0 && N > 0) Matmul(static_cast<float*>(x.data), T, K, w.data, dtype, N, static_cast<float*>(out.data));
+  return nullptr;
+}
+
+// moe(x, T, H, I, offsets, tokens, weights, gates[], ups[], downs[], dtype, out)
+napi_value JsMoe(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  if (!Args(env, info, argv)) return nullptr;
+  Arr x, offsets, tokens, weights, out;
+  int T, H, I, dtype;
+  if (!GetArr(env, argv[0], &x) || !GetInt(env, argv[1], &T) || !GetInt(env, argv[2], &H) ||
+      !GetInt(env, argv[3], &I) || !GetArr(env, argv[4], &offsets) || !GetArr(env, argv[5], &tokens) ||
+      !GetArr(env, argv[6], &weights) || !GetInt(env, argv[10], &dtype) || !GetArr(env, argv[11], &out))
+    return nullptr;
+  int E = static_cast<int>(offsets.length) - 1;
+  if (!Check(env, E >= 0 && x.length >= static_cast<size_t>(T) * H && out.length >= static_cast<size_t>(T) * H,
+             "routelab native moe: bad sizes"))
+    return nullptr;
+  const int32_t* off = static_cast<const int32_t*>(offsets.data);
+  const int32_t* tok = static_cast<const int32_t*>(tokens.data);
+  if (!Check(env, off[0] == 0 && static_cast<size_t>(off[E]) <= tokens.length && static_cast<size_t>(off[E]) <= weights.length,
+             "routelab native moe: bad plan"))
+    return nullptr;
+  for (int e = 0; e < E; e++)
+    if (!Check(env, off[e + 1] >= off[e], "routelab native moe: offsets must not decrease")) return nullptr;
+  for (int i = 0; i < off[E]; i++)
+    if (!Check(env, tok[i] >= 0 && tok[i] < T, "routelab native moe: token out of range")) return nullptr;
+  std::vector<const void*> ptrs[3];
+  for (int m = 0; m < 3; m++) {
+    for (int e = 0; e < E; e++) {
+      napi_value el;
+      NAPI_CALL(env, napi_get_element(env, argv[7 + m], e, &el));
+      Arr a;
+      if (!GetArr(env, el, &a)) return nullptr;
+      if (!Check(env, a.length >= static_cast<size_t>(H) * I, "routelab native moe: expert weight too small"))
+        return nullptr;
+      ptrs[m].push_back(a.data);
+    }
+  }
+  Moe(static_cast<float*>(x.data), H, I, off, E, tok, static_cast<const float*>(weights.data), ptrs[0].data(),
+      ptrs[1].data(), ptrs[2].data(), dtype, static_cast<float*>(out.data));
+  return nullptr;
+}
+
+// attention(q, k, v, keys, values, capacity, W, starts, past, nh, nkv, hd, out)
+napi_value JsAttention(napi_env env, napi_callback_info info) {
+  napi_value argv[13];
+  if (!Args(env, info, argv)) return nullptr;
+  Arr q, k, v, keys, values, starts, past, out;
+  int capacity, W, nh, nkv, hd;
+  if (!GetArr(env, argv[0], &q) || !GetArr(env, argv[1], &k) || !GetArr(env, argv[2], &v) ||
+      !GetArr(env, argv[3], &keys) || !GetArr(env, argv[4], &values) || !GetInt(env, argv[5], &capacity) ||
+      !GetInt(env, argv[6], &W) || !GetArr(env, argv[7], &starts) || !GetArr(env, argv[8], &past) ||
+      !GetInt(env, argv[9], &nh) || !GetInt(env, argv[10], &nkv) || !GetInt(env, argv[11], &hd) ||
+      !GetArr(env, argv[12], &out))
+    return nullptr;
+  int B = static_cast<int>(past.length);
+  const int32_t* st = static_cast<const int32_t*>(starts.data);
+  const int32_t* pa = static_cast<const int32_t*>(past.data);
+  if (!Check(env, starts.length == static_cast<size_t>(B) + 1 && nkv > 0 && nh % nkv == 0 && W == nkv * hd &&
+                      keys.length >= static_cast<size_t>(B) * capacity * W && values.length >= keys.length,
+             "routelab native attention: bad shapes"))
+    return nullptr;
+  int T = st[B];
+  if (!Check(env, q.length >= static_cast<size_t>(T) * nh * hd && k.length >= static_cast<size_t>(T) * W &&
+                      v.length >= static_cast<size_t>(T) * W && out.length >= static_cast<size_t>(T) * nh * hd,
+             "routelab native attention: bad sizes"))
+    return nullptr;
+  for (int b = 0; b < B; b++)
+    if (!Check(env, st[b + 1] >= st[b] && pa[b] >= 0 && pa[b] + st[b + 1] - st[b] <= capacity,
+               "routelab native attention: sequence exceeds the cache capacity"))
+      return nullptr;
+  Attention(static_cast<float*>(q.data), static_cast<float*>(k.data), static_cast<float*>(v.data),
+            static_cast<float*>(keys.data), static_cast<float*>(values.data), capacity, W, st, pa, B, nh, nkv, hd,
+            static_cast<float*>(out.data));
+  return nullptr;
+}
+
+// rmsNorm(x, rows, cols, w, dtype, eps, out)
+napi_value JsRmsNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!Args(env, info, argv)) return nullptr;
+  Arr x, w, out;
+  int rows, cols, dtype;
+  double eps;
+  if (!GetArr(env, argv[0], &x) || !GetInt(env, argv[1], &rows) || !GetInt(env, argv[2], &cols) ||
+      !GetArr(env, argv[3], &w) || !GetInt(env, argv[4], &dtype))
+    return nullptr;
+  NAPI_CALL(env, napi_get_value_double(env, argv[5], &eps));
+  if (!GetArr(env, argv[6], &out)) return nullptr;
+  if (!Check(env, x.length >= static_cast<size_t>(rows) * cols && out.length >= x.length &&
+                      w.length >= static_cast<size_t>(cols),
+             "routelab native rmsNorm: bad sizes"))
+    return nullptr;
+  auto fn = dtype == BF16 ? RmsNormT<BF16> : dtype == F16 ? RmsNormT<F16> : RmsNormT<F32>;
+  fn(static_cast<float*>(x.data), rows, cols, w.data, static_cast<float>(eps), static_cast<float*>(out.data));
+  return nullptr;
+}
+
+// setThreads(n) → n actually used
+napi_value JsSetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!Args(env, info, argv)) return nullptr;
+  int n;
+  if (!GetInt(env, argv[0], &n)) return nullptr;
+  if (n <= 0) n = DefaultThreads();
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mutex);
+    if (!g_pool || g_pool->size() != n) {
+      delete g_pool;
+      g_pool = new Pool(n);
+    }
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, n, &result));
+  return result;
+}
+
+napi_value JsThreads(napi_env env, napi_callback_info) {
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, GetPool().size(), &result));
+  return result;
+}
+
+// Join the workers when the environment goes away, so process exit never meets a joinable std::thread.
+void Cleanup(void*) {
+  std::lock_guard<std::mutex> lock(g_pool_mutex);
+  if (--g_env_count == 0) {
+    delete g_pool;
+    g_pool = nullptr;
+  }
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  {
+    std::lock_guard<std::mutex> lock(g_pool_mutex);
+    g_env_count++;
+  }
+  napi_add_env_cleanup_hook(env, Cleanup, nullptr);
+  napi_property_descriptor props[] = {
+      {"matmul", nullptr, JsMatmul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"moe", nullptr, JsMoe, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, JsAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, JsRmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, JsSetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"threads", nullptr, JsThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

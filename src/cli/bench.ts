@@ -1,0 +1,262 @@
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeBackend } from '../backends/native.js';
+import { RoutelabError } from '../errors.js';
+import { Checkpoint } from '../model/checkpoint.js';
+import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
+import { OlmoeModel } from '../model/olmoe.js';
+import { numberFlag, type Command } from './command.js';
+
+/**
+ * `routelab bench cpu`: the same work on routelab's native backend and on the references, side by side in one run.
+ *   1. GEMM [n×2048]·[2048×1024] (BF16 weights for routelab) vs numpy float32 (OpenBLAS sgemm), n ∈ {64, 512, 4096}.
+ *   2. Prefill of a random-weight OLMoE-shaped stack (2 layers) at 1×512 and 8×512 vs a PyTorch eager float32
+ *      implementation of the Hugging Face loop on the same safetensors file; logits compared.
+ * Prints a table, then one JSON object as the last line.
+ */
+const SETUP = 'apt-get install -y --no-install-recommends python3-numpy python3-torch libopenblas0-pthread';
+const REFERENCE_SCRIPT = fileURLToPath(new URL('../../../bench/cpu_reference.py', import.meta.url));
+const GEMM_K = 2048;
+const GEMM_N = 1024;
+
+const BENCH_CONFIG = {
+  architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', hidden_size: 2048, intermediate_size: 1024,
+  num_hidden_layers: 2, num_attention_heads: 16, num_key_value_heads: 16, num_experts: 64, num_experts_per_tok: 8,
+  norm_topk_prob: false, rope_theta: 10000, rope_scaling: null, rms_norm_eps: 1e-5, clip_qkv: null, vocab_size: 50304,
+  tie_word_embeddings: false, max_position_embeddings: 4096, attention_bias: false, eos_token_id: 50279,
+  pad_token_id: 1, bos_token_id: null, torch_dtype: 'bfloat16',
+};
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'benchmark the CPU kernels against OpenBLAS (numpy) and PyTorch in one run; table + JSON line',
+  usage: `Usage: routelab bench cpu [--setup] [--python PY] [--threads N] [--gemm-only] [--keep]
+
+  --setup       install the references first: ${SETUP} (root)
+  --python PY   Python with numpy and torch (default: the first of python3, /usr/bin/python3 that imports both)
+  --threads N   threads for routelab and the references (default: every core)
+  --gemm-only   skip the prefill comparison
+  --keep        keep the temporary checkpoint and logits files`,
+  options: {
+    setup: { type: 'boolean' },
+    python: { type: 'string' },
+    threads: { type: 'string' },
+    'gemm-only': { type: 'boolean' },
+    keep: { type: 'boolean' },
+  },
+  allowPositionals: true,
+  async run(values, positionals) {
+    if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
+    if (values.setup) {
+      const r = spawnSync('sh', ['-c', `apt-get update && ${SETUP}`], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      if (r.status !== 0) throw new RoutelabError('--setup', `\`${SETUP}\` failed (exit ${r.status}); run it as root`);
+    }
+    const be = new NativeBackend(values.threads === undefined ? {} : { threads: numberFlag(values, 'threads', 0, true) });
+    const threads = be.threads;
+    const python = findPython(values.python as string | undefined);
+    const log = (line: string) => console.error(line);
+    log(`bench: routelab backend native, ${threads} thread(s); references: ${python.exe ?? 'none'} (numpy ${python.numpy ? 'yes' : 'no'}, torch ${python.torch ? 'yes' : 'no'})`);
+    if (!python.numpy) log(`bench: numpy not found — install the references with \`routelab bench cpu --setup\` or \`${SETUP}\``);
+
+    // 1. GEMM
+    const sizes = [64, 512, 4096];
+    const gemm: Record<string, number> = {};
+    const weight = be.weight({ name: 'w', dtype: 'BF16', shape: [GEMM_N, GEMM_K], data: randomBf16(GEMM_N * GEMM_K, 0.05, 1) });
+    for (const n of sizes) {
+      const x = be.upload(randomF32(n * GEMM_K, 2), n, GEMM_K);
+      be.matmul(x, weight);
+      let best = Infinity;
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        be.matmul(x, weight);
+        best = Math.min(best, performance.now() - t0);
+      }
+      gemm[n] = (2 * n * GEMM_K * GEMM_N) / best / 1e6;
+    }
+    const gemmRss = peakRssMb();
+    const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+    const blas = python.numpy ? runPython(python.exe!, { mode: 'gemm', K: GEMM_K, N: GEMM_N, sizes, reps: 5 }, env) as { gflops: Record<string, number>; numpy: string } : null;
+    const rows: string[][] = [['benchmark', 'routelab', 'reference', 'ratio']];
+    for (const n of sizes) {
+      const ref = blas?.gflops[n];
+      rows.push([`GEMM n=${n} [n×${GEMM_K}]·[${GEMM_K}×${GEMM_N}] GFLOP/s`, gemm[n].toFixed(1), ref === undefined ? '-' : `${ref.toFixed(1)} (OpenBLAS f32)`, ref === undefined ? '-' : (gemm[n] / ref).toFixed(2)]);
+    }
+
+    // 2. Prefill
+    const result: Record<string, unknown> = {
+      backend: 'native', threads, gemm_gflops: round(gemm[4096]), openblas_gflops: blas ? round(blas.gflops[4096]) : null,
+      gemm_ratio_vs_openblas: blas ? round(gemm[4096] / blas.gflops[4096], 3) : null,
+      gemm_gflops_by_n: mapValues(gemm), openblas_gflops_by_n: blas ? mapValues(blas.gflops) : null, gemm_peak_rss_mb: round(gemmRss),
+    };
+    if (!values['gemm-only']) {
+      const dir = mkdtempSync(join(tmpdir(), 'routelab-bench-'));
+      try {
+        log(`bench: writing the random OLMoE-shaped checkpoint (${BENCH_CONFIG.num_hidden_layers} layers, BF16) to ${dir}`);
+        writeRandomCheckpoint(dir);
+        const model = OlmoeModel.load(Checkpoint.open(dir), be);
+        await model.forward([[1, 2, 3, 4, 5, 6, 7, 8]]); // warm-up: fault the weights in
+        const runs = [{ batch: 1, length: 512 }, { batch: 8, length: 512 }];
+        const ours: { batch: number; length: number; tokensPerS: number; rss: number; logits: Float32Array; ids: string; logitsFile: string }[] = [];
+        for (const run of runs) {
+          const seqs = Array.from({ length: run.batch }, (_, b) => randomIds(run.length, BENCH_CONFIG.vocab_size, 1000 + b));
+          const ids = join(dir, `ids-${run.batch}x${run.length}.bin`);
+          writeFileSync(ids, Int32Array.from(seqs.flat()));
+          const t0 = performance.now();
+          const out = await model.forward(seqs);
+          const seconds = (performance.now() - t0) / 1000;
+          ours.push({ ...run, tokensPerS: (run.batch * run.length) / seconds, rss: peakRssMb(), logits: out.logits, ids, logitsFile: join(dir, `torch-${run.batch}x${run.length}.f32`) });
+          log(`bench: routelab prefill ${run.batch}×${run.length}: ${seconds.toFixed(2)} s`);
+        }
+        let torch: TorchResult | null = null;
+        if (python.torch) {
+          log('bench: running the PyTorch reference (same weights, same ids)…');
+          torch = runPython(python.exe!, {
+            mode: 'prefill', threads, weights: join(dir, 'model.safetensors'), config: join(dir, 'config.json'),
+            runs: ours.map((r) => ({ batch: r.batch, length: r.length, ids: r.ids, logits: r.logitsFile })),
+          }, env) as TorchResult;
+        } else {
+          log(`bench: torch not found — prefill reference skipped; install with \`${SETUP}\``);
+        }
+        let maxDiff = 0;
+        ours.forEach((r, i) => {
+          const ref = torch?.runs[i].tokens_per_s;
+          const diff = torch ? maxAbsDiffFile(r.logits, r.logitsFile) : NaN;
+          maxDiff = Math.max(maxDiff, diff);
+          rows.push([`prefill ${r.batch}×${r.length} tokens/s (max |Δlogits| ${torch ? diff.toExponential(1) : '-'})`, r.tokensPerS.toFixed(1), ref === undefined ? '-' : `${ref.toFixed(1)} (torch ${torch!.torch} f32)`, ref === undefined ? '-' : (r.tokensPerS / ref).toFixed(2)]);
+        });
+        const big = ours[ours.length - 1];
+        Object.assign(result, {
+          prefill_tokens_per_s: round(big.tokensPerS), torch_tokens_per_s: torch ? round(torch.runs[ours.length - 1].tokens_per_s) : null,
+          prefill_ratio_vs_torch: torch ? round(big.tokensPerS / torch.runs[ours.length - 1].tokens_per_s, 3) : null,
+          prefill_tokens_per_s_1x512: round(ours[0].tokensPerS), torch_tokens_per_s_1x512: torch ? round(torch.runs[0].tokens_per_s) : null,
+          max_abs_diff: torch ? maxDiff : null, torch_threads: torch?.threads ?? null, torch_peak_rss_mb: torch ? round(torch.peak_rss_mb) : null,
+          peak_rss_mb_1x512: round(ours[0].rss), peak_rss_mb_8x512: round(big.rss),
+        });
+      } finally {
+        if (values.keep) log(`bench: kept ${dir}`);
+        else rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    result.peak_rss_mb = round(peakRssMb());
+    rows.push(['peak RSS MB (routelab, whole run)', String(result.peak_rss_mb), '', '']);
+    rows.push(['threads', String(threads), '', '']);
+    const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(width[c]) : cell.padStart(width[c]))).join('  '));
+    console.log(JSON.stringify(result));
+  },
+};
+
+interface TorchResult { runs: { tokens_per_s: number }[]; torch: string; threads: number; peak_rss_mb: number }
+interface PythonInfo { exe: string | null; numpy: boolean; torch: boolean }
+
+function findPython(explicit?: string): PythonInfo {
+  let fallback: PythonInfo = { exe: null, numpy: false, torch: false };
+  for (const exe of explicit ? [explicit] : ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(exe, ['-c', 'import numpy\ntry:\n import torch; print("torch")\nexcept Exception: print("numpy")'], { encoding: 'utf8' });
+    if (r.status !== 0) continue;
+    const info = { exe, numpy: true, torch: r.stdout.trim() === 'torch' };
+    if (info.torch) return info;
+    if (!fallback.exe) fallback = info;
+  }
+  return fallback;
+}
+
+function runPython(exe: string, request: Record<string, unknown>, env: NodeJS.ProcessEnv): unknown {
+  const r = spawnSync(exe, [REFERENCE_SCRIPT, JSON.stringify({ ...request, threads: request.threads ?? Number(env.OMP_NUM_THREADS) })], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new RoutelabError('bench', `${exe} ${REFERENCE_SCRIPT} failed (exit ${r.status ?? r.signal})`);
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+/** Max |a − b| against a raw float32 file, read in chunks. */
+function maxAbsDiffFile(a: Float32Array, file: string): number {
+  const fd = openSync(file, 'r');
+  const chunk = new Float32Array(1 << 22);
+  const bytes = new Uint8Array(chunk.buffer);
+  let max = 0;
+  let pos = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, bytes, 0, bytes.length, pos * 4) / 4;
+      if (n === 0) break;
+      for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(a[pos + i] - chunk[i]));
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (pos !== a.length) throw new RoutelabError('bench', `${file} holds ${pos} logits, routelab produced ${a.length}`);
+  return max;
+}
+
+/** Stream a safetensors checkpoint of random BF16 weights tensor by tensor (never all in memory at once). */
+function writeRandomCheckpoint(dir: string): void {
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(BENCH_CONFIG, null, 2));
+  const config = parseOlmoeConfig(BENCH_CONFIG);
+  const shapes = [...expectedTensorShapes(config)];
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = JSON.stringify(header);
+  const headerBytes = Buffer.from(json + ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(headerBytes.length));
+  const fd = openSync(join(dir, 'model.safetensors'), 'w');
+  try {
+    writeSync(fd, length);
+    writeSync(fd, headerBytes);
+    let seed = 7;
+    for (const [name, shape] of shapes) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      // Norm gains near 1, projections ~ U(±0.04) (std ≈ 0.023, like OLMoE's 0.02 init); embeddings larger.
+      const data = name.endsWith('norm.weight') ? randomBf16(n, 0.2, seed++, 1) : randomBf16(n, name.includes('embed') ? 1 : 0.04, seed++);
+      writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function randomBf16(n: number, amplitude: number, seed: number, center = 0): Uint16Array {
+  const out = new Uint16Array(n);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    f[0] = center + amplitude * (s / 2 ** 31 - 1);
+    out[i] = u[0] >>> 16;
+  }
+  return out;
+}
+
+function randomF32(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function randomIds(length: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}
+
+function peakRssMb(): number { return process.resourceUsage().maxRSS / 1024; }
+function round(x: number, digits = 1): number { return Number(x.toFixed(digits)); }
+function mapValues(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round(v)]));
+}

@@ -1,0 +1,96 @@
+/**
+ * HellaSwag validation (lm-eval `hellaswag`): pick the ending of an activity description. From the original schema
+ * (activity_label, ctx_a, ctx_b, endings, label) the query is lm-eval's; from llama.cpp's `hellaswag_val_full.txt`
+ * (6 lines a task) the already-joined context line is the query (format 'llama.cpp', comparable with llama.cpp's
+ * score, not bit-exact with lm-eval's: ctx_b is not capitalised there). acc = argmax ll, acc_norm = argmax ll/len(choice).
+ */
+import { BadRows, RowError } from '../data/bad-rows.js';
+import { labelField, textField, textListField } from '../data/fields.js';
+import { readRecordLines, type Line } from '../data/lines.js';
+import { resolveData } from '../data/records.js';
+import { choiceFingerprint, choiceRequests, scoreChoices, type ChoiceDoc } from './choice.js';
+import { loadRecordDocs } from './load.js';
+import { argmax, mean } from './metrics.js';
+import type { Task } from './task.js';
+
+/** lm-eval's hellaswag `preprocess`: strip, ` [title]`→`. `, drop every `[...]`, `  `→` `. */
+export function hellaswagPreprocess(text: string): string {
+  return text.trim().replaceAll(' [title]', '. ').replace(/\[.*?\]/g, '').replaceAll('  ', ' ');
+}
+
+/** Python's str.capitalize: first character upper-cased, the rest lower-cased. */
+export function capitalize(text: string): string {
+  const [head = '', ...rest] = [...text];
+  return head.toUpperCase() + rest.join('').toLowerCase();
+}
+
+/** Characters (code points, as Python's len) of a choice, for acc_norm. */
+export function choiceLength(choice: string): number {
+  return [...choice].length;
+}
+
+const CHOICES = 4;
+
+export const hellaswag: Task<ChoiceDoc> = {
+  name: 'hellaswag',
+  split: 'validation',
+  primaryMetric: 'acc_norm',
+  isAccuracyTask: true,
+  async load(path, onBadRow) {
+    const located = await resolveData(path, { split: 'validation', formats: ['arrow', 'parquet', 'jsonl', 'json', 'text'] });
+    if (located.format === 'text') return loadLlamaCpp(located.files, onBadRow);
+    return loadRecordDocs(located, onBadRow, (r, where) => {
+      const ctx = `${textField(r, 'ctx_a', true)} ${capitalize(textField(r, 'ctx_b', true))}`;
+      return {
+        ...where,
+        context: hellaswagPreprocess(`${textField(r, 'activity_label')}: ${ctx}`),
+        choices: textListField(r, 'endings', CHOICES).map(hellaswagPreprocess),
+        gold: labelField(r, 'label', CHOICES),
+      };
+    });
+  },
+  fingerprint: choiceFingerprint,
+  requests: choiceRequests,
+  score(doc, results) {
+    const { acc, pred, gold } = scoreChoices(doc, results);
+    const predNorm = argmax(results.map((r, i) => r.logLikelihood / choiceLength(doc.choices[i]!)));
+    return { acc, acc_norm: predNorm === doc.gold ? 1 : 0, pred, pred_norm: predNorm, gold };
+  },
+  aggregate: (scores) => ({ acc: mean(scores, 'acc'), acc_norm: mean(scores, 'acc_norm') }),
+};
+
+/** llama.cpp's text format: `activity_label: ctx`, the gold index, then the 4 endings — 6 lines per task. */
+async function loadLlamaCpp(files: string[], onBadRow: 'skip' | 'error') {
+  const bad = new BadRows(onBadRow);
+  const docs: ChoiceDoc[] = [];
+  for (const file of files) {
+    let group: Line[] = [];
+    const flush = () => {
+      const source = `${file}:${group[0]!.line}`;
+      const lines = group.map((l) => l.text);
+      group = [];
+      const doc = bad.guard(source, () => parseLlamaCppTask(lines, { index: docs.length, source }));
+      if (doc) docs.push(doc);
+    };
+    for await (const line of readRecordLines(file)) {
+      group.push(line);
+      if (group.length === 6) flush();
+    }
+    if (group.length > 0) {
+      const source = `${file}:${group[0]!.line}`;
+      bad.report(source, `incomplete task at the end of the file: ${group.length} of 6 lines`);
+    }
+  }
+  return { docs, badRows: bad.rows, format: 'llama.cpp', files };
+}
+
+function parseLlamaCppTask(lines: string[], where: { index: number; source: string }): ChoiceDoc {
+  const [query = '', label = '', ...endings] = lines;
+  if (query.trim() === '') throw new RowError('empty context line');
+  if (!/^[0-3]$/.test(label.trim())) throw new RowError(`line 2: expected the gold index 0…3, got ${JSON.stringify(label)}`);
+  const choices = endings.map(hellaswagPreprocess);
+  choices.forEach((c, i) => {
+    if (c === '') throw new RowError(`line ${i + 3}: empty ending`);
+  });
+  return { ...where, context: query, choices, gold: Number(label.trim()) };
+}

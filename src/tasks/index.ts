@@ -1,0 +1,12 @@
+export type * from './task.js';
+export { DEFAULT_DATA, getTask, TASK_NAMES, type DefaultData } from './registry.js';
+export { fingerprintDocs, sampleIndices, selectDocs, type Selection, type SelectOptions } from './selection.js';
+export { argmax, bitsPerByte, f1Binary, f1FromScores, mean, perplexityFromSums, sum } from './metrics.js';
+export { choiceTask, type ChoiceDoc, type ChoiceTaskSpec } from './choice.js';
+export { wikitext, wikitextDetokenize, isWikitextHeading, splitWikitextPages, wikitextWords, type WikitextDoc } from './wikitext.js';
+export { lambadaOpenai, splitLambada, type LambadaDoc } from './lambada.js';
+export { hellaswag, hellaswagPreprocess, capitalize } from './hellaswag.js';
+export { sst2 } from './sst2.js';
+export { rte } from './rte.js';
+export { mrpc } from './mrpc.js';
+export { boolq } from './boolq.js';
