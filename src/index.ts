@@ -28,5 +28,12 @@ export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, type NullMod
 export type { Backend, Tensor, Weight, ExpertPlan, ExpertWeights, BatchLayout, KvStore, AttentionShape } from './backends/backend.js';
 export { CpuBackend } from './backends/cpu.js';
 
+export type { Task, TaskDoc, Request, RequestResult, DocScores, BadRow } from './tasks/task.js';
+export { getTask, TASK_NAMES, DEFAULT_DATA } from './tasks/registry.js';
+export { selectDocs, fingerprintDocs } from './tasks/selection.js';
+export { evaluate, configName, type EvaluateOptions, type EvalSummary } from './eval/evaluate.js';
+export { scoreUnits } from './eval/scorer.js';
+export { readTrace, readDocTrace, type Trace } from './trace/reader.js';
+
 export { generate, type GenerateOptions } from './generate.js';
 export { createSampler, createRandom, type Sampler, type SamplerOptions } from './sampling.js';

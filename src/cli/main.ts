@@ -4,12 +4,16 @@ import { VERSION } from '../version.js';
 import { parseCommandArgs, type Command } from './command.js';
 import { benchCommand } from './bench.js';
 import { calibrateCommand } from './calibrate.js';
+import { evalCommand } from './eval.js';
 import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
 import { profileCommand } from './profile.js';
+import { traceCommand } from './trace.js';
 
-const COMMANDS: readonly Command[] = [forwardCommand, generateCommand, inspectCommand, calibrateCommand, profileCommand, benchCommand];
+const COMMANDS: readonly Command[] = [
+  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, profileCommand, benchCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rollingWindows } from '../src/eval/requests.js';
+import { scoreUnits, type ScoringInput } from '../src/eval/scorer.js';
+import { loadCpuModel, parityDir, tokenIds } from './helpers.js';
+
+const model = loadCpuModel(parityDir); // random tiny model, vocab 1024
+const V = model.config.vocabSize;
+const EOS = model.config.eosTokenId!;
+
+function unit(len: number, targets: number, seed: number, group = seed): ScoringInput {
+  const ids = Int32Array.from(tokenIds(len + 1, V, seed));
+  return { input: ids.slice(0, len), targets: ids.slice(len + 1 - targets), group };
+}
+
+test('scores do not depend on batch composition', async () => {
+  const units = [unit(9, 3, 1), unit(17, 5, 2), unit(4, 1, 3), unit(12, 12, 4)];
+  const together = await scoreUnits(model, units, { batchSize: 4 });
+  assert.equal(together.batches, 1);
+  for (let i = 0; i < units.length; i++) {
+    const alone = await scoreUnits(model, [units[i]], { batchSize: 1 });
+    assert.deepEqual(alone.results[0], together.results[i], `unit ${i}`);
+  }
+  const small = await scoreUnits(model, units, { batchSize: 2, maxBatchTokens: 20 });
+  assert.deepEqual(small.results, together.results);
+  assert.equal(together.scoredPositions, 3 + 5 + 1 + 12);
+});
+
+test('identical inputs of a group run once and share their rows', async () => {
+  const input = Int32Array.from(tokenIds(8, V, 7));
+  const out = await scoreUnits(model, [
+    { input, targets: Int32Array.of(5), group: 0 },
+    { input, targets: Int32Array.of(6), group: 0 },
+    { input, targets: Int32Array.of(5), group: 1 },
+  ]);
+  assert.equal(out.sequences.length, 2);
+  assert.deepEqual([...out.sequenceOf], [0, 0, 1]);
+  assert.equal(out.results[0].logLikelihood, out.results[2].logLikelihood);
+  assert.notEqual(out.results[0].logLikelihood, out.results[1].logLikelihood);
+});
+
+/** Independent reference: log p(target) from a full forward, log-softmax written the textbook way in double. */
+function referenceLogProb(logits: Float32Array, row: number, target: number): { lp: number; argmax: number } {
+  let max = -Infinity;
+  let argmax = 0;
+  for (let v = 0; v < V; v++) if (logits[row * V + v] > max) [max, argmax] = [logits[row * V + v], v];
+  let z = 0;
+  for (let v = 0; v < V; v++) z += Math.exp(logits[row * V + v] - max);
+  return { lp: logits[row * V + target] - max - Math.log(z), argmax };
+}
+
+test('rolling loglikelihood = Σ per-token log-probs of one full forward when max_length ≥ length', async () => {
+  const doc = Int32Array.from(tokenIds(40, V, 11));
+  const windows = rollingWindows(doc, EOS, 64);
+  assert.equal(windows.length, 1);
+  const scored = await scoreUnits(model, windows.map((w) => ({ ...w, group: 0 })));
+  const { logits } = await model.forward([[EOS, ...doc.subarray(0, doc.length - 1)]], { logits: 'all' });
+  let ll = 0;
+  let top1 = 0;
+  for (let j = 0; j < doc.length; j++) {
+    const { lp, argmax } = referenceLogProb(logits, j, doc[j]);
+    ll += lp;
+    if (argmax === doc[j]) top1++;
+  }
+  const r = scored.results[0];
+  assert.equal(r.tokens, 40);
+  assert.ok(Math.abs(r.logLikelihood - ll) < 1e-9, `${r.logLikelihood} vs ${ll}`);
+  assert.equal(r.top1, top1);
+  assert.equal(r.isGreedy, top1 === 40);
+  assert.ok(r.top5 >= r.top1);
+
+  // Shorter windows: the same tokens are each predicted once, so the counts add up (the values differ: less context).
+  const short = await scoreUnits(model, rollingWindows(doc, EOS, 8).map((w) => ({ ...w, group: 0 })));
+  assert.equal(short.results.reduce((n, x) => n + x.tokens, 0), 40);
+  assert.equal(short.scoredPositions, 40);
+});
+
+test('argmax ties go to the lowest id (top-1 and rank)', async () => {
+  const { targetRank } = await import('../src/eval/scorer.js');
+  const x = Float32Array.of(1, 3, 3, 2, 3);
+  assert.equal(targetRank(x, 0, 5, 1), 0);
+  assert.equal(targetRank(x, 0, 5, 2), 1);
+  assert.equal(targetRank(x, 0, 5, 4), 2);
+  assert.equal(targetRank(x, 0, 5, 0), 4);
+});
