@@ -504,6 +504,68 @@ inline __m256 Exp8(__m256 x) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Token scores under a log-softmax over each logits row [R, V]: every needed row's normaliser
+// logZ = max + log Σ exp(x − max) (exps in float lanes, summed in double), then each (row, token) pair's
+// log-probability and rank (tokens with a larger logit, plus lower ids with an equal one).
+
+double RowLogZ(const float* x, int V) {
+  __m256 m8 = _mm256_set1_ps(-INFINITY);
+  int v = 0;
+  for (; v + 8 <= V; v += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + v));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m8);
+  float max = -INFINITY;
+  for (float l : lanes) max = std::max(max, l);
+  for (int u = v; u < V; u++) max = std::max(max, x[u]);
+  if (!std::isfinite(max)) return max;
+  const __m256 shift = _mm256_set1_ps(max);
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  for (v = 0; v + 8 <= V; v += 8) {
+    __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + v), shift));
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  alignas(32) double sums[4];
+  _mm256_store_pd(sums, _mm256_add_pd(lo, hi));
+  double sum = sums[0] + sums[1] + sums[2] + sums[3];
+  for (; v < V; v++) sum += std::exp(static_cast<double>(x[v]) - max);
+  return max + std::log(sum);
+}
+
+int TokenRank(const float* x, int V, int t) {
+  const float xt = x[t];
+  const __m256 target = _mm256_set1_ps(xt);
+  int rank = 0, v = 0;
+  for (; v + 8 <= V; v += 8) rank += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + v), target, _CMP_GT_OQ)));
+  for (; v < V; v++) rank += x[v] > xt;
+  for (v = 0; v < t; v++) rank += x[v] == xt;
+  return rank;
+}
+
+void ScoreTokens(const float* logits, int R, int V, const int32_t* rows, const int32_t* targets, int P, double* logProbs,
+                 int32_t* ranks) {
+  std::vector<double> logZ(R, NAN);
+  std::vector<int> needed;
+  std::vector<char> seen(R, 0);
+  for (int i = 0; i < P; i++)
+    if (!seen[rows[i]]) seen[rows[i]] = 1, needed.push_back(rows[i]);
+  std::atomic<int> next{0};
+  const int nNeeded = static_cast<int>(needed.size());
+  GetPool().Run([&](int) {
+    for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < nNeeded;)
+      logZ[needed[i]] = RowLogZ(logits + static_cast<size_t>(needed[i]) * V, V);
+  });
+  next = 0;
+  GetPool().Run([&](int) {
+    for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < P;) {
+      const float* x = logits + static_cast<size_t>(rows[i]) * V;
+      logProbs[i] = static_cast<double>(x[targets[i]]) - logZ[rows[i]];
+      ranks[i] = TokenRank(x, V, targets[i]);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Causal GQA attention over packed sequences with a KV store [B, capacity, W]. Tasks: (sequence, kv head, block of
 // queries); a block of up to 4 queries × `group` heads shares every K/V row load.
 
@@ -786,6 +848,30 @@ napi_value JsRmsNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// scoreTokens(logits, R, V, rows, targets, logProbs, ranks)
+napi_value JsScoreTokens(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!Args(env, info, argv)) return nullptr;
+  Arr logits, rows, targets, logProbs, ranks;
+  int R, V;
+  if (!GetArr(env, argv[0], &logits) || !GetInt(env, argv[1], &R) || !GetInt(env, argv[2], &V) ||
+      !GetArr(env, argv[3], &rows) || !GetArr(env, argv[4], &targets) || !GetArr(env, argv[5], &logProbs) ||
+      !GetArr(env, argv[6], &ranks))
+    return nullptr;
+  const size_t P = rows.length;
+  if (!Check(env, logits.length >= static_cast<size_t>(R) * V && targets.length == P && logProbs.length == P && ranks.length == P,
+             "routelab native scoreTokens: bad sizes"))
+    return nullptr;
+  const int32_t* r = static_cast<const int32_t*>(rows.data);
+  const int32_t* t = static_cast<const int32_t*>(targets.data);
+  for (size_t i = 0; i < P; i++)
+    if (!Check(env, r[i] >= 0 && r[i] < R && t[i] >= 0 && t[i] < V, "routelab native scoreTokens: row or token out of range"))
+      return nullptr;
+  ScoreTokens(static_cast<const float*>(logits.data), R, V, r, t, static_cast<int>(P), static_cast<double*>(logProbs.data),
+              static_cast<int32_t*>(ranks.data));
+  return nullptr;
+}
+
 // setThreads(n) → n actually used
 napi_value JsSetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -831,6 +917,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"moe", nullptr, JsMoe, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, JsAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNorm", nullptr, JsRmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"scoreTokens", nullptr, JsScoreTokens, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, JsSetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, JsThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -6,14 +6,17 @@ import { Checkpoint, resolveModelPath } from './model/checkpoint.js';
 import { OlmoeModel } from './model/olmoe.js';
 import { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 
-export const BACKENDS = ['auto', 'native', 'cpu'] as const;
+export const BACKENDS = ['auto', 'native', 'cpu', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /**
  * `auto` (the default): the native SIMD kernels when their addon is built and the CPU supports them, else the
- * reference backend with a one-line warning. `native` insists on the addon; `cpu` is the pure-TypeScript reference.
+ * reference backend with a one-line warning. `native` insists on the addon; `cpu` is the pure-TypeScript reference;
+ * `webgpu` runs WGSL kernels on a WebGPU adapter (a GPU, or Mesa lavapipe on a CPU).
  */
-export function createBackend(name: string = 'auto'): Backend {
+export async function createBackend(name: string = 'auto'): Promise<Backend> {
+  // Dawn is loaded only when asked for: the CPU paths never touch it.
+  if (name === 'webgpu') return (await import('./backends/webgpu.js')).createWebGpuBackend();
   if (name === 'cpu') return new CpuBackend();
   if (name === 'native') {
     try {
@@ -44,7 +47,7 @@ export interface LoadOptions {
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const dtype = options.dtype ?? 'f32';
   if (dtype !== 'f32') throw new RoutelabError('--dtype', `unsupported compute dtype ${JSON.stringify(dtype)}; available: f32`);
-  const backend = typeof options.backend === 'object' ? options.backend : createBackend(options.backend);
+  const backend = typeof options.backend === 'object' ? options.backend : await createBackend(options.backend);
   const dir = await resolveModelPath(spec);
   const checkpoint = await Checkpoint.open(dir);
   const model = OlmoeModel.load(checkpoint, backend);

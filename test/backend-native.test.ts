@@ -144,6 +144,21 @@ test('native moeExperts agrees with the reference (empty experts, 1 token, packe
   }
 });
 
+test('native scoreTokens agrees with the reference (log-probabilities, ranks with ties, repeated rows)', { skip }, async () => {
+  const native = new NativeBackend();
+  for (const V of [1, 7, 50304]) {
+    const R = 5;
+    const r = rng(V);
+    const data = Float32Array.from({ length: R * V }, () => Math.round(8 * r()) / 2); // coarse values: many ties
+    const rows = Int32Array.from({ length: 12 }, (_, i) => i % R);
+    const targets = Int32Array.from({ length: 12 }, (_, i) => (i * 7919) % V);
+    const got = await native.scoreTokens(native.upload(data, R, V), rows, targets);
+    const want = await ref.scoreTokens(ref.upload(data, R, V), rows, targets);
+    assert.deepEqual(got.ranks, want.ranks, `V=${V}`);
+    assert.ok(maxAbsDiff(got.logProbs, want.logProbs) < 1e-6, `V=${V}: ${maxAbsDiff(got.logProbs, want.logProbs)}`);
+  }
+});
+
 test('tiny-olmoe parity fixture passes on the native backend', { skip }, async () => {
   const expected = SafetensorsFile.open(parityExpected);
   const ids = expected.readArray('input_ids', 'I64');

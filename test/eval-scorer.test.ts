@@ -75,11 +75,13 @@ test('rolling loglikelihood = Σ per-token log-probs of one full forward when ma
   assert.equal(short.scoredPositions, 40);
 });
 
-test('argmax ties go to the lowest id (top-1 and rank)', async () => {
-  const { targetRank } = await import('../src/eval/scorer.js');
-  const x = Float32Array.of(1, 3, 3, 2, 3);
-  assert.equal(targetRank(x, 0, 5, 1), 0);
-  assert.equal(targetRank(x, 0, 5, 2), 1);
-  assert.equal(targetRank(x, 0, 5, 4), 2);
-  assert.equal(targetRank(x, 0, 5, 0), 4);
+test('argmax ties go to the lowest id (top-1 and rank), and log-probabilities normalise over the row', async () => {
+  const { scoreTokensOnHost } = await import('../src/backends/cpu.js');
+  const x = Float32Array.of(1, 3, 3, 2, 3, /* row 1 */ 0, 0, 0, 0, Math.log(4));
+  const { ranks, logProbs } = scoreTokensOnHost(x, 5, Int32Array.of(0, 0, 0, 0, 1, 1), Int32Array.of(1, 2, 4, 0, 4, 0));
+  assert.deepEqual(Array.from(ranks), [0, 1, 2, 4, 0, 1]);
+  assert.ok(Math.abs(logProbs[4] - Math.log(0.5)) < 1e-6); // log 4 is rounded to float32
+  assert.ok(Math.abs(logProbs[5] - Math.log(1 / 8)) < 1e-6);
+  const z = Math.log(Math.E + 3 * Math.E ** 3 + Math.E ** 2);
+  assert.ok(Math.abs(logProbs[0] - (3 - z)) < 1e-12);
 });

@@ -57,6 +57,14 @@ export interface AttentionShape {
   readonly headDim: number;
 }
 
+/** Per requested (row, token) pair: the token's log-probability and its rank in that row. */
+export interface TokenScores {
+  /** log softmax(row)[token], the normaliser summed in double over the full row. */
+  readonly logProbs: Float64Array;
+  /** Tokens with a larger logit, plus lower ids with an equal one (0 = argmax, ties to the lowest id). */
+  readonly ranks: Int32Array;
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -91,4 +99,10 @@ export interface Backend {
 
   /** Σ over experts e of weight · expert_e(x) for the tokens of `plan` → [T, H] (rows of unrouted tokens are 0). */
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor;
+
+  /**
+   * Score tokens under the log-softmax of `logits` [R, V] rows: pair i is token targets[i] of row rows[i]. Scoring
+   * needs only these numbers, so the [R × V] logits never have to leave the backend.
+   */
+  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores>;
 }

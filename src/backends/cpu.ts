@@ -1,6 +1,6 @@
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, Weight,
+  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
 } from './backend.js';
 
 /**
@@ -71,6 +71,39 @@ function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Arra
 }
 
 function cpu(x: Tensor): CpuTensor { return x as CpuTensor; }
+
+/**
+ * TokenScores from logits held on the host [R × V]: each distinct row's normaliser log Σ exp once (max-shifted,
+ * summed in double), then each pair's log-probability and rank. Backends without a kernel of their own use this.
+ */
+export function scoreTokensOnHost(logits: Float32Array, V: number, rows: Int32Array, targets: Int32Array): TokenScores {
+  const logZ = new Map<number, number>();
+  const logProbs = new Float64Array(rows.length);
+  const ranks = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const off = rows[i] * V;
+    const t = targets[i];
+    if (!(t >= 0 && t < V)) throw new Error(`scoreTokens: token ${t} outside the vocabulary of ${V}`);
+    let z = logZ.get(rows[i]);
+    if (z === undefined) {
+      let max = -Infinity;
+      for (let v = off; v < off + V; v++) if (logits[v] > max) max = logits[v];
+      let sum = 0;
+      for (let v = off; v < off + V; v++) sum += Math.exp(logits[v] - max);
+      z = max + Math.log(sum);
+      logZ.set(rows[i], z);
+    }
+    const xt = logits[off + t];
+    let rank = 0;
+    for (let v = 0; v < V; v++) {
+      const xv = logits[off + v];
+      if (xv > xt || (xv === xt && v < t)) rank++;
+    }
+    logProbs[i] = xt - z;
+    ranks[i] = rank;
+  }
+  return { logProbs, ranks };
+}
 function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 
 /**
@@ -252,6 +285,11 @@ export class CpuBackend implements Backend {
       }
     }
     return new CpuTensor(T, qWidth, out);
+  }
+
+  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const { cols, data } = cpu(logits);
+    return Promise.resolve(scoreTokensOnHost(data, cols, rows, targets));
   }
 
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor {

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, Weight,
+  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
 } from './backend.js';
 import { CpuBackend } from './cpu.js';
 
@@ -30,6 +30,7 @@ export interface NativeKernels {
     width: number, starts: Int32Array, past: Int32Array, nh: number, nkv: number, hd: number, out: Float32Array,
   ): void;
   rmsNorm(x: Float32Array, rows: number, cols: number, w: Uint16Array | Float32Array, dtype: number, eps: number, out: Float32Array): void;
+  scoreTokens(logits: Float32Array, R: number, V: number, rows: Int32Array, targets: Int32Array, logProbs: Float64Array, ranks: Int32Array): void;
   setThreads(n: number): number;
   threads(): number;
 }
@@ -158,6 +159,14 @@ export class NativeBackend implements Backend {
     this.k.attention(dense(q).data, dense(k).data, dense(v).data, kv.keys, kv.values, kv.capacity, kv.width,
       layout.starts, layout.past, numHeads, numKvHeads, headDim, out);
     return new NativeTensor(T, numHeads * headDim, out);
+  }
+
+  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const { rows: R, cols: V, data } = dense(logits);
+    const logProbs = new Float64Array(rows.length);
+    const ranks = new Int32Array(rows.length);
+    this.k.scoreTokens(data, R, V, rows, targets, logProbs, ranks);
+    return Promise.resolve({ logProbs, ranks });
   }
 
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor {

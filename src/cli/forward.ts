@@ -21,7 +21,7 @@ export const forwardCommand: Command = {
   --out FILE         safetensors with logits F32 [B, S, V], router_logits F32 [L, B·S, E], expert_counts I64 [L, B·S],
                      input_ids I64 [B, S], attention_mask I64 [B, S] (sequences right-padded; padding rows are zero)
   --dtype f32        compute precision (default f32)
-  --backend NAME     auto (default: native SIMD kernels if built, else cpu) | native | cpu (TypeScript reference)`,
+  --backend NAME     auto (default: native SIMD kernels if built, else cpu) | native | cpu (TypeScript reference) | webgpu`,
   options: {
     model: { type: 'string' },
     input: { type: 'string' },

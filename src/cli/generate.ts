@@ -20,7 +20,7 @@ export const generateCommand: Command = {
   --top-p P              nucleus sampling: keep the smallest set of tokens with probability ≥ P (default 1)
   --seed S               seed of the sampler's random generator (default 0)
   --ignore-eos           keep generating after the end-of-text token
-  --backend NAME         auto (default) | native | cpu`,
+  --backend NAME         auto (default) | native | cpu | webgpu`,
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },

@@ -138,12 +138,30 @@ export async function scoreUnits(model: OlmoeModel, units: readonly ScoringInput
       start += len;
     }
     const scored: ScoredRows = { n: nRows, row, sequence, position };
+    // One (logit row, target token) pair per scored token of every unit; the backend scores them in place.
+    let nPairs = 0;
+    for (const s of batch) for (const u of unitsOf[s]) nPairs += units[u].targets.length;
+    const pairRows = new Int32Array(nPairs);
+    const pairTargets = new Int32Array(nPairs);
+    let p = 0;
+    for (const s of batch) {
+      const base = firstRowOf.get(s)! - scoredFrom[s]; // index in `row` of input position q is base + q
+      for (const u of unitsOf[s]) {
+        const targets = units[u].targets;
+        const first = sequences[s].length - targets.length;
+        for (let j = 0; j < targets.length; j++, p++) {
+          pairRows[p] = base + first + j;
+          pairTargets[p] = targets[j];
+        }
+      }
+    }
     let observerSeconds = 0;
     const observer = options.observer;
     const t0 = performance.now();
-    const { logits } = await model.forward(batch.map((s) => sequences[s]), {
+    const { scores } = await model.forward(batch.map((s) => sequences[s]), {
       router: options.router,
       logits: row,
+      score: { rows: pairRows, targets: pairTargets },
       observer: observer && {
         onRouting(event) {
           const o0 = performance.now();
@@ -155,84 +173,23 @@ export async function scoreUnits(model: OlmoeModel, units: readonly ScoringInput
     forwardSeconds += (performance.now() - t0) / 1000 - observerSeconds;
     scoredPositions += nRows;
 
-    // Each needed row's target (the first unit's, when inputs are shared), then one pass for its log-softmax
-    // normaliser (in double) and the target's rank.
-    const rowTarget = new Int32Array(nRows).fill(-1);
+    p = 0;
     for (const s of batch) {
-      const base = firstRowOf.get(s)! - scoredFrom[s]; // index in `row` of input position p is base + p
       for (const u of unitsOf[s]) {
-        const targets = units[u].targets;
-        const first = sequences[s].length - targets.length;
-        for (let j = 0; j < targets.length; j++) if (rowTarget[base + first + j] < 0) rowTarget[base + first + j] = targets[j];
-      }
-    }
-    const logZ = new Float64Array(nRows);
-    const rowRank = new Int32Array(nRows);
-    for (let r = 0; r < nRows; r++) {
-      const { logZ: z, rank } = logSumExpAndRank(logits, r * V, V, Math.max(0, rowTarget[r]));
-      logZ[r] = z;
-      rowRank[r] = rank;
-    }
-    for (const s of batch) {
-      const len = sequences[s].length;
-      const base = firstRowOf.get(s)! - scoredFrom[s];
-      for (const u of unitsOf[s]) {
-        const targets = units[u].targets;
-        const first = len - targets.length;
+        const n = units[u].targets.length;
         let ll = 0;
         let top1 = 0;
         let top5 = 0;
-        for (let j = 0; j < targets.length; j++) {
-          const r = base + first + j;
-          const t = targets[j];
-          ll += logits[r * V + t] - logZ[r];
-          const rank = rowTarget[r] === t ? rowRank[r] : targetRank(logits, r * V, V, t);
-          if (rank === 0) top1++;
-          if (rank < 5) top5++;
+        for (let j = 0; j < n; j++, p++) {
+          ll += scores!.logProbs[p];
+          if (scores!.ranks[p] === 0) top1++;
+          if (scores!.ranks[p] < 5) top5++;
         }
-        results[u] = { logLikelihood: ll, tokens: targets.length, isGreedy: top1 === targets.length, top1, top5 };
+        results[u] = { logLikelihood: ll, tokens: n, isGreedy: top1 === n, top1, top5 };
       }
       done += unitsOf[s].length;
     }
     options.onProgress?.(done, units.length, (performance.now() - started) / 1000);
   }
   return { results, sequences, sequenceOf, forwardSeconds, scoredPositions, batches: batches.length };
-}
-
-/** log Σ_v exp(x_v) over x[offset, offset + n), in double. */
-export function logSumExp(x: Float32Array, offset: number, n: number): number {
-  let max = -Infinity;
-  for (let v = offset; v < offset + n; v++) if (x[v] > max) max = x[v];
-  if (max === -Infinity || !Number.isFinite(max)) return max;
-  let sum = 0;
-  for (let v = offset; v < offset + n; v++) sum += Math.exp(x[v] - max);
-  return max + Math.log(sum);
-}
-
-/** logSumExp and targetRank of one row in two passes over it (max, then exp-sum and rank together). */
-export function logSumExpAndRank(x: Float32Array, offset: number, n: number, t: number): { logZ: number; rank: number } {
-  const end = offset + n;
-  let max = -Infinity;
-  for (let v = offset; v < end; v++) if (x[v] > max) max = x[v];
-  const xt = x[offset + t];
-  const tAt = offset + t;
-  let sum = 0;
-  let rank = 0;
-  for (let v = offset; v < end; v++) {
-    const xv = x[v];
-    sum += Math.exp(xv - max);
-    if (xv > xt || (xv === xt && v < tAt)) rank++;
-  }
-  return { logZ: Number.isFinite(max) ? max + Math.log(sum) : max, rank };
-}
-
-/** Rank of token t among x[offset, offset + n): ids with a larger logit, plus lower ids with an equal one. */
-export function targetRank(x: Float32Array, offset: number, n: number, t: number): number {
-  const xt = x[offset + t];
-  let rank = 0;
-  for (let v = 0; v < n; v++) {
-    const xv = x[offset + v];
-    if (xv > xt || (xv === xt && v < t)) rank++;
-  }
-  return rank;
 }

@@ -6,7 +6,7 @@
  * E experts, L layers, nh / nkv query / key-value heads of width hd.
  * All numeric work goes through a Backend; this file only decides what is computed, in which order.
  */
-import type { Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, Weight } from '../backends/backend.js';
+import type { Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight } from '../backends/backend.js';
 import { RoutelabError } from '../errors.js';
 import type { Router, RouterDefaults, Routing } from '../routers/router.js';
 import { TopKRouter } from '../routers/topk.js';
@@ -56,11 +56,17 @@ export interface ForwardOptions {
    * listed (in that order) — scoring needs only the positions that predict scored tokens, and [T × V] is large.
    */
   readonly logits?: 'all' | 'last' | 'none' | Int32Array;
+  /**
+   * Instead of returning logits, score tokens against them: pair i is token `targets[i]` at row `rows[i]` of the
+   * logits selected above. The result's `scores` then holds log-probabilities and ranks, and `logits` is empty.
+   */
+  readonly score?: { readonly rows: Int32Array; readonly targets: Int32Array };
 }
 
 export interface ForwardResult {
-  /** [T × V] for 'all', [B × V] for 'last', [rows × V] for listed rows, empty for 'none'. */
+  /** [T × V] for 'all', [B × V] for 'last', [rows × V] for listed rows, empty for 'none' or when scoring. */
   readonly logits: Float32Array;
+  readonly scores?: TokenScores;
   readonly layout: BatchLayout;
 }
 
@@ -195,6 +201,11 @@ export class OlmoeModel {
     be.release(x);
     const logitsTensor = be.matmul(final, this.lmHead); // [rows, V]
     be.release(final);
+    if (options.score) {
+      const scores = await be.scoreTokens(logitsTensor, options.score.rows, options.score.targets);
+      be.release(logitsTensor);
+      return { logits: new Float32Array(0), scores, layout };
+    }
     const logits = await be.read(logitsTensor);
     return { logits, layout };
   }

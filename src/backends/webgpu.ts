@@ -1,0 +1,527 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The webgpu backend: every kernel of the forward pass in WGSL, through Dawn (npm `webgpu`) on Linux/Windows and
+ * Metal on macOS. Weights stay 16-bit on the GPU (BF16/F16 as packed u32 pairs, widened exactly in the shader);
+ * activations and all accumulation are float32; no float atomics, so runs are bit-reproducible.
+ *
+ * Commands are recorded into one encoder and submitted when a result is read. Weights larger than the device's
+ * storage-binding limit (lm_head of OLMoE-1B-7B is 206 MB) are split into row chunks, one dispatch each.
+ * Keep hot JS loops out of async functions that await Dawn promises (it crashes dawn.node): every loop here lives
+ * in a synchronous method.
+ */
+import { RoutelabError } from '../errors.js';
+import type { StoredTensor, WeightDtype } from '../model/tensor.js';
+import type {
+  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
+} from './backend.js';
+import { scoreTokensOnHost } from './cpu.js';
+import {
+  ADD, ATTENTION, CLAMP, embedKernel, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND, matmulKernel, MM_TILE_N, MM_TILE_T, type MatmulMode,
+  rmsNormKernel, ROPE,
+} from './webgpu-kernels.js';
+
+export interface WebGpuOptions {
+  /** Flags for Dawn's `create` (e.g. `backend=vulkan`, `adapter=NAME`); default none. */
+  readonly dawnFlags?: readonly string[];
+  readonly powerPreference?: GPUPowerPreference;
+  /** Split weights into row chunks of at most this many bytes (default and cap: the device's storage-binding limit). */
+  readonly weightChunkBytes?: number;
+  /** Treat the storage-binding limit as at most this (tests of the blocked paths); default the device's. */
+  readonly maxBindingBytes?: number;
+}
+
+// GPUBufferUsage / GPUMapMode exist as globals only once Dawn's are installed; these are their fixed values.
+const USAGE = {
+  storage: 0x80 | 0x04 | 0x08, // STORAGE | COPY_SRC | COPY_DST
+  uniform: 0x40 | 0x08, // UNIFORM | COPY_DST
+  read: 0x01 | 0x08, // MAP_READ | COPY_DST
+};
+const MAP_READ = 0x1;
+
+class GpuTensor implements Tensor {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly buffer: GPUBuffer,
+  ) {}
+}
+
+interface WeightChunk {
+  readonly buffer: GPUBuffer;
+  readonly row0: number;
+  readonly rows: number;
+}
+
+class GpuWeight implements Weight {
+  constructor(
+    readonly name: string,
+    readonly dtype: WeightDtype,
+    readonly shape: readonly number[],
+    readonly rows: number,
+    readonly cols: number,
+    readonly chunks: readonly WeightChunk[],
+  ) {}
+}
+
+class GpuKvStore implements KvStore {
+  constructor(
+    readonly batch: number,
+    readonly capacity: number,
+    readonly width: number,
+    readonly keys: GPUBuffer,
+    readonly values: GPUBuffer,
+  ) {}
+}
+
+/** A whole buffer, or a range of one (offset 256-byte aligned). */
+type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
+const MAX_GROUPS = 65535;
+const POOL_LIMIT_BYTES = 2 ** 30;
+const UNIFORM_CACHE_LIMIT = 8192;
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly uniforms = new Map<string, GPUBuffer>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private pooledBytes = 0;
+  /** Buffers to destroy once the commands recorded so far have been submitted. */
+  private garbage: GPUBuffer[] = [];
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private error: string | null = null;
+  private ropeCache: { key: string; table: GpuTensor } | null = null;
+  private destroyed = false;
+  readonly maxBindingBytes: number;
+  readonly weightChunkBytes: number;
+
+  constructor(
+    readonly device: GPUDevice,
+    /** What the adapter calls itself (vendor, architecture, device, description). */
+    readonly adapterName: string,
+    options: WebGpuOptions = {},
+    /** Dawn's instance: held so that it lives as long as the device. */
+    readonly instance?: GPU,
+  ) {
+    this.maxBindingBytes = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    this.weightChunkBytes = Math.min(options.weightChunkBytes ?? Infinity, this.maxBindingBytes);
+    device.addEventListener('uncapturederror', (event) => {
+      this.error ??= (event as GPUUncapturedErrorEvent).error.message;
+    });
+  }
+
+  // ---- memory ----
+
+  weight(stored: StoredTensor): Weight {
+    const { shape, dtype, data } = stored;
+    const rows = shape.length > 1 ? shape[0] : 1;
+    const cols = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : shape[0] ?? 1;
+    const elemBytes = dtype === 'F32' ? 4 : 2;
+    const rowBytes = cols * elemBytes;
+    if (rowBytes > this.maxBindingBytes) {
+      throw new RoutelabError(stored.name, `a row of ${rowBytes} bytes exceeds the device's storage binding limit ${this.maxBindingBytes}`);
+    }
+    const chunkRows = Math.max(1, Math.floor(this.weightChunkBytes / rowBytes));
+    const chunks: WeightChunk[] = [];
+    for (let row0 = 0; row0 < rows; row0 += chunkRows) {
+      const n = Math.min(chunkRows, rows - row0);
+      const part = data.subarray(row0 * cols, (row0 + n) * cols);
+      const buffer = this.device.createBuffer({ size: align4(Math.max(4, part.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
+      const range = buffer.getMappedRange();
+      if (part instanceof Float32Array) new Float32Array(range).set(part);
+      else new Uint16Array(range).set(part);
+      buffer.unmap();
+      chunks.push({ buffer, row0, rows: n });
+    }
+    return new GpuWeight(stored.name, dtype, shape, rows, cols, chunks);
+  }
+
+  upload(data: Float32Array, rows: number, cols: number): Tensor {
+    if (data.length !== rows * cols) throw new Error(`upload: ${data.length} values for [${rows}, ${cols}]`);
+    return new GpuTensor(rows, cols, this.fresh(data));
+  }
+
+  async read(x: Tensor): Promise<Float32Array> {
+    const { rows, cols, buffer } = gpu(x);
+    const bytes = rows * cols * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: USAGE.read });
+    this.endPass();
+    if (bytes > 0) this.commands().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
+    this.flush();
+    await staging.mapAsync(MAP_READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
+    staging.unmap();
+    staging.destroy();
+    this.throwIfFailed();
+    return out;
+  }
+
+  release(x: Tensor): void {
+    const { buffer } = gpu(x);
+    const size = buffer.size;
+    if (this.pooledBytes + size > POOL_LIMIT_BYTES) {
+      this.garbage.push(buffer);
+      return;
+    }
+    let list = this.pool.get(size);
+    if (!list) this.pool.set(size, (list = []));
+    list.push(buffer);
+    this.pooledBytes += size;
+  }
+
+  /** Submit what is recorded and give every GPU resource back; the backend is unusable afterwards. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.flush();
+    this.device.destroy();
+  }
+
+  // ---- kernels ----
+
+  gatherRows(x: Tensor, rows: Int32Array): Tensor {
+    const { cols } = x;
+    const out = this.tensor(rows.length, cols);
+    const index = this.fresh(rows, true);
+    this.run('gather', GATHER_ROWS, [index, gpu(x).buffer, out.buffer], [rows.length * cols, cols], rows.length * cols);
+    return out;
+  }
+
+  embed(ids: Int32Array, table: Weight): Tensor {
+    const t = gpuWeight(table);
+    const out = this.tensor(ids.length, t.cols);
+    const index = this.fresh(ids, true);
+    const n = ids.length * t.cols;
+    for (const c of t.chunks) {
+      this.run(`embed.${t.dtype}`, embedKernel(t.dtype), [index, out.buffer, c.buffer], [n, t.cols, c.row0, c.rows], n);
+    }
+    return out;
+  }
+
+  rmsNorm(x: Tensor, w: Weight, eps: number): Tensor {
+    const { rows, cols } = x;
+    const gain = gpuWeight(w);
+    const out = this.tensor(rows, cols);
+    const [gx, gy] = grid(rows);
+    this.dispatch(`rms.${gain.dtype}`, rmsNormKernel(gain.dtype), [gpu(x).buffer, out.buffer, gain.chunks[0].buffer], [rows, cols, f32bits(eps)], gx, gy);
+    return out;
+  }
+
+  matmul(x: Tensor, w: Weight): Tensor {
+    const wt = gpuWeight(w);
+    if (wt.cols !== x.cols) throw new Error(`matmul: x has ${x.cols} columns, ${wt.name} expects ${wt.cols}`);
+    const out = this.tensor(x.rows, wt.rows);
+    this.matmulInto('plain', x.rows, wt, null, gpu(x).buffer, out.buffer, wt.rows, [], 0);
+    return out;
+  }
+
+  clampInPlace(x: Tensor, limit: number): void {
+    const n = x.rows * x.cols;
+    this.run('clamp', CLAMP, [gpu(x).buffer], [n, f32bits(limit)], n);
+  }
+
+  addInPlace(x: Tensor, y: Tensor): void {
+    const n = x.rows * x.cols;
+    this.run('add', ADD, [gpu(x).buffer, gpu(y).buffer], [n], n);
+  }
+
+  ropeInPlace(x: Tensor, positions: Int32Array, heads: number, headDim: number, theta: number): void {
+    const half = headDim / 2;
+    const table = this.ropeTable(positions, headDim, theta);
+    const n = x.rows * heads * half;
+    this.run('rope', ROPE, [gpu(x).buffer, table.buffer], [n, heads, half, x.cols], n);
+  }
+
+  createKvStore(batch: number, capacity: number, width: number): KvStore {
+    const bytes = batch * capacity * width * 4;
+    if (bytes > this.maxBindingBytes) {
+      throw new RoutelabError('--backend webgpu', `a KV cache of ${batch} × ${capacity} positions × ${width} needs ${bytes} bytes per layer, over the device's storage binding limit ${this.maxBindingBytes}; use smaller batches or shorter inputs`);
+    }
+    const make = () => this.device.createBuffer({ size: Math.max(4, bytes), usage: USAGE.storage });
+    return new GpuKvStore(batch, capacity, width, make(), make());
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
+    const kv = store as GpuKvStore;
+    const { numHeads, numKvHeads, headDim } = shape;
+    if (headDim > 256) throw new Error(`attention: head dim ${headDim} > 256 is not supported by the webgpu kernel`);
+    const T = q.rows;
+    if (T > MAX_GROUPS) throw new Error(`attention: ${T} tokens in one call; the webgpu kernel takes at most ${MAX_GROUPS}`);
+    const tok = tokenSlots(layout, kv.capacity, T);
+    const tokBuffer = this.fresh(tok, true);
+    const W = kv.width;
+    this.run('kv', KV_APPEND, [gpu(k).buffer, gpu(v).buffer, kv.keys, kv.values, tokBuffer], [T * W, W, kv.capacity], T * W);
+    const qWidth = numHeads * headDim;
+    const out = this.tensor(T, qWidth);
+    if (T > 0) {
+      const params = [numHeads / numKvHeads, headDim, qWidth, W, kv.capacity, f32bits(1 / Math.sqrt(headDim))];
+      this.dispatch('attention', ATTENTION, [gpu(q).buffer, kv.keys, kv.values, out.buffer, tokBuffer], params, numHeads, T);
+    }
+    return out;
+  }
+
+  moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor {
+    const { rows: T, cols: H } = x;
+    const out = this.tensor(T, H);
+    this.endPass();
+    this.commands().clearBuffer(out.buffer);
+    if (plan.tokens.length === 0) return out;
+    const tokens = this.fresh(plan.tokens, true);
+    const weights = this.fresh(plan.weights, true);
+    // Experts run one after another, each adding its rows into out: the same order of sums as the reference.
+    for (let e = 0; e < experts.length; e++) {
+      const begin = plan.offsets[e];
+      const n = plan.offsets[e + 1] - begin;
+      if (n === 0) continue;
+      const { gate, up, down } = experts[e];
+      const I = gpuWeight(gate).rows;
+      const act = this.tensor(n, I);
+      this.matmulInto('gateup', n, gpuWeight(gate), gpuWeight(up), gpu(x).buffer, act.buffer, I, [tokens], begin);
+      this.matmulInto('scatter', n, gpuWeight(down), null, act.buffer, out.buffer, H, [tokens, weights], begin);
+      this.release(act);
+    }
+    return out;
+  }
+
+  /** Read the logits back and score on the host (the reference's double-precision normaliser, bit for bit). */
+  async scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const data = await this.read(logits);
+    return scoreTokensOnHost(data, logits.cols, rows, targets);
+  }
+
+  // ---- plumbing ----
+
+  /**
+   * One tiled matmul per weight chunk; `extra` are the idx (and weights) buffers of the gathered modes. A plain
+   * matmul whose input or output exceeds the storage-binding limit (lm_head logits of many tokens) runs in blocks of
+   * rows, each bound as a range of the buffers (blocks of 64 rows keep offsets 256-byte aligned).
+   */
+  private matmulInto(mode: MatmulMode, T: number, w: GpuWeight, w2: GpuWeight | null, x: GPUBuffer, out: GPUBuffer, outStride: number, extra: GPUBuffer[], rowOff: number): void {
+    if (T === 0) return;
+    const rowBytes = Math.max(w.cols, outStride) * 4;
+    let block = T;
+    if (T * rowBytes > this.maxBindingBytes) {
+      if (mode !== 'plain') throw new Error(`matmul: ${T} rows of ${rowBytes} bytes exceed the storage binding limit`);
+      block = Math.floor(this.maxBindingBytes / rowBytes / 64) * 64;
+      if (block === 0) throw new Error(`matmul: a block of 64 rows of ${rowBytes} bytes exceeds the storage binding limit`);
+    }
+    const maxBlock = Math.floor((MAX_GROUPS * MM_TILE_T) / 64) * 64; // the workgroup-count limit, kept 64-aligned
+    if (block > maxBlock) block = maxBlock;
+    for (let t0 = 0; t0 < T; t0 += block) {
+      const rows = Math.min(block, T - t0);
+      const xs: Binding = block === T ? x : { buffer: x, offset: t0 * w.cols * 4, size: rows * w.cols * 4 };
+      const os: Binding = block === T ? out : { buffer: out, offset: t0 * outStride * 4, size: rows * outStride * 4 };
+      for (let i = 0; i < w.chunks.length; i++) {
+        const c = w.chunks[i];
+        const buffers: Binding[] = [xs, os, c.buffer, ...extra];
+        if (w2) buffers.push(w2.chunks[i].buffer);
+        if (mode === 'plain' && rows <= GEMV_MAX_T) {
+          this.dispatch(`gemv.${w.dtype}`, gemvKernel(w.dtype), buffers, [rows, w.cols, c.rows, outStride, c.row0], Math.ceil(c.rows / 64), 1);
+          continue;
+        }
+        const params = [rows, w.cols, c.rows, outStride, c.row0, rowOff];
+        this.dispatch(`mm.${mode}.${w.dtype}`, matmulKernel(w.dtype, mode), buffers, params, Math.ceil(c.rows / MM_TILE_N), Math.ceil(rows / MM_TILE_T));
+      }
+    }
+  }
+
+  private ropeTable(positions: Int32Array, headDim: number, theta: number): GpuTensor {
+    // q and k of a layer, and every layer of a forward pass, share one table.
+    const key = `${theta}/${headDim}/${positions.length}/${hashInts(positions)}`;
+    if (this.ropeCache?.key === key) return this.ropeCache.table;
+    if (this.ropeCache) this.garbage.push(this.ropeCache.table.buffer);
+    const data = ropeCosSin(positions, headDim, theta);
+    const table = new GpuTensor(positions.length, headDim, this.fresh(data));
+    this.ropeCache = { key, table };
+    return table;
+  }
+
+  /** A float32 tensor [rows, cols] whose contents the next kernel overwrites (from the pool when one fits). */
+  private tensor(rows: number, cols: number): GpuTensor {
+    const size = align16(Math.max(16, rows * cols * 4));
+    const reuse = this.pool.get(size)?.pop();
+    if (reuse) {
+      this.pooledBytes -= size;
+      return new GpuTensor(rows, cols, reuse);
+    }
+    return new GpuTensor(rows, cols, this.device.createBuffer({ size, usage: USAGE.storage }));
+  }
+
+  /** A new buffer holding `data`; a temporary one (an index for one kernel) is destroyed after the next submit. */
+  private fresh(data: Float32Array | Int32Array, temporary = false): GPUBuffer {
+    const buffer = this.device.createBuffer({ size: align16(Math.max(16, data.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
+    if (data instanceof Float32Array) new Float32Array(buffer.getMappedRange(), 0, data.length).set(data);
+    else new Int32Array(buffer.getMappedRange(), 0, data.length).set(data);
+    buffer.unmap();
+    if (temporary) this.garbage.push(buffer);
+    return buffer;
+  }
+
+  private run(name: string, code: string, buffers: GPUBuffer[], params: number[], n: number): void {
+    if (n === 0) return;
+    const [gx, gy] = grid(Math.ceil(n / 256));
+    this.dispatch(name, code, buffers, params, gx, gy);
+  }
+
+  private dispatch(name: string, code: string, buffers: Binding[], params: number[], gx: number, gy: number): void {
+    const pipeline = this.pipeline(name, code);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniform(params) } }];
+    buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: 'offset' in b ? b : { buffer: b } }));
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(gx, gy);
+  }
+
+  private pipeline(name: string, code: string): GPUComputePipeline {
+    let p = this.pipelines.get(name);
+    if (!p) {
+      const module = this.device.createShaderModule({ code, label: name });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: name });
+      this.pipelines.set(name, p);
+    }
+    return p;
+  }
+
+  /** Parameters as a uniform buffer; buffers are immutable and shared by content. */
+  private uniform(params: number[]): GPUBuffer {
+    const key = params.join(',');
+    let buffer = this.uniforms.get(key);
+    if (!buffer) {
+      if (this.uniforms.size >= UNIFORM_CACHE_LIMIT) {
+        for (const b of this.uniforms.values()) this.garbage.push(b);
+        this.uniforms.clear();
+      }
+      buffer = this.device.createBuffer({ size: align16(Math.max(16, params.length * 4)), usage: USAGE.uniform, mappedAtCreation: true });
+      new Uint32Array(buffer.getMappedRange()).set(params);
+      buffer.unmap();
+      this.uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  private commands(): GPUCommandEncoder {
+    if (this.destroyed) throw new Error('webgpu backend used after destroy()');
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    this.pass ??= this.commands().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private flush(): void {
+    this.endPass();
+    if (this.encoder) this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    for (const b of this.garbage) b.destroy();
+    this.garbage = [];
+  }
+
+  private throwIfFailed(): void {
+    if (this.error) throw new Error(`webgpu: ${this.error}`);
+  }
+}
+
+/**
+ * Open the first WebGPU adapter Dawn offers (a GPU, or a CPU Vulkan driver such as Mesa ≥ 25 lavapipe) and a
+ * device with its largest storage limits. Throws a RoutelabError naming what was looked for when there is none.
+ */
+export async function createWebGpuBackend(options: WebGpuOptions = {}): Promise<WebGpuBackend> {
+  const where = '--backend webgpu';
+  let dawn: { create(flags: string[]): GPU; globals: object };
+  try {
+    const specifier = 'webgpu';
+    dawn = (await import(specifier)) as typeof dawn;
+  } catch (e) {
+    throw new RoutelabError(where, `the \`webgpu\` package (Dawn for Node.js) could not be loaded: ${(e as Error).message}`);
+  }
+  Object.assign(globalThis, dawn.globals);
+  const flags = [...(options.dawnFlags ?? [])];
+  const instance = dawn.create(flags);
+  let adapter: GPUAdapter | null = null;
+  let why = '';
+  try {
+    adapter = await instance.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  } catch (e) {
+    why = `: ${(e as Error).message.split('\n').join(' ')}`; // Dawn lists the adapters it saw when a flag names none
+  }
+  if (!adapter) {
+    const looked = process.platform === 'darwin' ? 'Metal' : process.platform === 'win32' ? 'D3D12/Vulkan' : 'Vulkan (a GPU driver, or Mesa ≥ 25 lavapipe as a CPU adapter)';
+    throw new RoutelabError(where, `no WebGPU adapter found (looked for ${looked} through Dawn, the \`webgpu\` package${flags.length ? `, flags ${flags.join(' ')}` : ''})${why}; on Linux without a GPU run scripts/install-lavapipe.sh`);
+  }
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const i = adapter.info;
+  const name = [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(' ') || 'unknown adapter';
+  return new WebGpuBackend(device, name, options, instance);
+}
+
+function gpu(x: Tensor): GpuTensor { return x as GpuTensor; }
+function gpuWeight(w: Weight): GpuWeight { return w as GpuWeight; }
+function align4(n: number): number { return Math.ceil(n / 4) * 4; }
+function align16(n: number): number { return Math.ceil(n / 16) * 16; }
+
+function f32bits(x: number): number {
+  return new Uint32Array(Float32Array.of(x).buffer)[0];
+}
+
+/** Workgroups as a 2-D grid within the per-dimension limit. */
+function grid(groups: number): [number, number] {
+  if (groups <= MAX_GROUPS) return [Math.max(1, groups), 1];
+  const gy = Math.ceil(groups / MAX_GROUPS);
+  return [Math.ceil(groups / gy), gy];
+}
+
+function hashInts(a: Int32Array): number {
+  let h = 2166136261;
+  for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 16777619);
+  return h >>> 0;
+}
+
+/** [T, 2, half] cos then sin of float32 angles pos · inv_freq, rounded to float32 — exactly the reference's. */
+function ropeCosSin(positions: Int32Array, headDim: number, theta: number): Float32Array {
+  const half = headDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
+  const out = new Float32Array(positions.length * headDim);
+  for (let r = 0; r < positions.length; r++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(positions[r] * invFreq[i]);
+      out[r * headDim + i] = Math.cos(angle);
+      out[r * headDim + half + i] = Math.sin(angle);
+    }
+  }
+  return out;
+}
+
+/** Per packed token: (sequence, cache position). */
+function tokenSlots(layout: BatchLayout, capacity: number, T: number): Int32Array {
+  const tok = new Int32Array(Math.max(1, T) * 2);
+  const B = layout.starts.length - 1;
+  for (let b = 0; b < B; b++) {
+    const start = layout.starts[b];
+    const len = layout.starts[b + 1] - start;
+    if (layout.past[b] + len > capacity) throw new Error(`attention: sequence ${b} needs ${layout.past[b] + len} positions, cache holds ${capacity}`);
+    for (let s = 0; s < len; s++) {
+      tok[2 * (start + s)] = b;
+      tok[2 * (start + s) + 1] = layout.past[b] + s;
+    }
+  }
+  return tok;
+}
