@@ -9,10 +9,12 @@ import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
 import { profileCommand } from './profile.js';
+import { sweepCommand } from './sweep.js';
 import { traceCommand } from './trace.js';
 
 const COMMANDS: readonly Command[] = [
-  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, profileCommand, benchCommand,
+  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, sweepCommand, profileCommand,
+  benchCommand,
 ];
 
 function help(): string {

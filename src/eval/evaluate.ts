@@ -79,6 +79,8 @@ export interface EvalSummary {
   max_length: number;
   batch_size: number;
   metrics: Record<string, number>;
+  /** Per-document scores in document order (columnar), for paired comparisons such as the bootstrap. */
+  documents: { index: number[]; scores: Record<string, number[]> };
   routing: RoutingMetrics;
   timings: {
     load_s: number | null;
@@ -349,6 +351,10 @@ export async function evaluate<D extends TaskDoc>(
     max_length: maxLength,
     batch_size: batchSize,
     metrics,
+    documents: {
+      index: docs.map((d) => d.index),
+      scores: Object.fromEntries(Object.keys(docScores[0] ?? {}).map((key) => [key, docScores.map((s) => s[key])])),
+    },
     routing,
     timings: {
       load_s: options.loadSeconds ?? null,

@@ -1,0 +1,84 @@
+import { RoutelabError } from '../errors.js';
+import { createProgress } from '../sweep/progress.js';
+import { runSweep } from '../sweep/run.js';
+import { fullSpec, quickSpec, readCustomSpec, type SweepSpec } from '../sweep/spec.js';
+import { TASK_NAMES } from '../tasks/registry.js';
+import { numberFlag, requireString, type Command } from './command.js';
+
+export const sweepCommand: Command = {
+  name: 'sweep',
+  summary: 'top-k baselines and BH routing over tasks on the same documents: resumable, with results tables',
+  usage: `Usage: routelab sweep --model DIR --data-dir DIR --out RUN_DIR [--mode quick|full|custom] [--spec sweep.yaml]
+
+  --model DIR        model directory in Hugging Face layout, or a hub repo id
+  --data-dir DIR     a folder laid out like the bundled data/ (wikitext-2-raw-v1/, lambada_openai/, hellaswag/,
+                     glue/{sst2,rte,mrpc}/, boolq/, train-text/), or a Hugging Face hub cache
+  --out RUN_DIR      where cells ({config}_{task}.json + _routing.parquet), results.{csv,json,parquet},
+                     manifest.json and null.json go; re-running the same command resumes
+  --mode MODE        quick (10 documents per task, 512-token windows, BH max_k 8 × 4 alphas + 4 baselines),
+                     full (whole splits: baselines k ∈ {8,16,32,64}, BH max_k ∈ {8,16,32,64} × alpha ∈ {.3,.4,.5,.6}),
+                     custom (--spec FILE, YAML or JSON; see the README)
+  --spec FILE        the custom sweep spec (implies --mode custom)
+  --tasks a,b        evaluate these tasks (their data must exist) instead of the mode's defaults
+  --smallbench       add sst2, rte, mrpc, boolq to the default tasks
+  --limit N          documents per task (overrides the mode)
+  --max-length M     window / truncation length (overrides the mode)
+  --null FILE        bh null model (default: calibrate on DATA_DIR/train-text into RUN_DIR/null.json)
+  --profile          also profile every configuration (latency, throughput, memory) into {config}_profile.json
+  --backend NAME     auto (default) | native | cpu | webgpu
+  --quiet            print nothing but errors`,
+  options: {
+    model: { type: 'string' },
+    'data-dir': { type: 'string' },
+    out: { type: 'string' },
+    mode: { type: 'string' },
+    spec: { type: 'string' },
+    tasks: { type: 'string' },
+    smallbench: { type: 'boolean', default: false },
+    limit: { type: 'string' },
+    'max-length': { type: 'string' },
+    null: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'auto' },
+    quiet: { type: 'boolean', default: false },
+  },
+  async run(values) {
+    const mode = (values.mode as string | undefined) ?? (values.spec !== undefined ? 'custom' : 'quick');
+    let spec: SweepSpec;
+    if (mode === 'custom') spec = readCustomSpec(requireString(values, 'spec'));
+    else if (mode === 'quick' || mode === 'full') {
+      if (values.spec !== undefined) throw new RoutelabError('--spec', `only with --mode custom (got --mode ${mode})`);
+      spec = mode === 'quick' ? quickSpec(values.smallbench === true) : fullSpec(values.smallbench === true);
+    } else throw new RoutelabError('--mode', `expected quick, full or custom, got ${JSON.stringify(mode)}`);
+
+    if (values.tasks !== undefined) {
+      const names = (values.tasks as string).split(',').map((t) => t.trim()).filter(Boolean);
+      const unknown = names.filter((t) => !TASK_NAMES.includes(t));
+      if (names.length === 0 || unknown.length) throw new RoutelabError('--tasks', `unknown task(s) ${unknown.join(', ')}; known: ${TASK_NAMES.join(', ')}`);
+      spec = { ...spec, tasks: names.map((name) => ({ name, explicit: true })) };
+    }
+    const positive = (flag: string) => {
+      const n = numberFlag(values, flag, 0, true);
+      if (n < 1) throw new RoutelabError(`--${flag}`, `expected a positive integer, got ${n}`);
+      return n;
+    };
+    if (values.limit !== undefined) spec = { ...spec, limit: positive('limit') };
+    if (values['max-length'] !== undefined) spec = { ...spec, maxLength: positive('max-length') };
+    if (values.null !== undefined) spec = { ...spec, nullModel: values.null as string };
+    if (values.profile === true) spec = { ...spec, profile: true };
+
+    const outcome = await runSweep({
+      spec,
+      model: requireString(values, 'model'),
+      dataDir: requireString(values, 'data-dir'),
+      runDir: requireString(values, 'out'),
+      backend: values.backend as string,
+      progress: createProgress(process.stderr, values.quiet === true),
+    });
+    if (values.quiet !== true) {
+      console.error(`sweep: ${outcome.cells} cells (${outcome.evaluated} evaluated, ${outcome.resumed} already complete)` +
+        `${outcome.skippedTasks.length ? `; skipped tasks without data: ${outcome.skippedTasks.join(', ')}` : ''}; ` +
+        `results in ${values.out}/results.{csv,json,parquet}`);
+    }
+  },
+};

@@ -1,0 +1,151 @@
+/**
+ * What a sweep runs: configurations × tasks and the evaluation settings they share. `quick` and `full` are the
+ * seeds' defaults; `custom` reads a YAML or JSON file validated against a schema.
+ *
+ * Phase 1 is the top-k baselines (k ∈ {8, 16, 32, 64}); phase 2 is BH over max_k × alpha (min_k 1).
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { RoutelabError } from '../errors.js';
+import { TASK_NAMES } from '../tasks/registry.js';
+import { TRACE_LEVELS } from '../trace/format.js';
+
+export type SweepMode = 'quick' | 'full' | 'custom';
+
+export const DEFAULT_TASKS = ['wikitext', 'lambada_openai', 'hellaswag'] as const;
+export const SMALLBENCH_TASKS = ['sst2', 'rte', 'mrpc', 'boolq'] as const;
+
+export interface SweepTask {
+  readonly name: string;
+  /** Named by the user (missing data is then an error) rather than by a mode's defaults (missing data: skipped). */
+  readonly explicit: boolean;
+  /** Data path or dataset id for this task; default: looked up in the data directory. */
+  readonly data?: string;
+}
+
+export interface SweepSpec {
+  readonly mode: SweepMode;
+  /** Router specs in run order; `bh:` specs without `null=` get the sweep's null model. */
+  readonly routers: readonly string[];
+  readonly tasks: readonly SweepTask[];
+  readonly limit: number | null;
+  readonly sampleSeed: number | null;
+  readonly maxLength: number | null;
+  readonly batchSize: number;
+  readonly trace: 'off' | 'counts' | 'full';
+  /** Null-model file for bh; absent → calibration runs first and stores RUN_DIR/null.json. */
+  readonly nullModel: string | null;
+  readonly calibration: { readonly data: string | null; readonly tokens: number; readonly perExpert: boolean };
+  /** Seed of the paired bootstrap (and of --sample-seed sampling when set). */
+  readonly seed: number;
+  readonly bootstrapResamples: number;
+  readonly profile: boolean;
+}
+
+const BASELINE_K = [8, 16, 32, 64];
+const BH_MAX_K = [8, 16, 32, 64];
+const BH_ALPHA = [0.3, 0.4, 0.5, 0.6];
+
+/** Phase 1 then phase 2, as router specs. */
+export function gridRouters(baselines: readonly number[], bh: { maxK: readonly number[]; alpha: readonly number[]; minK: number } | null): string[] {
+  const routers = baselines.map((k) => `topk:k=${k}`);
+  if (bh) for (const maxK of bh.maxK) for (const alpha of bh.alpha) routers.push(`bh:alpha=${alpha},max_k=${maxK},min_k=${bh.minK}`);
+  return routers;
+}
+
+const COMMON = {
+  sampleSeed: null,
+  batchSize: 16,
+  trace: 'counts' as const,
+  nullModel: null,
+  calibration: { data: null, tokens: 16384, perExpert: false },
+  seed: 0,
+  bootstrapResamples: 1000,
+  profile: false,
+};
+
+/** The seeds' sweep over whole splits: 4 baselines + 16 BH configurations. */
+export function fullSpec(smallbench: boolean): SweepSpec {
+  return {
+    ...COMMON,
+    mode: 'full',
+    routers: gridRouters(BASELINE_K, { maxK: BH_MAX_K, alpha: BH_ALPHA, minK: 1 }),
+    tasks: [...DEFAULT_TASKS, ...(smallbench ? SMALLBENCH_TASKS : [])].map((name) => ({ name, explicit: false })),
+    limit: null,
+    maxLength: null,
+  };
+}
+
+/** A few minutes on a CPU: the same grid with one BH max_k, 10 documents per task, 512-token windows. */
+export function quickSpec(smallbench: boolean): SweepSpec {
+  return {
+    ...fullSpec(smallbench),
+    mode: 'quick',
+    routers: gridRouters(BASELINE_K, { maxK: [8], alpha: BH_ALPHA, minK: 1 }),
+    limit: 10,
+    maxLength: 512,
+    calibration: { data: null, tokens: 4096, perExpert: false },
+  };
+}
+
+const positiveInt = z.number().int().positive();
+const taskName = z.enum(TASK_NAMES as [string, ...string[]]);
+const customSchema = z.strictObject({
+  tasks: z.array(z.union([taskName, z.strictObject({ name: taskName, data: z.string().min(1).optional() })])).min(1),
+  baselines: z.array(positiveInt).default([]),
+  bh: z.strictObject({
+    max_k: z.array(positiveInt).min(1),
+    alpha: z.array(z.number().gt(0).lte(1)).min(1),
+    min_k: positiveInt.default(1),
+  }).optional(),
+  routers: z.array(z.string().min(1)).default([]),
+  limit: positiveInt.nullable().default(null),
+  sample_seed: z.number().int().min(0).nullable().default(null),
+  max_length: positiveInt.nullable().default(null),
+  batch_size: positiveInt.default(16),
+  trace: z.enum(TRACE_LEVELS as unknown as [string, ...string[]]).default('counts'),
+  null: z.string().min(1).nullable().default(null),
+  calibration: z.strictObject({
+    data: z.string().min(1).nullable().default(null),
+    tokens: positiveInt.default(16384),
+    per_expert: z.boolean().default(false),
+  }).default({ data: null, tokens: 16384, per_expert: false }),
+  seed: z.number().int().min(0).default(0),
+  bootstrap_resamples: positiveInt.default(1000),
+  profile: z.boolean().default(false),
+});
+
+/** Read and validate a custom sweep spec (YAML or JSON). Every problem is listed with its path in the file. */
+export function readCustomSpec(file: string): SweepSpec {
+  let raw: unknown;
+  try {
+    const text = readFileSync(file, 'utf8');
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new RoutelabError(file, `cannot read the sweep spec: ${(e as Error).message}`);
+  }
+  const parsed = customSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    throw new RoutelabError(file, `invalid sweep spec:\n${problems.join('\n')}`);
+  }
+  const s = parsed.data;
+  const routers = [...gridRouters(s.baselines, s.bh ? { maxK: s.bh.max_k, alpha: s.bh.alpha, minK: s.bh.min_k } : null), ...s.routers];
+  if (routers.length === 0) throw new RoutelabError(file, 'invalid sweep spec: no configurations (give baselines, bh or routers)');
+  return {
+    mode: 'custom',
+    routers,
+    tasks: s.tasks.map((t) => (typeof t === 'string' ? { name: t, explicit: true } : { name: t.name, explicit: true, data: t.data })),
+    limit: s.limit,
+    sampleSeed: s.sample_seed,
+    maxLength: s.max_length,
+    batchSize: s.batch_size,
+    trace: s.trace as SweepSpec['trace'],
+    nullModel: s.null,
+    calibration: { data: s.calibration.data, tokens: s.calibration.tokens, perExpert: s.calibration.per_expert },
+    seed: s.seed,
+    bootstrapResamples: s.bootstrap_resamples,
+    profile: s.profile,
+  };
+}
