@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fitNullModel } from '../src/calibrate/calibrate.js';
@@ -84,4 +84,31 @@ test('routelab calibrate fits a null on text that bh then routes with; --show su
   const missing = run('calibrate', '--model', gutenbergDir, '--data', join(dir, 'nope.txt'), '--out', out);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /nope\.txt: no such calibration file or directory/);
+});
+
+test('calibrate --task reads a task split other than the evaluated one, and the sweep refuses a null from the evaluated split', () => {
+  const dir = tempDir();
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  const wiki = join(repoRoot, 'test/fixtures/data/wikitext/wiki.test.raw'); // stands in for a validation file here
+  const out = join(dir, 'null.json');
+  const ok = run('calibrate', '--model', gutenbergDir, '--task', 'wikitext', '--split', 'validation', '--data', wiki, '--tokens', '256', '--points', '64', '--out', out);
+  assert.equal(ok.status, 0, ok.stderr);
+  const meta = readNullModel(out).meta as { data: Record<string, unknown> };
+  assert.equal(meta.data.task, 'wikitext');
+  assert.equal(meta.data.split, 'validation');
+  assert.match(String(meta.data.fingerprint), /^[0-9a-f]{64}$/);
+
+  const refused = run('calibrate', '--model', gutenbergDir, '--task', 'wikitext', '--split', 'test', '--data', wiki, '--out', join(dir, 'x.json'));
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /test is the split wikitext evaluates/);
+
+  const onTest = join(dir, 'on-test.json');
+  const parsed = JSON.parse(readFileSync(out, 'utf8'));
+  writeFileSync(onTest, JSON.stringify({ ...parsed, meta: { ...parsed.meta, data: { ...parsed.meta.data, split: 'test' } } }));
+  const spec = join(dir, 'sweep.yaml');
+  writeFileSync(spec, 'tasks: [wikitext]\nbh: { max_k: [4], alpha: [0.5] }\nlimit: 1\nmax_length: 64\n');
+  const sweep = run('sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', join(dir, 'run'), '--spec', spec, '--null', onTest);
+  assert.equal(sweep.status, 2);
+  assert.match(sweep.stderr, /calibrated on wikitext test, the documents this sweep evaluates/);
 });

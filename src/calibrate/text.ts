@@ -17,33 +17,43 @@ export interface CalibrationText {
 const PIECE_CHARS = 16384;
 
 /**
- * Up to `maxTokens` tokens of plain text from a file or a directory of `.txt` files (in name order), cut into
- * sequences of `seqLen` tokens.
+ * Up to `maxTokens` tokens of `pieces` (texts tokenized one by one, in order), cut into sequences of `seqLen`
+ * tokens; the fingerprint is sha256 over the pieces read.
  */
-export function readCalibrationText(path: string, tokenizer: TextTokenizer, maxTokens: number, seqLen: number): CalibrationText {
-  const files = textFiles(path);
+export function tokenizeCalibrationText(pieces: Iterable<string>, tokenizer: TextTokenizer, maxTokens: number, seqLen: number, where: string): Omit<CalibrationText, 'files'> {
   const ids: number[] = [];
   const used = createHash('sha256');
-  const usedFiles: string[] = [];
-  for (const file of files) {
+  for (const piece of pieces) {
     if (ids.length >= maxTokens) break;
-    usedFiles.push(file);
-    const text = readFileSync(file, 'utf8');
-    for (let start = 0; start < text.length && ids.length < maxTokens; ) {
-      let end = Math.min(text.length, start + PIECE_CHARS);
-      const paragraph = text.indexOf('\n\n', end);
-      end = end === text.length || paragraph < 0 ? text.length : paragraph + 2;
-      const piece = text.slice(start, end);
-      used.update(piece);
-      for (const id of tokenizer.encode(piece)) ids.push(id);
-      start = end;
-    }
+    used.update(piece);
+    for (const id of tokenizer.encode(piece)) ids.push(id);
   }
-  if (ids.length === 0) throw new RoutelabError(path, 'no calibration text: the files are empty');
+  if (ids.length === 0) throw new RoutelabError(where, 'no calibration text: nothing to tokenize');
   ids.length = Math.min(ids.length, maxTokens);
   const sequences: number[][] = [];
   for (let i = 0; i < ids.length; i += seqLen) sequences.push(ids.slice(i, i + seqLen));
-  return { sequences, tokens: ids.length, files: usedFiles, fingerprint: used.digest('hex') };
+  return { sequences, tokens: ids.length, fingerprint: used.digest('hex') };
+}
+
+/** Up to `maxTokens` tokens of plain text from a file or a directory of `.txt` files (in name order). */
+export function readCalibrationText(path: string, tokenizer: TextTokenizer, maxTokens: number, seqLen: number): CalibrationText {
+  const files = textFiles(path);
+  const usedFiles: string[] = [];
+  // Files are read lazily, in pieces cut at paragraph breaks so no word is split.
+  function* pieces(): Generator<string> {
+    for (const file of files) {
+      usedFiles.push(file);
+      const text = readFileSync(file, 'utf8');
+      for (let start = 0; start < text.length; ) {
+        let end = Math.min(text.length, start + PIECE_CHARS);
+        const paragraph = text.indexOf('\n\n', end);
+        end = end === text.length || paragraph < 0 ? text.length : paragraph + 2;
+        yield text.slice(start, end);
+        start = end;
+      }
+    }
+  }
+  return { ...tokenizeCalibrationText(pieces(), tokenizer, maxTokens, seqLen, path), files: usedFiles };
 }
 
 function textFiles(path: string): string[] {

@@ -3,22 +3,28 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { collectRouterLogits, fitNullModel } from '../calibrate/calibrate.js';
-import { readCalibrationText } from '../calibrate/text.js';
+import { readCalibrationText, tokenizeCalibrationText, type CalibrationText } from '../calibrate/text.js';
 import { RoutelabError } from '../errors.js';
 import { loadModel } from '../load.js';
-import { requireTokenizer } from '../model/tokenizer.js';
+import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel, type NullGrid } from '../routers/null-model.js';
+import { getTask } from '../tasks/registry.js';
+import { fingerprintDocs } from '../tasks/selection.js';
+import type { Request } from '../tasks/task.js';
 import { numberFlag, requireString, type Command } from './command.js';
 
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: 'fit bh\'s null model (per-layer KDE of router logits) on calibration text; --show summarises one',
-  usage: `Usage: routelab calibrate --model DIR --data PATH [--tokens N] [--seq-len S] [--batch-size B] [--per-expert]
-                          [--points P] --out null.json
+  usage: `Usage: routelab calibrate --model DIR --data PATH [--task T --split S] [--tokens N] [--seq-len S] [--batch-size B]
+                          [--per-expert] [--points P] --out null.json
        routelab calibrate --show null.json
 
   --model DIR       model directory in Hugging Face layout, or a hub repo id
-  --data PATH       calibration text: a .txt file or a directory of .txt files (never the evaluation documents)
+  --data PATH       calibration text: a .txt file or a directory of .txt files (never the evaluation documents);
+                    with --task, that task's data (file, directory or dataset id)
+  --task T          calibrate on a task's documents (the text its requests score), e.g. wikitext
+  --split S         the split to read with --task (default validation); the split the task evaluates is refused
   --tokens N        calibration tokens (default 16384); every layer's E router logits per token are samples
   --seq-len S       tokens per sequence (default 512)
   --batch-size B    sequences per forward pass (default 4)
@@ -29,6 +35,8 @@ export const calibrateCommand: Command = {
   options: {
     model: { type: 'string' },
     data: { type: 'string' },
+    task: { type: 'string' },
+    split: { type: 'string' },
     tokens: { type: 'string' },
     'seq-len': { type: 'string' },
     'batch-size': { type: 'string' },
@@ -58,7 +66,10 @@ export const calibrateCommand: Command = {
     const modelSpec = requireString(values, 'model');
 
     const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string });
-    const text = readCalibrationText(dataPath, requireTokenizer(tokenizer, dir), tokens, seqLen);
+    const tok = requireTokenizer(tokenizer, dir);
+    const { text, data } = values.task === undefined
+      ? ((t) => ({ text: t, data: { path: dataPath, files: t.files, text_sha256: t.fingerprint } }))(readCalibrationText(dataPath, tok, tokens, seqLen))
+      : await taskCalibrationText(values.task as string, (values.split as string | undefined) ?? 'validation', dataPath, tok, tokens, seqLen);
     const started = performance.now();
     const logits = await collectRouterLogits(model, text.sequences, {
       batchSize,
@@ -70,7 +81,7 @@ export const calibrateCommand: Command = {
       points,
       meta: {
         model: { spec: modelSpec, config_sha256: createHash('sha256').update(readFileSync(join(dir, 'config.json'))).digest('hex') },
-        data: { path: dataPath, files: text.files, text_sha256: text.fingerprint, seq_len: seqLen },
+        data: { ...data, seq_len: seqLen },
         router: model.defaultRouter().spec,
       },
     });
@@ -79,6 +90,22 @@ export const calibrateCommand: Command = {
     console.log(summariseNullModel(out));
   },
 };
+
+/**
+ * Calibration text from a task's documents on a split other than the one it evaluates: what its requests score
+ * (a rolling text, or context + continuation). The documents' fingerprint goes into the null model's metadata so a
+ * sweep can refuse to evaluate on them.
+ */
+async function taskCalibrationText(name: string, split: string, path: string, tok: TextTokenizer, tokens: number, seqLen: number) {
+  const task = getTask(name);
+  if (split === task.split) {
+    throw new RoutelabError('--split', `${split} is the split ${name} evaluates; calibrate on another (e.g. validation or train)`);
+  }
+  const loaded = await task.load(path, 'skip', split);
+  const scoredText = (r: Request) => (r.kind === 'rolling' ? r.text : r.context + r.continuation);
+  const text: CalibrationText = { ...tokenizeCalibrationText(loaded.docs.map((d) => scoredText(task.requests(d)[0])), tok, tokens, seqLen, path), files: loaded.files };
+  return { text, data: { path, task: name, split, files: loaded.files, text_sha256: text.fingerprint, fingerprint: fingerprintDocs(task, loaded.docs), num_docs: loaded.docs.length } };
+}
 
 /** x where the grid's CDF first reaches q (by linear interpolation between grid points). */
 function quantile(g: NullGrid, q: number): number {

@@ -17,6 +17,7 @@ import { profileModel } from '../experiments/profile.js';
 import { loadModel, type LoadedModel } from '../load.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
+import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
@@ -119,7 +120,13 @@ async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; 
  */
 async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenizer: TextTokenizer, data: readonly TaskData[]): Promise<string> {
   const { spec, runDir, dataDir, progress } = options;
-  if (spec.nullModel) return spec.nullModel;
+  if (spec.nullModel) {
+    // A null calibrated on a task's documents records the task, split and fingerprint: never the ones evaluated here.
+    const source = (readNullModel(spec.nullModel).meta as { data?: { task?: string; split?: string; fingerprint?: string } }).data;
+    const clash = data.find((d) => source?.task === d.task.name && (source.split === d.task.split || source.fingerprint === d.fingerprint));
+    if (clash) throw new RoutelabError(spec.nullModel, `calibrated on ${clash.task.name} ${source!.split}, the documents this sweep evaluates: calibrate on another split`);
+    return spec.nullModel;
+  }
   const file = join(runDir, 'null.json');
   if (existsSync(file)) return file;
   const source = spec.calibration.data ?? join(dataDir, 'train-text');

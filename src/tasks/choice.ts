@@ -51,14 +51,13 @@ export interface ChoiceTaskSpec {
 
 /** A multiple-choice task over record-shaped data whose choices are the same for every document. */
 export function choiceTask(spec: ChoiceTaskSpec): Task<ChoiceDoc> {
-  const query: SplitQuery = { ...spec.data, split: spec.split, formats: RECORD_FORMATS };
   return {
     name: spec.name,
     split: spec.split,
     primaryMetric: 'acc',
     isAccuracyTask: true,
-    load: (path, onBadRow) =>
-      loadRecordTask(path, onBadRow, query, (record, where) => {
+    load: (path, onBadRow, split = spec.split) =>
+      loadRecordTask(path, onBadRow, { ...spec.data, split, formats: RECORD_FORMATS }, (record, where) => {
         const { context, gold } = spec.parse(record);
         if (!(gold >= 0 && gold < spec.choices.length)) throw new RowError(`gold index ${gold} out of range`);
         return { ...where, context, choices: spec.choices, gold };

@@ -36,8 +36,8 @@ export const hellaswag: Task<ChoiceDoc> = {
   split: 'validation',
   primaryMetric: 'acc_norm',
   isAccuracyTask: true,
-  async load(path, onBadRow) {
-    const located = await resolveData(path, { split: 'validation', formats: ['arrow', 'parquet', 'jsonl', 'json', 'text'] });
+  async load(path, onBadRow, split = 'validation') {
+    const located = await resolveData(path, { split, formats: ['arrow', 'parquet', 'jsonl', 'json', 'text'] });
     if (located.format === 'text') return loadLlamaCpp(located.files, onBadRow);
     return loadRecordDocs(located, onBadRow, (r, where) => {
       const ctx = `${textField(r, 'ctx_a', true)} ${capitalize(textField(r, 'ctx_b', true))}`;

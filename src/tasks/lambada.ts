@@ -24,11 +24,11 @@ export const lambadaOpenai: Task<LambadaDoc> = {
   split: 'test',
   primaryMetric: 'perplexity',
   isAccuracyTask: true,
-  load: (path, onBadRow) =>
+  load: (path, onBadRow, split = 'test') =>
     loadRecordTask(
       path,
       onBadRow,
-      { split: 'test', config: 'default', prefer: ['lambada_test.jsonl', 'lambada_test_en.jsonl'], formats: ['arrow', 'parquet', 'jsonl', 'json'] },
+      { split, config: 'default', prefer: ['lambada_test.jsonl', 'lambada_test_en.jsonl'], formats: ['arrow', 'parquet', 'jsonl', 'json'] },
       (record, where) => {
         const text = textField(record, 'text');
         return { ...where, text, ...splitLambada(text) };

@@ -69,8 +69,11 @@ export interface Task<D extends TaskDoc = TaskDoc> {
   readonly primaryMetric: string;
   /** Whether `acc` of this task enters avg_task_accuracy (SPEC §4). */
   readonly isAccuracyTask: boolean;
-  /** Read the documents from a file or directory in any supported format. */
-  load(path: string, onBadRow: BadRowPolicy): Promise<LoadedDocs<D>>;
+  /**
+   * Read the documents from a file or directory in any supported format; `split` (default: the task's own) picks
+   * the split where PATH holds several (a directory, a dataset id). Calibration reads other splits this way.
+   */
+  load(path: string, onBadRow: BadRowPolicy, split?: string): Promise<LoadedDocs<D>>;
   /** Canonical text of a document for the data fingerprint (sha256 over the selected documents in order). */
   fingerprint(doc: D): string;
   requests(doc: D): Request[];

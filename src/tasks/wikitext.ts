@@ -106,8 +106,8 @@ export const wikitext: Task<WikitextDoc> = {
   split: 'test',
   primaryMetric: 'word_perplexity',
   isAccuracyTask: false,
-  async load(path, onBadRow) {
-    const located = await resolveData(path, QUERY);
+  async load(path, onBadRow, split = 'test') {
+    const located = await resolveData(path, { ...QUERY, split });
     if (located.format === 'text') {
       // Raw wiki.test.raw: never malformed, only split.
       const file = located.files[0]!;
