@@ -75,6 +75,11 @@ export function writeRef(repoCache: string, revision: string, commit: string): v
   fs.writeFileSync(refFile, commit);
 }
 
+/** Credentials and endpoint for @huggingface/hub calls: $HF_ENDPOINT and $HF_TOKEN unless overridden. */
+export function hubAccess(opts: { readonly hubUrl?: string; readonly fetch?: typeof fetch }) {
+  return { hubUrl: opts.hubUrl ?? process.env.HF_ENDPOINT, fetch: opts.fetch, accessToken: process.env.HF_TOKEN || undefined };
+}
+
 /** Node's fetch reports network failures as "fetch failed" with the useful part in `cause`. */
 export function describeFailure(e: unknown): string {
   if (!(e instanceof Error)) return String(e);

@@ -17,7 +17,7 @@ import { forwardPadded } from '../src/model/padded.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import type { WeightDtype } from '../src/model/tensor.js';
 import { parseRouterSpec } from '../src/routers/registry.js';
-import { loadCpuModel, maxAbsDiff, parityDir, parityExpected, tempDir, tokenIds } from './helpers.js';
+import { assertKvCacheMatchesFullForward, loadCpuModel, maxAbsDiff, parityDir, parityExpected, tempDir, tokenIds } from './helpers.js';
 
 /** The webgpu backend, or why there is none. Weights are split into 4 KiB chunks so the chunked paths run too. */
 async function open(): Promise<WebGpuBackend | string> {
@@ -203,22 +203,7 @@ test('webgpu scoreTokens gives the log-probabilities and ranks of the CPU backen
 });
 
 test('webgpu generation with a KV cache gives the logits of a full forward pass', { skip }, async () => {
-  const model = gpuModel();
-  const seqs = [tokenIds(20, V, 4), tokenIds(13, V, 5)];
-  const full = [await model.forward([seqs[0]]), await model.forward([seqs[1]])];
-  const cache = model.createCache(2, 20);
-  const prefill = [8, 5];
-  let step = await model.forward(seqs.map((s, b) => s.slice(0, prefill[b])), { cache, logits: 'last' });
-  for (let i = 0; ; i++) {
-    for (let b = 0; b < 2; b++) {
-      const pos = prefill[b] + i - 1;
-      const diff = maxAbsDiff(step.logits.subarray(b * V, (b + 1) * V), full[b].logits.subarray(pos * V, (pos + 1) * V));
-      assert.ok(diff < 1e-5, `sequence ${b} position ${pos}: max abs diff ${diff}`);
-    }
-    if (prefill[1] + i >= seqs[1].length) break;
-    step = await model.forward(seqs.map((s, b) => [s[prefill[b] + i]]), { cache, logits: 'last' });
-  }
-  assert.deepEqual(Array.from(cache.lengths), [16, 13]);
+  await assertKvCacheMatchesFullForward(gpuModel(), V);
 });
 
 test('routers with other expert counts on webgpu choose what they choose on CPU: topk k=16, topp, bh', { skip }, async () => {

@@ -58,3 +58,25 @@ export function tokenIds(length: number, vocab: number, seed: number): number[] 
 
 /** `../shared` beside the repository (present on developer machines and CI, absent for users who clone). */
 export const sharedDir = join(repoRoot, '../shared');
+
+/**
+ * Prefill two sequences of different lengths into a KV cache, then feed their remaining tokens one at a time:
+ * every step's last-position logits must equal a full forward pass over the same prefix (< 1e-5).
+ */
+export async function assertKvCacheMatchesFullForward(model: OlmoeModel, vocab: number): Promise<void> {
+  const seqs = [tokenIds(20, vocab, 4), tokenIds(13, vocab, 5)];
+  const full = [await model.forward([seqs[0]]), await model.forward([seqs[1]])];
+  const cache = model.createCache(2, 20);
+  const prefill = [8, 5];
+  let step = await model.forward(seqs.map((s, b) => s.slice(0, prefill[b])), { cache, logits: 'last' });
+  for (let i = 0; ; i++) {
+    for (let b = 0; b < 2; b++) {
+      const pos = prefill[b] + i - 1;
+      const diff = maxAbsDiff(step.logits.subarray(b * vocab, (b + 1) * vocab), full[b].logits.subarray(pos * vocab, (pos + 1) * vocab));
+      if (!(diff < 1e-5)) throw new Error(`sequence ${b} position ${pos}: max abs diff ${diff}`);
+    }
+    if (prefill[1] + i >= seqs[1].length) break;
+    step = await model.forward(seqs.map((s, b) => [s[prefill[b] + i]]), { cache, logits: 'last' });
+  }
+  if (cache.lengths[0] !== 16 || cache.lengths[1] !== 13) throw new Error(`cache lengths ${cache.lengths}`);
+}

@@ -10,7 +10,7 @@ import { expertPlan, OlmoeModel } from '../src/model/olmoe.js';
 import { forwardPadded } from '../src/model/padded.js';
 import type { TensorToWrite } from '../src/model/safetensors.js';
 import { parseRouterSpec } from '../src/routers/registry.js';
-import { loadCpuModel, maxAbsDiff, parityDir, tempDir, tokenIds, variantCheckpoint } from './helpers.js';
+import { assertKvCacheMatchesFullForward, loadCpuModel, maxAbsDiff, parityDir, tempDir, tokenIds, variantCheckpoint } from './helpers.js';
 
 const V = 1024; // parity model vocabulary
 
@@ -48,23 +48,7 @@ test('a sequence gets the same logits and routing alone or batched with others o
 });
 
 test('generation with a KV cache gives the logits of a full forward pass over the same prefix', async () => {
-  const model = loadCpuModel(parityDir);
-  const seqs = [tokenIds(20, V, 4), tokenIds(13, V, 5)];
-  const full = await Promise.all(seqs.map((s) => model.forward([s])));
-  const cache = model.createCache(2, 20);
-  const prefill = [8, 5];
-  let step = await model.forward(seqs.map((s, b) => s.slice(0, prefill[b])), { cache, logits: 'last' });
-  for (let i = 0; ; i++) {
-    for (let b = 0; b < 2; b++) {
-      const pos = prefill[b] + i - 1;
-      const expected = full[b].logits.subarray(pos * V, (pos + 1) * V);
-      const diff = maxAbsDiff(step.logits.subarray(b * V, (b + 1) * V), expected);
-      assert.ok(diff < 1e-5, `sequence ${b} position ${pos}: max abs diff ${diff}`);
-    }
-    if (prefill[1] + i >= seqs[1].length) break;
-    step = await model.forward(seqs.map((s, b) => [s[prefill[b] + i]]), { cache, logits: 'last' });
-  }
-  assert.deepEqual(Array.from(cache.lengths), [16, 13]);
+  await assertKvCacheMatchesFullForward(loadCpuModel(parityDir), V);
 });
 
 test('grouped-query attention equals multi-head attention with each kv head repeated', async () => {

@@ -27,7 +27,8 @@ class CpuWeight implements Weight {
   get cols(): number { return this.shape.length > 1 ? this.shape[1] : 1; }
 }
 
-class CpuKvStore implements KvStore {
+/** Keys and values of B sequences × capacity positions × width, on the JS heap (shared by the CPU backends). */
+export class CpuKvStore implements KvStore {
   readonly keys: Float32Array;
   readonly values: Float32Array;
   constructor(

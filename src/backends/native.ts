@@ -6,7 +6,7 @@ import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
   AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
 } from './backend.js';
-import { CpuBackend } from './cpu.js';
+import { CpuBackend, CpuKvStore } from './cpu.js';
 
 /**
  * The fast CPU backend: the hot kernels (matrix multiply, grouped expert FFN, attention, RMSNorm) run in a C++
@@ -77,18 +77,6 @@ interface DenseWeight extends Weight {
   readonly data: Uint16Array | Float32Array;
 }
 
-class NativeKvStore implements KvStore {
-  readonly keys: Float32Array;
-  readonly values: Float32Array;
-  constructor(
-    readonly batch: number,
-    readonly capacity: number,
-    readonly width: number,
-  ) {
-    this.keys = new Float32Array(batch * capacity * width);
-    this.values = new Float32Array(batch * capacity * width);
-  }
-}
 
 function dense(x: Tensor): Dense { return x as Dense; }
 function denseWeight(w: Weight): DenseWeight { return w as DenseWeight; }
@@ -148,11 +136,11 @@ export class NativeBackend implements Backend {
   }
 
   createKvStore(batch: number, capacity: number, width: number): KvStore {
-    return new NativeKvStore(batch, capacity, width);
+    return new CpuKvStore(batch, capacity, width);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
-    const kv = store as NativeKvStore;
+    const kv = store as CpuKvStore;
     const { numHeads, numKvHeads, headDim } = shape;
     const T = q.rows;
     const out = new Float32Array(T * numHeads * headDim);

@@ -9,6 +9,7 @@ import {
   cachedSnapshot,
   defaultHubCacheDir,
   describeFailure,
+  hubAccess,
   offlineByEnvironment,
   parseRepoId,
   repoCacheDir,
@@ -77,11 +78,7 @@ async function downloadSplit(
   opts: HubDatasetOptions,
 ): Promise<string> {
   const hub = await import('@huggingface/hub'); // loaded only when a download is due
-  const access = {
-    hubUrl: opts.hubUrl ?? process.env.HF_ENDPOINT,
-    fetch: opts.fetch,
-    accessToken: process.env.HF_TOKEN || undefined,
-  };
+  const access = hubAccess(opts);
   const repo = { type: 'dataset' as const, name: id.repo };
   const info = await hub.datasetInfo({ ...access, name: id.repo, revision, additionalFields: ['sha'] });
   const all: string[] = [];

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RoutelabError } from '../errors.js';
 import {
-  cachedSnapshot, defaultHubCacheDir, describeFailure, offlineByEnvironment, parseRepoId, repoCacheDir, writeRef,
+  cachedSnapshot, defaultHubCacheDir, describeFailure, hubAccess, offlineByEnvironment, parseRepoId, repoCacheDir, writeRef,
 } from '../hub.js';
 import { expectedTensorShapes, parseOlmoeConfig, type OlmoeConfig } from './config.js';
 import { isWeightDtype, SafetensorsFile, type SafetensorsDtype, type TensorEntry } from './safetensors.js';
@@ -279,11 +279,7 @@ async function downloadSnapshot(
   opts: ResolveModelOptions,
 ): Promise<string> {
   const hub = await import('@huggingface/hub'); // loaded only when a download is due
-  const access = {
-    hubUrl: opts.hubUrl ?? process.env.HF_ENDPOINT,
-    fetch: opts.fetch,
-    accessToken: process.env.HF_TOKEN || undefined,
-  };
+  const access = hubAccess(opts);
   const info = await hub.modelInfo({ ...access, name: repo, revision, additionalFields: ['sha', 'filePaths'] });
   const files = info.filePaths.filter(isWantedHubFile);
   if (!files.includes(CONFIG_FILE)) throw new Error(`the repository has no ${CONFIG_FILE} at revision ${revision}`);
