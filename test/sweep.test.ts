@@ -128,3 +128,33 @@ test('a default task without data is skipped; a task named explicitly without da
   assert.match(defaults.stderr, /no data for wikitext .*skipping it/);
   assert.match(defaults.stderr, /skipped tasks without data: wikitext, hellaswag/);
 });
+
+test('progress: a live bar with tokens/s and ETA on a terminal, plain lines elsewhere, nothing when quiet', async () => {
+  const { createProgress } = await import('../src/sweep/progress.js');
+  const capture = (isTTY: boolean) => {
+    const out: string[] = [];
+    const stream = { isTTY, columns: 140, write: (s: string) => out.push(s) } as unknown as NodeJS.WriteStream;
+    return { out, stream };
+  };
+  const tty = capture(true);
+  const p = createProgress(tty.stream, false);
+  p.startCell(1, 4, '8experts_topk_baseline_wikitext');
+  p.update(5, 10, 2, 3000);
+  p.endCell('word_perplexity 12.3');
+  const live = tty.out.join('');
+  assert.match(live, /sweep \[####\.{6}\] 2\/4 8experts_topk_baseline_wikitext \[#+\.+\] 5\/10 units 1500 tokens\/s ETA 0:02/);
+  assert.match(live, /\[2\/4\] 8experts_topk_baseline_wikitext: word_perplexity 12\.3\n/);
+  const plain = capture(false);
+  const q = createProgress(plain.stream, false);
+  q.startCell(0, 2, 'a');
+  q.update(1, 2, 1, 10);
+  q.endCell('done');
+  assert.deepEqual(plain.out, ['sweep: [1/2] a …\n', 'sweep: [1/2] a: done\n']);
+  const quiet = capture(true);
+  const r = createProgress(quiet.stream, true);
+  r.startCell(0, 1, 'a');
+  r.update(1, 1, 1, 1);
+  r.endCell('x');
+  r.log('y');
+  assert.deepEqual(quiet.out, []);
+});

@@ -42,7 +42,8 @@ export interface EvaluateOptions {
   readonly seed?: number | null;
   readonly backend?: string;
   readonly loadSeconds?: number;
-  readonly onProgress?: (done: number, total: number, seconds: number) => void;
+  /** After each batch: scoring units done of total, seconds so far, scored tokens so far. */
+  readonly onProgress?: (done: number, total: number, seconds: number, tokens: number) => void;
 }
 
 export interface DataInfo {

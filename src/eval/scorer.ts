@@ -52,7 +52,8 @@ export interface ScoreOptions {
   /** Called once before the first forward with the distinct inputs and, per unit, which one it uses. */
   readonly onPrepared?: (sequences: readonly Int32Array[], sequenceOf: Int32Array) => void;
   /** Progress after each batch: units scored so far and total. */
-  readonly onProgress?: (done: number, total: number, seconds: number) => void;
+  /** After each batch: scoring units done of total, seconds so far, scored tokens so far. */
+  readonly onProgress?: (done: number, total: number, seconds: number, tokens: number) => void;
 }
 
 export interface ScoreOutput {
@@ -189,7 +190,7 @@ export async function scoreUnits(model: OlmoeModel, units: readonly ScoringInput
       }
       done += unitsOf[s].length;
     }
-    options.onProgress?.(done, units.length, (performance.now() - started) / 1000);
+    options.onProgress?.(done, units.length, (performance.now() - started) / 1000, scoredPositions);
   }
   return { results, sequences, sequenceOf, forwardSeconds, scoredPositions, batches: batches.length };
 }

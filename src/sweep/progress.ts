@@ -7,8 +7,8 @@ export interface Progress {
   log(line: string): void;
   /** A cell begins: `index` of `total` cells. */
   startCell(index: number, total: number, name: string): void;
-  /** Scoring units done so far in the current cell. */
-  update(done: number, total: number, seconds: number): void;
+  /** Scoring units done so far in the current cell, and the tokens they scored. */
+  update(done: number, total: number, seconds: number, tokens: number): void;
   /** The cell finished; `summary` is its one-line result. */
   endCell(summary: string): void;
 }
@@ -39,18 +39,17 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
       cell = { index, total, name };
       if (!tty) stream.write(`sweep: [${index + 1}/${total}] ${name} …\n`);
     },
-    update(done, total, seconds) {
+    update(done, total, seconds, tokens) {
       if (!tty) return;
       const now = performance.now();
       if (now - lastDraw < 100 && done < total) return;
       lastDraw = now;
-      const rate = done / Math.max(seconds, 1e-9);
-      const eta = (total - done) / rate;
+      const eta = ((total - done) * seconds) / Math.max(done, 1e-9);
       const overall = (cell.index + done / Math.max(total, 1)) / Math.max(cell.total, 1);
       const width = Math.max(10, Math.min(30, (stream.columns ?? 100) - 90));
       clear();
       stream.write(`sweep ${bar(overall, 10)} ${cell.index + 1}/${cell.total} ${cell.name} ${bar(done / Math.max(total, 1), width)} ` +
-        `${done}/${total} units ${rate.toFixed(1)}/s ETA ${clock(eta)}`);
+        `${done}/${total} units ${(tokens / Math.max(seconds, 1e-9)).toFixed(0)} tokens/s ETA ${clock(eta)}`);
     },
     endCell(summary) {
       clear();

@@ -241,7 +241,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       seed: spec.seed,
       backend: model.backend.name,
       loadSeconds,
-      onProgress: (done, total, seconds) => progress.update(done, total, seconds),
+      onProgress: (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens),
     });
     const stored = { ...summary, cell_key: cell.key, sweep: { run_dir: runDir, mode: spec.mode } };
     writeFileAtomic(cell.file, JSON.stringify(stored, null, 2) + '\n');
