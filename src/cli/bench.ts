@@ -9,6 +9,7 @@ import { Checkpoint } from '../model/checkpoint.js';
 import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
 import { OlmoeModel } from '../model/olmoe.js';
 import { numberFlag, type Command } from './command.js';
+import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
 
 /**
  * `routelab bench cpu`: the same work on routelab's native backend and on the references, side by side in one run.
@@ -39,8 +40,11 @@ export const benchCommand: Command = {
   --python PY   Python with numpy and torch (default: the first of python3, /usr/bin/python3 that imports both)
   --threads N   threads for routelab and the references (default: every core)
   --gemm-only   skip the prefill comparison
-  --keep        keep the temporary checkpoint and logits files`,
+  --keep        keep the temporary checkpoint and logits files
+
+${BENCH_GPU_USAGE}`,
   options: {
+    ...BENCH_GPU_OPTIONS,
     setup: { type: 'boolean' },
     python: { type: 'string' },
     threads: { type: 'string' },
@@ -49,6 +53,7 @@ export const benchCommand: Command = {
   },
   allowPositionals: true,
   async run(values, positionals) {
+    if (positionals[0] === 'gpu') return runBenchGpu(values, positionals);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
     if (values.setup) {
       const r = spawnSync('sh', ['-c', `apt-get update && ${SETUP}`], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
