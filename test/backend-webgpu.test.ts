@@ -229,6 +229,23 @@ function erf(x: number): number {
   return Math.sign(x) * y;
 }
 
+test('webgpu accounts its device memory: weights, then activations on top; host backends report none', { skip }, async () => {
+  const be = await createWebGpuBackend();
+  try {
+    const before = be.deviceMemory();
+    be.weight({ name: 'w', dtype: 'BF16', shape: [64, 32], data: new Uint16Array(64 * 32) });
+    const withWeight = be.deviceMemory();
+    assert.ok(withWeight.bytes >= before.bytes + 64 * 32 * 2, `${before.bytes} → ${withWeight.bytes}`);
+    const x = be.upload(random(8 * 32, 2), 8, 32);
+    await be.read(x); // the staging buffer is created and destroyed: live bytes return, the peak keeps it
+    const after = be.deviceMemory();
+    assert.ok(after.peakBytes >= after.bytes + 8 * 32 * 4 && after.bytes >= withWeight.bytes + 8 * 32 * 4);
+  } finally {
+    be.destroy();
+  }
+  assert.equal(cpu.deviceMemory(), null);
+});
+
 test('no usable adapter is one clear error naming what was looked for', async () => {
   await assert.rejects(createWebGpuBackend({ dawnFlags: ['adapter=no-such-adapter'] }), (e: unknown) =>
     e instanceof RoutelabError && /--backend webgpu: (no WebGPU adapter found \(looked for .+\)|the `webgpu` package .* could not be loaded)/.test(e.message));

@@ -44,6 +44,8 @@ test('profileModel reports latency statistics per length and throughput per batc
   assert.deepEqual(result.throughput.map((t) => [t.batch, t.seq_len]), [[1, 16], [3, 16]]);
   assert.ok(result.throughput.every((t) => t.tokens_per_second > 0));
   assert.ok(result.peak_rss_mb > 0);
+  assert.equal(result.backend_buffers, 'host');
+  assert.ok(result.peak_backend_buffers_mb > 0 && result.peak_backend_buffers_mb <= result.peak_rss_mb);
   assert.equal(result.router, 'topk:k=4,renormalize=false');
 });
 

@@ -105,4 +105,15 @@ export interface Backend {
    * needs only these numbers, so the [R × V] logits never have to leave the backend.
    */
   scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores>;
+
+  /**
+   * Device memory the backend holds (weights, activations, KV stores, pools), now and at most so far; null for host
+   * backends, whose buffers are ordinary process memory and already part of its RSS.
+   */
+  deviceMemory(): DeviceMemory | null;
+}
+
+export interface DeviceMemory {
+  readonly bytes: number;
+  readonly peakBytes: number;
 }

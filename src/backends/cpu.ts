@@ -140,6 +140,11 @@ function matmulRows(x: Float32Array, K: number, rowIndex: Int32Array | null, row
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
 
+  deviceMemory(): null {
+    return null;
+  }
+
+
   weight(stored: StoredTensor): Weight {
     return new CpuWeight(stored.name, stored.dtype, stored.shape, stored.data);
   }

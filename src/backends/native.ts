@@ -88,6 +88,11 @@ export interface NativeBackendOptions {
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
+
+  deviceMemory(): null {
+    return null;
+  }
+
   /** Threads the kernels run on. */
   readonly threads: number;
   private readonly ref = new CpuBackend();

@@ -12,7 +12,7 @@
 import { RoutelabError } from '../errors.js';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
+  AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
 } from './backend.js';
 import { scoreTokensOnHost } from './cpu.js';
 import {
@@ -93,6 +93,12 @@ export class WebGpuBackend implements Backend {
   private error: string | null = null;
   private ropeCache: { key: string; table: GpuTensor } | null = null;
   private destroyed = false;
+  /** Bytes of live GPU buffers: counted at creation, uncounted when destroyed or garbage-collected. */
+  private liveBytes = 0;
+  private peakBytes = 0;
+  private readonly collected = new FinalizationRegistry<number>((size) => {
+    this.liveBytes -= size;
+  });
   readonly maxBindingBytes: number;
   readonly weightChunkBytes: number;
 
@@ -113,6 +119,24 @@ export class WebGpuBackend implements Backend {
 
   // ---- memory ----
 
+  deviceMemory(): DeviceMemory {
+    return { bytes: this.liveBytes, peakBytes: this.peakBytes };
+  }
+
+  /** Every GPU buffer comes from here, so that device memory is accounted. */
+  private createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    this.liveBytes += buffer.size;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    this.collected.register(buffer, buffer.size, buffer);
+    return buffer;
+  }
+
+  private destroyBuffer(buffer: GPUBuffer): void {
+    if (this.collected.unregister(buffer)) this.liveBytes -= buffer.size;
+    buffer.destroy();
+  }
+
   weight(stored: StoredTensor): Weight {
     const { shape, dtype, data } = stored;
     const rows = shape.length > 1 ? shape[0] : 1;
@@ -127,7 +151,7 @@ export class WebGpuBackend implements Backend {
     for (let row0 = 0; row0 < rows; row0 += chunkRows) {
       const n = Math.min(chunkRows, rows - row0);
       const part = data.subarray(row0 * cols, (row0 + n) * cols);
-      const buffer = this.device.createBuffer({ size: align4(Math.max(4, part.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
+      const buffer = this.createBuffer({ size: align4(Math.max(4, part.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
       const range = buffer.getMappedRange();
       if (part instanceof Float32Array) new Float32Array(range).set(part);
       else new Uint16Array(range).set(part);
@@ -145,14 +169,14 @@ export class WebGpuBackend implements Backend {
   async read(x: Tensor): Promise<Float32Array> {
     const { rows, cols, buffer } = gpu(x);
     const bytes = rows * cols * 4;
-    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: USAGE.read });
+    const staging = this.createBuffer({ size: Math.max(4, bytes), usage: USAGE.read });
     this.endPass();
     if (bytes > 0) this.commands().copyBufferToBuffer(buffer, 0, staging, 0, bytes);
     this.flush();
     await staging.mapAsync(MAP_READ);
     const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
     staging.unmap();
-    staging.destroy();
+    this.destroyBuffer(staging);
     this.throwIfFailed();
     return out;
   }
@@ -238,7 +262,7 @@ export class WebGpuBackend implements Backend {
     if (bytes > this.maxBindingBytes) {
       throw new RoutelabError('--backend webgpu', `a KV cache of ${batch} × ${capacity} positions × ${width} needs ${bytes} bytes per layer, over the device's storage binding limit ${this.maxBindingBytes}; use smaller batches or shorter inputs`);
     }
-    const make = () => this.device.createBuffer({ size: Math.max(4, bytes), usage: USAGE.storage });
+    const make = () => this.createBuffer({ size: Math.max(4, bytes), usage: USAGE.storage });
     return new GpuKvStore(batch, capacity, width, make(), make());
   }
 
@@ -345,12 +369,12 @@ export class WebGpuBackend implements Backend {
       this.pooledBytes -= size;
       return new GpuTensor(rows, cols, reuse);
     }
-    return new GpuTensor(rows, cols, this.device.createBuffer({ size, usage: USAGE.storage }));
+    return new GpuTensor(rows, cols, this.createBuffer({ size, usage: USAGE.storage }));
   }
 
   /** A new buffer holding `data`; a temporary one (an index for one kernel) is destroyed after the next submit. */
   private fresh(data: Float32Array | Int32Array, temporary = false): GPUBuffer {
-    const buffer = this.device.createBuffer({ size: align16(Math.max(16, data.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
+    const buffer = this.createBuffer({ size: align16(Math.max(16, data.byteLength)), usage: USAGE.storage, mappedAtCreation: true });
     if (data instanceof Float32Array) new Float32Array(buffer.getMappedRange(), 0, data.length).set(data);
     else new Int32Array(buffer.getMappedRange(), 0, data.length).set(data);
     buffer.unmap();
@@ -394,7 +418,7 @@ export class WebGpuBackend implements Backend {
         for (const b of this.uniforms.values()) this.garbage.push(b);
         this.uniforms.clear();
       }
-      buffer = this.device.createBuffer({ size: align16(Math.max(16, params.length * 4)), usage: USAGE.uniform, mappedAtCreation: true });
+      buffer = this.createBuffer({ size: align16(Math.max(16, params.length * 4)), usage: USAGE.uniform, mappedAtCreation: true });
       new Uint32Array(buffer.getMappedRange()).set(params);
       buffer.unmap();
       this.uniforms.set(key, buffer);
@@ -422,7 +446,7 @@ export class WebGpuBackend implements Backend {
     this.endPass();
     if (this.encoder) this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
-    for (const b of this.garbage) b.destroy();
+    for (const b of this.garbage) this.destroyBuffer(b);
     this.garbage = [];
   }
 

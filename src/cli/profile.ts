@@ -53,7 +53,7 @@ export const profileCommand: Command = {
     mkdirSync(out, { recursive: true });
     writeFileAtomic(join(out, 'profile.json'), JSON.stringify(result, null, 2) + '\n');
     const f = (x: number) => x.toFixed(2).padStart(9);
-    console.log(`router ${result.router}, backend ${result.backend}, peak RSS ${result.peak_rss_mb.toFixed(0)} MB`);
+    console.log(`router ${result.router}, backend ${result.backend}, peak RSS ${result.peak_rss_mb.toFixed(0)} MB, peak ${result.backend_buffers} buffers ${result.peak_backend_buffers_mb.toFixed(0)} MB`);
     console.log('  seq   runs     mean      std      min      max      p50      p95      p99  (ms)');
     for (const r of result.latency_ms) console.log(`${String(r.seq_len).padStart(5)} ${String(r.runs).padStart(6)}${[r.mean, r.std, r.min, r.max, r.p50, r.p95, r.p99].map(f).join('')}`);
     console.log('batch × seq    tokens/s');

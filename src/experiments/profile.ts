@@ -36,6 +36,12 @@ export interface ProfileResult {
   /** Prefill throughput at each batch size, for the longest requested sequence length. */
   readonly throughput: ThroughputRow[];
   readonly peak_rss_mb: number;
+  /**
+   * Peak memory of the backend's buffers: device memory for GPU backends; for host backends (whose buffers are
+   * part of the RSS) the largest ArrayBuffer total seen after a run — weights read into memory, KV stores, tensors.
+   */
+  readonly peak_backend_buffers_mb: number;
+  readonly backend_buffers: 'device' | 'host';
   readonly backend: string;
 }
 
@@ -47,10 +53,13 @@ export async function profileModel(model: OlmoeModel, options: ProfileOptions): 
   const { router, warmup, runs } = options;
   const random = createRandom(options.seed);
   const V = model.config.vocabSize;
+  let peakHostBuffers = 0;
   const timed = async (sequences: number[][]) => {
     const start = performance.now();
     await model.forward(sequences, { router, logits: 'last' });
-    return performance.now() - start;
+    const ms = performance.now() - start;
+    peakHostBuffers = Math.max(peakHostBuffers, process.memoryUsage().arrayBuffers);
+    return ms;
   };
 
   const latency: LatencyRow[] = [];
@@ -72,11 +81,14 @@ export async function profileModel(model: OlmoeModel, options: ProfileOptions): 
     throughput.push({ batch, seq_len: throughputLength, tokens_per_second: (batch * throughputLength) / (ms / 1000), seconds: ms / 1000 });
     options.onProgress?.(`throughput batch ${batch}×${throughputLength}: ${throughput.at(-1)!.tokens_per_second.toFixed(0)} tokens/s`);
   }
+  const device = model.backend.deviceMemory();
   return {
     router: router.spec,
     latency_ms: latency,
     throughput,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    peak_backend_buffers_mb: (device?.peakBytes ?? peakHostBuffers) / 2 ** 20,
+    backend_buffers: device ? 'device' : 'host',
     backend: model.backend.name,
   };
 }
