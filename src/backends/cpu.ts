@@ -144,7 +144,6 @@ export class CpuBackend implements Backend {
     return null;
   }
 
-
   weight(stored: StoredTensor): Weight {
     return new CpuWeight(stored.name, stored.dtype, stored.shape, stored.data);
   }
