@@ -7,6 +7,7 @@
 Needs python3-numpy (gemm) and python3-torch (prefill) from Debian's apt.
 """
 import json
+import os
 import struct
 import sys
 import time
@@ -37,6 +38,19 @@ def gemm(args):
     return {'gflops': out, 'numpy': np.__version__, 'blas': blas}
 
 
+def read_checkpoint(d):
+    """Every tensor of a checkpoint directory: model.safetensors, or the shards its index lists."""
+    single = os.path.join(d, 'model.safetensors')
+    if os.path.exists(single):
+        return read_safetensors(single)
+    with open(os.path.join(d, 'model.safetensors.index.json')) as f:
+        shards = sorted(set(json.load(f)['weight_map'].values()))
+    tensors = {}
+    for shard in shards:
+        tensors.update(read_safetensors(os.path.join(d, shard)))
+    return tensors
+
+
 def read_safetensors(path):
     with open(path, 'rb') as f:
         (n,) = struct.unpack('<Q', f.read(8))
@@ -64,7 +78,7 @@ def prefill(args):
     import torch.nn.functional as F
     torch.set_num_threads(args['threads'])
     cfg = json.load(open(args['config']))
-    t = {k: torch.from_numpy(v) for k, v in read_safetensors(args['weights']).items()}
+    t = {k: torch.from_numpy(v) for k, v in read_checkpoint(args['weights']).items()}
     H, nh, L, E = cfg['hidden_size'], cfg['num_attention_heads'], cfg['num_hidden_layers'], cfg['num_experts']
     nkv = cfg.get('num_key_value_heads', nh)
     hd, top_k, eps = H // nh, cfg['num_experts_per_tok'], cfg.get('rms_norm_eps', 1e-5)

@@ -10,16 +10,15 @@
  * Prints a table, then one JSON object as the LAST line. How to run it on the device machine: bench/GPU.md.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWebGpuBackend } from '../backends/webgpu.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
 import { OlmoeModel } from '../model/olmoe.js';
-import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import { BENCH_SHAPES, benchConfig, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomIds, round, writeRandomCheckpoint, type BenchShape } from './bench-common.js';
 import { numberFlag } from './command.js';
 
 const REFERENCE_SCRIPT = fileURLToPath(new URL('../../../bench/gpu_reference.py', import.meta.url));
@@ -33,12 +32,6 @@ const PEAKS: readonly [RegExp, number, string][] = [
   [/A100/i, 312, 'A100'],
   [/\bL4\b/, 121, 'L4'],
 ];
-
-const SHAPES = {
-  'olmoe-1b-7b': { hidden_size: 2048, intermediate_size: 1024, num_hidden_layers: 16, num_attention_heads: 16, num_key_value_heads: 16, num_experts: 64, num_experts_per_tok: 8, vocab_size: 50304 },
-  small: { hidden_size: 256, intermediate_size: 128, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, num_experts: 8, num_experts_per_tok: 2, vocab_size: 4096 },
-} as const;
-type ShapeName = keyof typeof SHAPES;
 
 export const BENCH_GPU_OPTIONS = {
   shape: { type: 'string' },
@@ -91,9 +84,8 @@ interface Probe { exe: string; torch: string; cuda: boolean; device_name: string
 export async function runBenchGpu(values: Record<string, unknown>, positionals: readonly string[]): Promise<void> {
   if (positionals.length !== 1 || positionals[0] !== 'gpu') throw new RoutelabError('routelab bench', `expected \`routelab bench gpu\`, got ${JSON.stringify(positionals.join(' '))}`);
   const shapeName = (values.shape as string | undefined) ?? 'olmoe-1b-7b';
-  if (!(shapeName in SHAPES)) throw new RoutelabError('--shape', `expected one of ${Object.keys(SHAPES).join(', ')}, got ${JSON.stringify(shapeName)}`);
-  const shape = SHAPES[shapeName as ShapeName];
-  const layers = numberFlag(values, 'layers', shape.num_hidden_layers, true);
+  if (!(shapeName in BENCH_SHAPES)) throw new RoutelabError('--shape', `expected one of ${Object.keys(BENCH_SHAPES).join(', ')}, got ${JSON.stringify(shapeName)}`);
+  const layers = numberFlag(values, 'layers', BENCH_SHAPES[shapeName as BenchShape].num_hidden_layers, true);
   const seq = numberFlag(values, 'seq', 512, true);
   const decodeTokens = numberFlag(values, 'decode-tokens', 32, true);
   const reps = numberFlag(values, 'reps', 3, true);
@@ -110,13 +102,8 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
   if (device !== undefined && device !== 'cuda' && device !== 'cpu') throw new RoutelabError('--device', `expected cuda or cpu, got ${JSON.stringify(device)}`);
   const log = (line: string) => console.error(line);
 
-  const config = {
-    architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', ...shape, num_hidden_layers: layers,
-    norm_topk_prob: false, rope_theta: 10000, rope_scaling: null, rms_norm_eps: 1e-5, clip_qkv: null,
-    tie_word_embeddings: false, max_position_embeddings: 4096, attention_bias: false, eos_token_id: 50279 % shape.vocab_size,
-    pad_token_id: 1, bos_token_id: null, torch_dtype: 'bfloat16',
-  };
-  if (seq + decodeTokens > config.max_position_embeddings) throw new RoutelabError('--seq', `--seq + --decode-tokens exceeds max_position_embeddings ${config.max_position_embeddings}`);
+  const config = benchConfig(shapeName as BenchShape, layers);
+  if (seq + decodeTokens > (config.max_position_embeddings as number)) throw new RoutelabError('--seq', `--seq + --decode-tokens exceeds max_position_embeddings ${config.max_position_embeddings}`);
 
   // The adapter first: no point writing 13.8 GB without one.
   const be = await createWebGpuBackend();
@@ -138,7 +125,7 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
   try {
     mkdirSync(dir, { recursive: true });
     const t0 = performance.now();
-    if (reuseCheckpoint(dir, config)) log(`bench gpu: reusing the checkpoint in ${dir}`);
+    if (holdsCheckpoint(dir, config)) log(`bench gpu: reusing the checkpoint in ${dir}`);
     else {
       log(`bench gpu: writing the random checkpoint (${layers} layers, BF16, ${(checkpointBytes(config) / 1e9).toFixed(2)} GB) to ${dir}`);
       writeRandomCheckpoint(dir, config);
@@ -266,8 +253,7 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
     else rmSync(dir, { recursive: true, force: true });
     be.destroy();
   }
-  const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(width[c]) : cell.padStart(width[c]))).join('  '));
+  printTable(rows);
   console.log(JSON.stringify(result));
 }
 
@@ -310,92 +296,4 @@ function runReference(exe: string, request: Record<string, unknown>): TorchResul
   return JSON.parse(lines[lines.length - 1]) as TorchResult;
 }
 
-/** Max |a − b| against a raw float32 file. */
-function maxAbsDiffFile(a: Float32Array, file: string): number {
-  const fd = openSync(file, 'r');
-  const b = new Float32Array(a.length);
-  try {
-    const n = readSync(fd, new Uint8Array(b.buffer), 0, b.byteLength, 0);
-    if (n !== b.byteLength) throw new RoutelabError('bench gpu', `${file} holds ${n / 4} logits, routelab produced ${a.length}`);
-  } finally {
-    closeSync(fd);
-  }
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
-
-function checkpointBytes(raw: object): number {
-  let n = 0;
-  for (const shape of expectedTensorShapes(parseOlmoeConfig(raw)).values()) n += shape.reduce((a, b) => a * b, 1) * 2;
-  return n;
-}
-
-/** True when `dir` already holds a checkpoint written for exactly this config (an earlier `--dir` run). */
-function reuseCheckpoint(dir: string, config: object): boolean {
-  const file = join(dir, 'config.json');
-  if (!existsSync(file) || !existsSync(join(dir, 'model.safetensors.index.json'))) return false;
-  try {
-    return readFileSync(file, 'utf8') === JSON.stringify(config, null, 2) && Checkpoint.open(dir) !== null;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Random BF16 weights in shards of one layer each (written with writeSafetensors, so at most one layer — 0.86 GB
- * for OLMoE-1B-7B — is in memory at a time) plus model.safetensors.index.json, as Hugging Face lays out a sharded
- * checkpoint. Norm gains near 1, projections ~ U(±0.04) (std ≈ 0.023, like OLMoE's 0.02 init); embeddings larger.
- */
-function writeRandomCheckpoint(dir: string, raw: object): void {
-  const config = parseOlmoeConfig(raw);
-  const shapes = [...expectedTensorShapes(config)];
-  const groups = new Map<string, [string, number[]][]>();
-  for (const entry of shapes) {
-    const layer = /^model\.layers\.(\d+)\./.exec(entry[0]);
-    const key = layer ? `layer${layer[1]}` : 'rest';
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(entry);
-  }
-  const weightMap: Record<string, string> = {};
-  let seed = 7;
-  let index = 0;
-  for (const tensors of groups.values()) {
-    const file = `model-${String(++index).padStart(5, '0')}-of-${String(groups.size).padStart(5, '0')}.safetensors`;
-    const out: TensorToWrite[] = tensors.map(([name, shape]) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const data = name.endsWith('norm.weight') ? randomBf16(n, 0.2, seed++, 1) : randomBf16(n, name.includes('embed') ? 1 : 0.04, seed++);
-      weightMap[name] = file;
-      return { name, dtype: 'BF16', shape, data };
-    });
-    writeSafetensors(join(dir, file), out);
-  }
-  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: checkpointBytes(raw) }, weight_map: weightMap }, null, 2));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw, null, 2)); // last: marks the directory complete
-}
-
-function randomBf16(n: number, amplitude: number, seed: number, center = 0): Uint16Array {
-  const out = new Uint16Array(n);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    f[0] = center + amplitude * (s / 2 ** 31 - 1);
-    out[i] = u[0] >>> 16;
-  }
-  return out;
-}
-
-function randomIds(length: number, vocab: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s % vocab;
-  });
-}
-
-function peakRssMb(): number { return process.resourceUsage().maxRSS / 1024; }
-function round(x: number, digits = 1): number { return Number(x.toFixed(digits)); }
 function sig(x: number, digits = 4): number { return Number(x.toPrecision(digits)); }
-

@@ -1,15 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeBackend } from '../backends/native.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
 import { OlmoeModel } from '../model/olmoe.js';
-import { numberFlag, type Command } from './command.js';
+import { BENCH_SHAPES, benchConfig, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
+import { numberFlag, type Command } from './command.js';
 
 /**
  * `routelab bench cpu`: the same work on routelab's native backend and on the references, side by side in one run.
@@ -23,13 +23,8 @@ const REFERENCE_SCRIPT = fileURLToPath(new URL('../../../bench/cpu_reference.py'
 const GEMM_K = 2048;
 const GEMM_N = 1024;
 
-const BENCH_CONFIG = {
-  architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', hidden_size: 2048, intermediate_size: 1024,
-  num_hidden_layers: 2, num_attention_heads: 16, num_key_value_heads: 16, num_experts: 64, num_experts_per_tok: 8,
-  norm_topk_prob: false, rope_theta: 10000, rope_scaling: null, rms_norm_eps: 1e-5, clip_qkv: null, vocab_size: 50304,
-  tie_word_embeddings: false, max_position_embeddings: 4096, attention_bias: false, eos_token_id: 50279,
-  pad_token_id: 1, bos_token_id: null, torch_dtype: 'bfloat16',
-};
+const BENCH_CONFIG = benchConfig('olmoe-1b-7b', 2);
+const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export const benchCommand: Command = {
   name: 'bench',
@@ -40,6 +35,8 @@ export const benchCommand: Command = {
   --python PY   Python with numpy and torch (default: the first of python3, /usr/bin/python3 that imports both)
   --threads N   threads for routelab and the references (default: every core)
   --gemm-only   skip the prefill comparison
+  --full-size   also write an OLMoE-1B-7B-shaped checkpoint (16 layers, 13.8 GB of BF16; into --dir DIR if given,
+                reused there on later runs) and profile a 1×512 prefill on it in a child process: its peak RSS
   --keep        keep the temporary checkpoint and logits files
 
 ${BENCH_GPU_USAGE}`,
@@ -49,6 +46,7 @@ ${BENCH_GPU_USAGE}`,
     python: { type: 'string' },
     threads: { type: 'string' },
     'gemm-only': { type: 'boolean' },
+    'full-size': { type: 'boolean' },
     keep: { type: 'boolean' },
   },
   allowPositionals: true,
@@ -100,13 +98,13 @@ ${BENCH_GPU_USAGE}`,
       const dir = mkdtempSync(join(tmpdir(), 'routelab-bench-'));
       try {
         log(`bench: writing the random OLMoE-shaped checkpoint (${BENCH_CONFIG.num_hidden_layers} layers, BF16) to ${dir}`);
-        writeRandomCheckpoint(dir);
+        writeRandomCheckpoint(dir, BENCH_CONFIG);
         const model = OlmoeModel.load(Checkpoint.open(dir), be);
         await model.forward([[1, 2, 3, 4, 5, 6, 7, 8]]); // warm-up: fault the weights in
         const runs = [{ batch: 1, length: 512 }, { batch: 8, length: 512 }];
         const ours: { batch: number; length: number; tokensPerS: number; rss: number; logits: Float32Array; ids: string; logitsFile: string }[] = [];
         for (const run of runs) {
-          const seqs = Array.from({ length: run.batch }, (_, b) => randomIds(run.length, BENCH_CONFIG.vocab_size, 1000 + b));
+          const seqs = Array.from({ length: run.batch }, (_, b) => randomIds(run.length, BENCH_SHAPES['olmoe-1b-7b'].vocab_size, 1000 + b));
           const ids = join(dir, `ids-${run.batch}x${run.length}.bin`);
           writeFileSync(ids, Int32Array.from(seqs.flat()));
           const t0 = performance.now();
@@ -119,7 +117,7 @@ ${BENCH_GPU_USAGE}`,
         if (python.torch) {
           log('bench: running the PyTorch reference (same weights, same ids)…');
           torch = runPython(python.exe!, {
-            mode: 'prefill', threads, weights: join(dir, 'model.safetensors'), config: join(dir, 'config.json'),
+            mode: 'prefill', threads, weights: dir, config: join(dir, 'config.json'),
             runs: ours.map((r) => ({ batch: r.batch, length: r.length, ids: r.ids, logits: r.logitsFile })),
           }, env) as TorchResult;
         } else {
@@ -145,14 +143,43 @@ ${BENCH_GPU_USAGE}`,
         else rmSync(dir, { recursive: true, force: true });
       }
     }
+    if (values['full-size']) Object.assign(result, fullSizeRun(values.dir as string | undefined, threads, Boolean(values.keep), rows, log));
     result.peak_rss_mb = round(peakRssMb());
     rows.push(['peak RSS MB (routelab, whole run)', String(result.peak_rss_mb), '', '']);
     rows.push(['threads', String(threads), '', '']);
-    const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(width[c]) : cell.padStart(width[c]))).join('  '));
+    printTable(rows);
     console.log(JSON.stringify(result));
   },
 };
+
+/**
+ * The memory check of the real model: OLMoE-1B-7B's 13.8 GB of BF16 weights must run in 24 GB. Profiled in a child
+ * process so that its peak RSS is the model's alone, not this bench's.
+ */
+function fullSizeRun(dirFlag: string | undefined, threads: number, keep: boolean, rows: string[][], log: (line: string) => void): Record<string, number> {
+  const config = benchConfig('olmoe-1b-7b', 16);
+  const dir = dirFlag ?? mkdtempSync(join(tmpdir(), 'routelab-bench-7b-'));
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (holdsCheckpoint(dir, config)) log(`bench: reusing the OLMoE-1B-7B-shaped checkpoint in ${dir}`);
+    else {
+      log(`bench: writing an OLMoE-1B-7B-shaped checkpoint (${(checkpointBytes(config) / 1e9).toFixed(1)} GB of BF16) to ${dir}`);
+      writeRandomCheckpoint(dir, config);
+    }
+    const out = join(dir, 'profile');
+    const args = [CLI, 'profile', '--model', dir, '--backend', 'native', '--seq', '512', '--batch', '1', '--warmup', '1', '--runs', '1', '--out', out];
+    const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ROUTELAB_THREADS: String(threads) } });
+    if (r.status !== 0) throw new RoutelabError('--full-size', `routelab profile on ${dir} failed (exit ${r.status ?? r.signal})`);
+    const profile = JSON.parse(readFileSync(join(out, 'profile.json'), 'utf8')) as { peak_rss_mb: number; throughput: { tokens_per_second: number }[] };
+    const tokensPerS = profile.throughput[0].tokens_per_second;
+    rows.push(['OLMoE-1B-7B shape (16 layers) prefill 1×512 tokens/s', tokensPerS.toFixed(1), '', '']);
+    rows.push(['OLMoE-1B-7B shape peak RSS MB (child process)', profile.peak_rss_mb.toFixed(0), '', '']);
+    return { olmoe_1b_7b_checkpoint_gb: round(checkpointBytes(config) / 1e9, 2), olmoe_1b_7b_prefill_tokens_per_s: round(tokensPerS), olmoe_1b_7b_peak_rss_mb: round(profile.peak_rss_mb) };
+  } finally {
+    if (keep || dirFlag !== undefined) log(`bench: kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 interface TorchResult { runs: { tokens_per_s: number }[]; torch: string; threads: number; peak_rss_mb: number }
 interface PythonInfo { exe: string | null; numpy: boolean; torch: boolean }
@@ -176,92 +203,6 @@ function runPython(exe: string, request: Record<string, unknown>, env: NodeJS.Pr
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** Max |a − b| against a raw float32 file, read in chunks. */
-function maxAbsDiffFile(a: Float32Array, file: string): number {
-  const fd = openSync(file, 'r');
-  const chunk = new Float32Array(1 << 22);
-  const bytes = new Uint8Array(chunk.buffer);
-  let max = 0;
-  let pos = 0;
-  try {
-    for (;;) {
-      const n = readSync(fd, bytes, 0, bytes.length, pos * 4) / 4;
-      if (n === 0) break;
-      for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(a[pos + i] - chunk[i]));
-      pos += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  if (pos !== a.length) throw new RoutelabError('bench', `${file} holds ${pos} logits, routelab produced ${a.length}`);
-  return max;
-}
-
-/** Stream a safetensors checkpoint of random BF16 weights tensor by tensor (never all in memory at once). */
-function writeRandomCheckpoint(dir: string): void {
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(BENCH_CONFIG, null, 2));
-  const config = parseOlmoeConfig(BENCH_CONFIG);
-  const shapes = [...expectedTensorShapes(config)];
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, shape] of shapes) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const json = JSON.stringify(header);
-  const headerBytes = Buffer.from(json + ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(headerBytes.length));
-  const fd = openSync(join(dir, 'model.safetensors'), 'w');
-  try {
-    writeSync(fd, length);
-    writeSync(fd, headerBytes);
-    let seed = 7;
-    for (const [name, shape] of shapes) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      // Norm gains near 1, projections ~ U(±0.04) (std ≈ 0.023, like OLMoE's 0.02 init); embeddings larger.
-      const data = name.endsWith('norm.weight') ? randomBf16(n, 0.2, seed++, 1) : randomBf16(n, name.includes('embed') ? 1 : 0.04, seed++);
-      writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function randomBf16(n: number, amplitude: number, seed: number, center = 0): Uint16Array {
-  const out = new Uint16Array(n);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    f[0] = center + amplitude * (s / 2 ** 31 - 1);
-    out[i] = u[0] >>> 16;
-  }
-  return out;
-}
-
-function randomF32(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-function randomIds(length: number, vocab: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s % vocab;
-  });
-}
-
-function peakRssMb(): number { return process.resourceUsage().maxRSS / 1024; }
-function round(x: number, digits = 1): number { return Number(x.toFixed(digits)); }
 function mapValues(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round(v)]));
 }

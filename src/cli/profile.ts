@@ -20,7 +20,7 @@ export const profileCommand: Command = {
   name: 'profile',
   summary: 'latency (mean/std/min/max/p50/p95/p99) per sequence length, throughput per batch size, peak memory',
   usage: `Usage: routelab profile --model DIR [--router SPEC] [--seq 128,512] [--batch 1,4,16] [--warmup 2] [--runs 10]
-                        [--seed 0] --out DIR
+                        [--seed 0] [--backend auto|native|cpu|webgpu] --out DIR
 
   Latency: one sequence per forward pass (prefill, logits of the last position) at each --seq length, after
   --warmup untimed runs, over --runs timed runs. Throughput: tokens/s at each --batch size for the longest length.
