@@ -35,5 +35,11 @@ export { evaluate, configName, type EvaluateOptions, type EvalSummary } from './
 export { scoreUnits } from './eval/scorer.js';
 export { readTrace, readDocTrace, type Trace } from './trace/reader.js';
 
+export { writeReport, REPORT_FORMATS, type ReportFormat } from './report/report.js';
+export { loadRunData } from './report/data.js';
+export { buildCharts } from './report/charts.js';
+export { chartToSvg, svgToPng } from './report/render.js';
+export type { RunData, Chart, Finding } from './report/types.js';
+
 export { generate, type GenerateOptions } from './generate.js';
 export { createSampler, createRandom, type Sampler, type SamplerOptions } from './sampling.js';

@@ -9,12 +9,13 @@ import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { inspectCommand } from './inspect.js';
 import { profileCommand } from './profile.js';
+import { reportCommand } from './report.js';
 import { sweepCommand } from './sweep.js';
 import { traceCommand } from './trace.js';
 
 const COMMANDS: readonly Command[] = [
-  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, sweepCommand, profileCommand,
-  benchCommand,
+  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, sweepCommand, reportCommand,
+  profileCommand, benchCommand,
 ];
 
 function help(): string {

@@ -1,0 +1,200 @@
+/**
+ * What the chart modules share: which metric of a cell each chart plots, the per-cell and per-configuration values
+ * they draw, Pareto sets, and the wrapper that makes a body a complete Vega-Lite spec in the report's theme.
+ */
+import { formatNumber, rowNumber } from './table.js';
+import { configColorScale, VEGA_LITE_CONFIG, VEGA_LITE_SCHEMA } from './theme.js';
+import type { ConfigInfo, ReportCell, RunData } from './types.js';
+
+/** d3 formats shared by the charts: SI-prefixed axis ticks (an untrained model's perplexity runs to 10^11), signed changes. */
+export const FORMATS = {
+  axisNumber: ',.3~s',
+  change: '+,.1~%',
+  value: ',.4~f',
+} as const;
+
+/** A log axis: SI-prefixed labels, and few enough ticks that a span of many decades gets one grid line per decade. */
+export const LOG_AXIS = { format: FORMATS.axisNumber, tickCount: 6 } as const;
+
+/** A complete top-level spec: the body plus `$schema` and the shared theme. */
+export function vegaLiteSpec(body: Record<string, unknown>): Record<string, unknown> {
+  return { $schema: VEGA_LITE_SCHEMA, config: VEGA_LITE_CONFIG, ...body };
+}
+
+/** A chart-name fragment (`[a-z0-9-]+`) from a configuration or task name. */
+export function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
+
+/** Tasks with word perplexity are compared by it (wikitext); otherwise by perplexity (lambada). */
+function perplexityMetricOf(cell: ReportCell): 'word_perplexity' | 'perplexity' | null {
+  if (rowNumber(cell, 'word_perplexity') !== null) return 'word_perplexity';
+  return rowNumber(cell, 'perplexity') !== null ? 'perplexity' : null;
+}
+
+/** Accuracy as lm-eval reports it: the primary metric where that is an accuracy (hellaswag: acc_norm), else acc. */
+function accuracyMetricOf(cell: ReportCell): 'acc' | 'acc_norm' | null {
+  const primary = cell.row.primary_metric;
+  if (primary === 'acc' || primary === 'acc_norm') return primary;
+  return rowNumber(cell, 'acc') !== null ? 'acc' : null;
+}
+
+/** What the charts plot of one (configuration × task) cell; null where the cell does not report it. */
+export interface CellRecord {
+  readonly config: string;
+  readonly task: string;
+  /** Mean experts per token over the scored positions and layers. */
+  readonly experts: number | null;
+  readonly tokensPerSecond: number | null;
+  readonly perplexityMetric: string | null;
+  readonly perplexity: number | null;
+  /** (perplexity − baseline's) / baseline's on the same task, with its bootstrap interval on the same scale. */
+  readonly perplexityChange: number | null;
+  readonly perplexityChangeLow: number | null;
+  readonly perplexityChangeHigh: number | null;
+  readonly accuracyMetric: string | null;
+  readonly accuracy: number | null;
+  /** Nats per token, where the task reports it. */
+  readonly crossEntropy: number | null;
+  /** tokens/s ÷ the baseline's tokens/s on the same task. */
+  readonly relativeSpeed: number | null;
+}
+
+export function cellRecords(data: RunData): CellRecord[] {
+  const baselineOf = new Map(data.cells.filter((c) => c.config === data.baseline).map((c) => [c.task, c]));
+  return data.cells.map((cell) => {
+    const base = baselineOf.get(cell.task);
+    const perplexityMetric = perplexityMetricOf(cell);
+    const accuracyMetric = accuracyMetricOf(cell);
+    const perplexity = perplexityMetric ? rowNumber(cell, perplexityMetric) : null;
+    const basePerplexity = base && perplexityMetric ? rowNumber(base, perplexityMetric) : null;
+    // The bootstrap's Δ and interval are absolute; dividing by the baseline's value puts them on the bars' scale.
+    const relative = (key: string) => {
+      const v = rowNumber(cell, key);
+      return basePerplexity && v !== null ? v / basePerplexity : null;
+    };
+    const tokensPerSecond = rowNumber(cell, 'tokens_per_second');
+    const baseSpeed = base ? rowNumber(base, 'tokens_per_second') : null;
+    return {
+      config: cell.config,
+      task: cell.task,
+      experts: rowNumber(cell, 'avg_experts'),
+      tokensPerSecond,
+      perplexityMetric,
+      perplexity,
+      perplexityChange: perplexity !== null && basePerplexity ? perplexity / basePerplexity - 1 : null,
+      perplexityChangeLow: relative(`ci_low_${perplexityMetric}`),
+      perplexityChangeHigh: relative(`ci_high_${perplexityMetric}`),
+      accuracyMetric,
+      accuracy: accuracyMetric ? rowNumber(cell, accuracyMetric) : null,
+      crossEntropy: rowNumber(cell, 'cross_entropy'),
+      relativeSpeed: tokensPerSecond !== null && baseSpeed ? tokensPerSecond / baseSpeed : null,
+    };
+  });
+}
+
+/** Tasks (sweep order) where some cell has a value for `pick`. */
+export function tasksWith(data: RunData, records: readonly CellRecord[], pick: (r: CellRecord) => number | null): string[] {
+  return data.tasks.filter((task) => records.some((r) => r.task === task && pick(r) !== null));
+}
+
+export function meanOf(values: readonly (number | null)[]): number | null {
+  const present = values.filter((v): v is number => v !== null);
+  return present.length > 0 ? present.reduce((a, b) => a + b, 0) / present.length : null;
+}
+
+/** The mean of ratios that treats ×2 and ×½ symmetrically. */
+function geometricMeanOf(ratios: readonly (number | null)[]): number | null {
+  const logs = ratios.filter((v): v is number => v !== null && v > 0).map(Math.log);
+  return logs.length > 0 ? Math.exp(logs.reduce((a, b) => a + b, 0) / logs.length) : null;
+}
+
+/** One configuration summarised over its tasks, or on the main perplexity task where one task must stand for all. */
+export interface ConfigSummary {
+  readonly config: string;
+  /** Mean over tasks of experts per token. */
+  readonly experts: number | null;
+  /** Mean over tasks that report an accuracy. */
+  readonly accuracy: number | null;
+  /** Geometric mean over tasks of tokens/s ÷ the baseline's. */
+  readonly relativeSpeed: number | null;
+  /** On the main perplexity task: */
+  readonly perplexity: number | null;
+  readonly perplexityChange: number | null;
+  readonly perplexityExperts: number | null;
+  readonly perplexityTokensPerSecond: number | null;
+}
+
+export function configSummaries(data: RunData, records: readonly CellRecord[]): ConfigSummary[] {
+  const mainTask = mainPerplexityTask(data, records);
+  return data.configs.map(({ name }) => {
+    const own = records.filter((r) => r.config === name);
+    const main = own.find((r) => r.task === mainTask);
+    return {
+      config: name,
+      experts: meanOf(own.map((r) => r.experts)),
+      accuracy: meanOf(own.map((r) => r.accuracy)),
+      relativeSpeed: geometricMeanOf(own.map((r) => r.relativeSpeed)),
+      perplexity: main?.perplexity ?? null,
+      perplexityChange: main?.perplexityChange ?? null,
+      perplexityExperts: main?.experts ?? null,
+      perplexityTokensPerSecond: main?.tokensPerSecond ?? null,
+    };
+  });
+}
+
+/** A tooltip entry per [field, title, d3 format]; quantitative when a format is given. */
+export function tooltip(...fields: readonly (readonly [string, string, string?])[]): Record<string, unknown>[] {
+  return fields.map(([field, title, format]) => (format ? { field, title, type: 'quantitative', format } : { field, title, type: 'nominal' }));
+}
+
+/**
+ * Which points no other point beats in both coordinates, both to be minimised (negate one to maximise it): the
+ * points sorted by x, each kept if its y is below every y kept before it.
+ */
+export function paretoOptimal(xs: ArrayLike<number>, ys: ArrayLike<number>): boolean[] {
+  const order = Array.from(xs, (_, i) => i).sort((a, b) => xs[a] - xs[b] || ys[a] - ys[b]);
+  const optimal = new Array<boolean>(xs.length).fill(false);
+  let bestY = Infinity;
+  for (const i of order) {
+    if (ys[i] < bestY) {
+      optimal[i] = true;
+      bestY = ys[i];
+    }
+  }
+  return optimal;
+}
+
+/** Vega-Lite colour channel for configurations: the sweep's colours, legend in sweep order. */
+export function configColor(configs: readonly ConfigInfo[], legend: Record<string, unknown> | null = {}): Record<string, unknown> {
+  return {
+    field: 'config',
+    type: 'nominal',
+    title: 'configuration',
+    scale: configColorScale(configs),
+    sort: configs.map((c) => c.name),
+    legend,
+  };
+}
+
+/** Configuration names as a nominal x axis in sweep order; slanted at 45°, adjacent names clear each other from a step of about 16 px. */
+export function configAxis(names: readonly string[]): Record<string, unknown> {
+  return { field: 'config', type: 'nominal', title: 'configuration', sort: names, axis: { labelAngle: -45, labelLimit: 300 } };
+}
+
+/** A relative change as a signed percentage: one decimal below ±100%, none above (an untrained model's ±12,000%). */
+export function percentChange(change: number): string {
+  return `${formatNumber(100 * change, Math.abs(change) < 1 ? 1 : 0, { signed: true })}%`;
+}
+
+/** Tick values of a log₂ axis: the powers of two spanning [low, high]. */
+export function powersOfTwoSpanning(low: number, high: number): number[] {
+  const values: number[] = [];
+  for (let p = 2 ** Math.floor(Math.log2(low)); p <= 2 ** Math.ceil(Math.log2(high)); p *= 2) values.push(p);
+  return values;
+}
+
+/** The first task (sweep order) with a perplexity: the quality axis of single-task comparisons. */
+export function mainPerplexityTask(data: RunData, records: readonly CellRecord[]): string | null {
+  return tasksWith(data, records, (r) => r.perplexity)[0] ?? null;
+}

@@ -1,0 +1,235 @@
+/**
+ * Charts of routing internals: from the traces, which experts each layer uses and how many experts a token gets;
+ * the per-token view of one document; and the calibrated null model each BH test compares router logits against.
+ */
+import { RoutelabError } from '../errors.js';
+import { slug, tooltip, vegaLiteSpec } from './charts-common.js';
+import { MONO_FONT_FAMILY, SEQUENTIAL_SCHEME } from './theme.js';
+import type { Chart, DocumentView, RunData, TraceAggregate } from './types.js';
+
+/** Positions of a document view shown: more token labels than this no longer fit a printed page. */
+const MAX_DOCUMENT_TOKENS = 64;
+
+/** Grid points per null-model layer drawn: the KDE is smooth, so thinning a finer grid changes nothing visible. */
+const MAX_NULL_POINTS = 256;
+
+/** One configuration's traces pooled over its tasks, each task weighted by its scored positions. */
+interface PooledTrace {
+  readonly config: string;
+  readonly tasks: number;
+  readonly numLayers: number;
+  readonly numExperts: number;
+  readonly maxK: number;
+  readonly expertLoad: Float64Array;
+  readonly countHistogram: Float64Array;
+}
+
+function pool(config: string, traces: readonly TraceAggregate[]): PooledTrace {
+  const [first] = traces;
+  const expertLoad = new Float64Array(first.numLayers * first.numExperts);
+  const countHistogram = new Float64Array(first.numLayers * (first.maxK + 1));
+  let tokens = 0;
+  for (const t of traces) {
+    if (t.numLayers !== first.numLayers || t.numExperts !== first.numExperts || t.maxK !== first.maxK) {
+      throw new RoutelabError(
+        `trace of ${config} on ${t.task}`,
+        `expected ${first.numLayers} layers × ${first.numExperts} experts, max_k ${first.maxK} like its trace on ${first.task}, got ${t.numLayers} × ${t.numExperts}, max_k ${t.maxK}`,
+      );
+    }
+    for (let i = 0; i < expertLoad.length; i++) expertLoad[i] += t.expertLoad[i] * t.tokens;
+    for (let i = 0; i < countHistogram.length; i++) countHistogram[i] += t.countHistogram[i] * t.tokens;
+    tokens += t.tokens;
+  }
+  if (tokens > 0) {
+    for (let i = 0; i < expertLoad.length; i++) expertLoad[i] /= tokens;
+    for (let i = 0; i < countHistogram.length; i++) countHistogram[i] /= tokens;
+  }
+  return { config, tasks: traces.length, numLayers: first.numLayers, numExperts: first.numExperts, maxK: first.maxK, expertLoad, countHistogram };
+}
+
+function pooledTraces(data: RunData): PooledTrace[] {
+  return data.configs.flatMap(({ name }) => {
+    const traces = data.traces.filter((t) => t.config === name);
+    return traces.length > 0 ? [pool(name, traces)] : [];
+  });
+}
+
+function tasksPhrase(n: number): string {
+  return n === 1 ? 'its one traced task' : `its ${n} traced tasks, weighted by scored positions`;
+}
+
+function activationHeatmap(trace: PooledTrace): Chart {
+  const { numLayers: L, numExperts: E } = trace;
+  const values = Array.from({ length: L * E }, (_, i) => ({ layer: Math.floor(i / E), expert: i % E, load: trace.expertLoad[i] }));
+  const title = `Expert activation: ${trace.config}`;
+  return {
+    name: `routing-heatmap-${slug(trace.config)}`,
+    title,
+    caption: `Share of scored positions at each layer that selected each expert under ${trace.config}, pooled over ${tasksPhrase(trace.tasks)}.`,
+    section: 'routing',
+    spec: vegaLiteSpec({
+      title,
+      width: Math.max(320, 8 * E),
+      height: Math.max(120, 16 * L),
+      data: { values },
+      mark: 'rect',
+      encoding: {
+        x: {
+          field: 'expert',
+          type: 'ordinal',
+          title: 'expert index',
+          axis: { values: Array.from({ length: Math.ceil(E / 8) }, (_, i) => 8 * i), labelAngle: 0 },
+        },
+        y: { field: 'layer', type: 'ordinal', title: 'layer' },
+        fill: { field: 'load', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME }, legend: { format: '.0%' } },
+        tooltip: tooltip(['layer', 'layer', 'd'], ['expert', 'expert', 'd'], ['load', 'share of positions selecting it', '.2%']),
+      },
+    }),
+  };
+}
+
+/** Top-k selects exactly k everywhere, so only adaptive configurations have a distribution worth drawing. */
+function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace[]): Chart | null {
+  const adaptive = traces.filter((t) => data.configs.find((c) => c.name === t.config)?.family !== 'topk');
+  if (adaptive.length === 0) return null;
+  const values = adaptive.flatMap((t) => {
+    const K = t.maxK;
+    return Array.from({ length: t.numLayers * (K + 1) }, (_, i) => ({ config: t.config, layer: Math.floor(i / (K + 1)), experts: i % (K + 1), share: t.countHistogram[i] }))
+      .filter((v) => v.share > 0);
+  });
+  const maxK = Math.max(...adaptive.map((t) => t.maxK));
+  const numLayers = Math.max(...adaptive.map((t) => t.numLayers));
+  const title = 'Experts per token by layer';
+  return {
+    name: 'routing-experts-per-token',
+    title,
+    caption: `Share of scored positions at each layer that selected exactly c experts, per adaptive configuration, pooled over its traced tasks (weighted by scored positions); blank cells never occurred.`,
+    section: 'routing',
+    spec: vegaLiteSpec({
+      title,
+      data: { values },
+      columns: Math.min(3, adaptive.length),
+      facet: { field: 'config', type: 'nominal', title: null, sort: adaptive.map((t) => t.config) },
+      spec: {
+        width: Math.max(160, 18 * (maxK + 1)),
+        height: Math.max(100, 16 * numLayers),
+        mark: 'rect',
+        encoding: {
+          x: { field: 'experts', type: 'ordinal', title: 'experts selected (c)', scale: { domain: Array.from({ length: maxK + 1 }, (_, c) => c) }, axis: { labelAngle: 0 } },
+          y: { field: 'layer', type: 'ordinal', title: 'layer' },
+          fill: { field: 'share', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME }, legend: { format: '.0%' } },
+          tooltip: tooltip(['config', 'configuration'], ['layer', 'layer', 'd'], ['experts', 'experts selected', 'd'], ['share', 'share of positions', '.2%']),
+        },
+      },
+    }),
+  };
+}
+
+/** "12: \" the\"": position and quoted token text, so spaces and newlines stay visible and labels stay unique. */
+function tokenLabel(position: number, text: string): string {
+  return `${position}: ${JSON.stringify(text)}`;
+}
+
+function documentView(view: DocumentView): Chart {
+  const shown = Math.min(view.tokens.length, MAX_DOCUMENT_TOKENS);
+  const L = view.numLayers;
+  const labels = view.tokens.slice(0, shown).map((text, t) => tokenLabel(t, text));
+  const values = Array.from({ length: shown * L }, (_, i) => ({ token: labels[Math.floor(i / L)], layer: i % L, experts: view.counts[i] }));
+  let highest = 0;
+  for (let i = 0; i < shown * L; i++) highest = Math.max(highest, view.counts[i]);
+  const title = `Experts per token: ${view.config}, ${view.task} document ${view.doc}`;
+  const truncated = shown < view.tokens.length ? `first ${shown} of ${view.tokens.length} positions` : '';
+  return {
+    name: `routing-document-${slug(view.config)}-${slug(view.task)}-${view.doc}`,
+    title,
+    caption: `Experts selected at each position (rows, with the token's text) and layer (columns) of document ${view.doc} of ${view.task} under ${view.config}${truncated ? ` (${truncated})` : ''}.`,
+    section: 'routing',
+    spec: vegaLiteSpec({
+      title: truncated ? { text: title, subtitle: truncated } : title,
+      width: Math.max(160, 30 * L),
+      height: 14 * shown,
+      data: { values },
+      encoding: {
+        x: { field: 'layer', type: 'ordinal', title: 'layer', axis: { orient: 'top', labelAngle: 0 } },
+        y: { field: 'token', type: 'nominal', title: 'position: token', sort: labels, axis: { labelFont: MONO_FONT_FAMILY, labelFontSize: 10, labelLimit: 220 } },
+      },
+      layer: [
+        {
+          mark: 'rect',
+          encoding: {
+            fill: { field: 'experts', type: 'quantitative', title: 'experts selected', scale: { scheme: SEQUENTIAL_SCHEME, domain: [0, Math.max(1, highest)] } },
+            tooltip: tooltip(['token', 'position: token'], ['layer', 'layer', 'd'], ['experts', 'experts selected', 'd']),
+          },
+        },
+        {
+          mark: { type: 'text', fontSize: 9 },
+          encoding: {
+            text: { field: 'experts', type: 'quantitative' },
+            // Viridis is dark at its low end: light digits there, dark digits on the light high end.
+            color: { condition: { test: `datum.experts < ${highest / 2}`, value: 'white' }, value: 'black' },
+          },
+        },
+      ],
+    }),
+  };
+}
+
+function nullDensityCdf(data: RunData): Chart | null {
+  const nullModel = data.nullModel;
+  if (nullModel === null || nullModel.layers.length === 0) return null;
+  const values = nullModel.layers.flatMap((layer) => {
+    const stride = Math.ceil(layer.x.length / MAX_NULL_POINTS);
+    const rows = [];
+    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layer.layer, logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth });
+    return rows;
+  });
+  const densityColor = '#0072B2';
+  const cdfColor = '#D55E00';
+  const title = 'Null model per layer';
+  return {
+    name: 'null-density-cdf',
+    title,
+    caption: `Calibrated null distribution of router logits for each layer (${nullModel.file}): density as the blue area (left axis) and CDF as the orange line (right axis).`,
+    section: 'null',
+    spec: vegaLiteSpec({
+      title,
+      data: { values },
+      columns: Math.min(4, nullModel.layers.length),
+      facet: { field: 'layer', type: 'ordinal', title: null, header: { labelExpr: "'layer ' + datum.value" } },
+      spec: {
+        width: 170,
+        height: 120,
+        encoding: { x: { field: 'logit', type: 'quantitative', title: 'router logit', scale: { zero: false, nice: false } } },
+        layer: [
+          {
+            mark: { type: 'area', color: densityColor, opacity: 0.45, line: { color: densityColor } },
+            encoding: {
+              y: { field: 'density', type: 'quantitative', title: 'density (1/logit)', axis: { titleColor: densityColor } },
+              tooltip: tooltip(['layer', 'layer', 'd'], ['logit', 'router logit', '.3f'], ['density', 'density', '.4f'], ['cdf', 'CDF', '.4f'], ['bandwidth', 'KDE bandwidth', '.4f']),
+            },
+          },
+          {
+            mark: { type: 'line', color: cdfColor, strokeWidth: 2 },
+            encoding: { y: { field: 'cdf', type: 'quantitative', title: 'CDF', scale: { domain: [0, 1] }, axis: { titleColor: cdfColor, orient: 'right' } } },
+          },
+        ],
+        resolve: { scale: { y: 'independent' } },
+      },
+      resolve: { scale: { x: 'independent', y: 'independent' } },
+    }),
+  };
+}
+
+export function routingCharts(data: RunData): Chart[] {
+  const traces = pooledTraces(data);
+  return [
+    ...traces.map(activationHeatmap),
+    expertsPerTokenDistribution(data, traces),
+    ...data.documents.map(documentView),
+  ].filter((c): c is Chart => c !== null);
+}
+
+export function nullCharts(data: RunData): Chart[] {
+  const chart = nullDensityCdf(data);
+  return chart ? [chart] : [];
+}

@@ -1,0 +1,267 @@
+/**
+ * The key findings of a sweep, written from its numbers: each sentence states only what the data it quotes shows,
+ * and is left out when that data is missing (no baseline, no BH grid, a metric no task reports).
+ */
+import { COMPARED_METRICS } from '../sweep/results.js';
+import { formatNumber, metricColumn, rowNumber, rowValue, type TableColumn } from './table.js';
+import type { ConfigInfo, Finding, ReportCell, RunData } from './types.js';
+
+/** Tasks scored on fewer documents than this are flagged: a few documents more or less move their metrics a lot. */
+const FEW_DOCUMENTS = 100;
+/** BH's routing is worth describing when most decisions sit at min_k, or at least one in four at max_k. */
+const NOTABLE_FLOOR_RATE = 0.5;
+const NOTABLE_CEILING_RATE = 0.25;
+
+export function keyFindings(data: RunData): Finding[] {
+  return [
+    ...data.tasks.flatMap((task) => bestFinding(data, task)),
+    ...data.tasks.flatMap((task) => fastestFinding(data, task)),
+    ...data.tasks.flatMap((task) => paretoFinding(data, task)),
+    ...data.tasks.flatMap((task) => COMPARED_METRICS.flatMap((metric) => significanceFinding(data, task, metric))),
+    ...bhResponseFindings(data),
+    ...data.configs.flatMap((config) => routingFinding(data, config)),
+  ];
+}
+
+// ——— wording ———
+
+const code = (name: string) => `\`${name}\``;
+
+/** "a", "a and b", "a, b and c". */
+function list(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+/** Names with their details; names whose details read the same share them: "`a`, `b` (each Δ 0.000, …) and `c` (…)". */
+function withShared(entries: readonly { name: string; detail: string }[]): string {
+  const byDetail = new Map<string, string[]>();
+  for (const { name, detail } of entries) byDetail.set(detail, [...(byDetail.get(detail) ?? []), name]);
+  return list([...byDetail].map(([detail, names]) => `${names.join(', ')} (${names.length > 1 ? 'each ' : ''}${detail})`));
+}
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+/** The task's name, flagged with its document count when that is small. */
+function taskName(data: RunData, task: string): string {
+  const docs = data.cells.map((c) => (c.task === task ? rowNumber(c, 'num_docs') : null)).find((n): n is number => n !== null);
+  return docs !== undefined && docs < FEW_DOCUMENTS ? `${code(task)} (${plural(docs, 'document')})` : code(task);
+}
+
+/** A metric's name inside a sentence: its column label, lower-cased. */
+const noun = (column: TableColumn) => column.label.charAt(0).toLowerCase() + column.label.slice(1);
+const show = (column: TableColumn, value: number, signed = false) => formatNumber(value, column.digits ?? 3, { signed });
+const percent = (share: number) => `${formatNumber(100 * share, 1)}%`;
+
+// ——— data ———
+
+/** Equal up to rounding noise: ties are ties even when computed along different paths. */
+const same = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+
+interface Measured {
+  readonly cell: ReportCell;
+  readonly value: number;
+}
+
+/** The task's cells that report `key`, in the sweep's configuration order. */
+function measured(data: RunData, task: string, key: string): Measured[] {
+  const order = new Map(data.configs.map((c, i) => [c.name, i]));
+  return data.cells
+    .filter((cell) => cell.task === task)
+    .sort((a, b) => (order.get(a.config) ?? Infinity) - (order.get(b.config) ?? Infinity))
+    .flatMap((cell) => {
+      const value = rowNumber(cell, key);
+      return value === null ? [] : [{ cell, value }];
+    });
+}
+
+/** The cells with the best value, all of them when tied. */
+function winners(entries: readonly Measured[], higherIsBetter: boolean): Measured[] {
+  const best = entries.reduce((b, e) => ((higherIsBetter ? e.value > b : e.value < b) ? e.value : b), entries[0].value);
+  return entries.filter((e) => same(e.value, best));
+}
+
+/** Direction of a perplexity or accuracy; null for metrics without one. */
+function qualityColumn(metric: string): TableColumn | null {
+  return (COMPARED_METRICS as readonly string[]).includes(metric) ? metricColumn(metric) : null;
+}
+
+// ——— findings ———
+
+/** Best configuration per quality metric of one task, with the baseline's value for scale. */
+function bestFinding(data: RunData, task: string): Finding[] {
+  const fragments = COMPARED_METRICS.flatMap((metric) => {
+    const column = metricColumn(metric);
+    const entries = measured(data, task, metric);
+    if (entries.length < 2) return [];
+    const best = winners(entries, column.higherIsBetter!);
+    const value = show(column, best[0].value);
+    if (best.length === entries.length) return [`${noun(column)} ${value} for ${entries.length === 2 ? 'both' : `all ${entries.length}`} configurations`];
+    const baseline = entries.find((e) => e.cell.config === data.baseline);
+    const scale = baseline && !best.includes(baseline) ? `; baseline ${show(column, baseline.value)}` : '';
+    return [`${column.higherIsBetter ? 'highest' : 'lowest'} ${noun(column)} ${value} (${list(best.map((e) => code(e.cell.config)))}${scale})`];
+  });
+  return fragments.length ? [{ topic: 'best', text: `On ${taskName(data, task)}: ${fragments.join('; ')}.` }] : [];
+}
+
+function fastestFinding(data: RunData, task: string): Finding[] {
+  const column = metricColumn('tokens_per_second');
+  const entries = measured(data, task, 'tokens_per_second');
+  if (entries.length < 2) return [];
+  const best = winners(entries, true);
+  const baseline = entries.find((e) => e.cell.config === data.baseline);
+  const names = list(best.map((e) => (e === baseline ? `the baseline ${code(e.cell.config)}` : code(e.cell.config))));
+  const speed = `${show(column, best[0].value)} ${column.unit}`;
+  const ratio = baseline && !best.includes(baseline) && baseline.value > 0
+    ? ` (${formatNumber(best[0].value / baseline.value, 2)}× the baseline's ${show(column, baseline.value)} ${column.unit})`
+    : '';
+  return [{ topic: 'speed', text: `On ${taskName(data, task)}, ${names} ${best.length === 1 ? 'is' : 'are'} fastest at ${speed}${ratio}.` }];
+}
+
+/** The configurations no other beats in both the task's primary metric and experts per token. */
+function paretoFinding(data: RunData, task: string): Finding[] {
+  const primary = data.cells.map((c) => (c.task === task ? rowValue(c, 'primary_metric') : null)).find((m) => m !== null);
+  const column = typeof primary === 'string' ? qualityColumn(primary) : null;
+  if (typeof primary !== 'string' || !column) return [];
+  const experts = new Map(measured(data, task, 'avg_experts').map((e) => [e.cell, e.value]));
+  const points = measured(data, task, primary).flatMap((e) => {
+    const cost = experts.get(e.cell);
+    return cost === undefined ? [] : [{ cell: e.cell, cost, quality: e.value }];
+  });
+  if (points.length < 2) return [];
+  const noWorse = (a: number, b: number) => same(a, b) || (column.higherIsBetter ? a > b : a < b);
+  const dominates = (p: (typeof points)[number], q: (typeof points)[number]) =>
+    (same(p.cost, q.cost) || p.cost < q.cost) && noWorse(p.quality, q.quality) && !(same(p.cost, q.cost) && same(p.quality, q.quality));
+  const front = points.filter((q) => !points.some((p) => dominates(p, q))).sort((a, b) => a.cost - b.cost);
+  const item = (p: (typeof points)[number]) => `${code(p.cell.config)} (${show(metricColumn('avg_experts'), p.cost)} experts/token, ${show(column, p.quality)})`;
+  const name = taskName(data, task);
+  let text: string;
+  if (front.length === 1) {
+    const [p] = front;
+    text = `On ${name}, ${code(p.cell.config)} dominates every other configuration in ${noun(column)} and experts per token ` +
+      `(${show(metricColumn('avg_experts'), p.cost)} experts/token, ${noun(column)} ${show(column, p.quality)}).`;
+  } else if (front.length === points.length) {
+    text = `On ${name}, every configuration is Pareto-optimal in ${noun(column)} vs experts per token: ${list(front.map(item))}.`;
+  } else {
+    const dominated = points.length - front.length;
+    text = `On ${name}, the Pareto set of ${noun(column)} vs experts per token is ${list(front.map(item))}; ` +
+      `the other ${plural(dominated, 'configuration')} ${dominated === 1 ? 'is' : 'are'} dominated.`;
+  }
+  return [{ topic: 'pareto', text }];
+}
+
+/** Which configurations the paired bootstrap separates from the baseline on one metric of one task (CI excludes 0). */
+function significanceFinding(data: RunData, task: string, metric: string): Finding[] {
+  if (data.baseline === null) return [];
+  const column = metricColumn(metric);
+  const compared = measured(data, task, `delta_${metric}`).flatMap(({ cell, value }) => {
+    const low = rowNumber(cell, `ci_low_${metric}`);
+    const high = rowNumber(cell, `ci_high_${metric}`);
+    return cell.row.baseline === data.baseline && low !== null && high !== null ? [{ cell, delta: value, low, high }] : [];
+  });
+  if (compared.length === 0) return [];
+  const stats = (c: (typeof compared)[number]) => `Δ ${show(column, c.delta, true)}, 95% CI [${show(column, c.low)}, ${show(column, c.high)}]`;
+  const items = (group: typeof compared) => withShared(group.map((c) => ({ name: code(c.cell.config), detail: stats(c) })));
+  const higher = compared.filter((c) => c.low > 0);
+  const lower = compared.filter((c) => c.high < 0);
+  const neither = compared.filter((c) => c.low <= 0 && c.high >= 0);
+  const [better, worse] = column.higherIsBetter ? [higher, lower] : [lower, higher];
+  const [up, down] = column.higherIsBetter ? ['higher', 'lower'] : ['lower', 'higher'];
+  const parts = [
+    better.length ? `significantly better (${up}) for ${items(better)}` : '',
+    worse.length ? `significantly worse (${down}) for ${items(worse)}` : '',
+    neither.length ? `no significant difference for ${items(neither)}` : '',
+  ].filter(Boolean);
+  return [{ topic: 'significance', text: `On ${taskName(data, task)}, ${noun(column)} vs the baseline ${code(data.baseline)}: ${parts.join('; ')}.` }];
+}
+
+type Trend = 'rises' | 'falls' | 'flat' | 'mixed';
+
+function trendOf(values: readonly number[]): Trend {
+  const steps = values.slice(1).map((v, i) => (same(v, values[i]) ? 0 : Math.sign(v - values[i])));
+  if (steps.every((s) => s === 0)) return 'flat';
+  if (steps.every((s) => s >= 0)) return 'rises';
+  if (steps.every((s) => s <= 0)) return 'falls';
+  return 'mixed';
+}
+
+/**
+ * How BH's average experts per token responds to alpha at each (max_k, min_k), and to max_k at each (alpha, min_k):
+ * per task, whether it moves monotonically and by how much from the lowest to the highest setting.
+ */
+function bhResponseFindings(data: RunData): Finding[] {
+  const bh = data.configs.filter((c) => c.family === 'bh' && c.alpha !== null && c.maxK !== null);
+  const minK = (c: ConfigInfo) => (c.minK !== null && c.minK !== 1 ? `, min_k = ${c.minK}` : '');
+  return [
+    ...seriesOf(bh, (c) => c.alpha!, (c) => `max_k = ${c.maxK}${minK(c)}`).map((s) => bhResponse(data, 'alpha', s)),
+    ...seriesOf(bh, (c) => c.maxK!, (c) => `alpha = ${c.alpha}${minK(c)}`).map((s) => bhResponse(data, 'max_k', s)),
+  ].flat();
+}
+
+interface Series {
+  readonly fixed: string;
+  readonly levels: readonly number[];
+  readonly configs: readonly ConfigInfo[];
+}
+
+/** Configurations that share everything but one setting, ordered by it; only series with two or more distinct levels. */
+function seriesOf(configs: readonly ConfigInfo[], level: (c: ConfigInfo) => number, fixed: (c: ConfigInfo) => string): Series[] {
+  const groups = new Map<string, ConfigInfo[]>();
+  for (const c of configs) groups.set(fixed(c), [...(groups.get(fixed(c)) ?? []), c]);
+  return [...groups].flatMap(([name, members]) => {
+    const sorted = [...members].sort((a, b) => level(a) - level(b));
+    const levels = sorted.map(level);
+    // Two configurations at one level (differing in a setting ConfigInfo does not record) make no series.
+    if (levels.length < 2 || new Set(levels).size !== levels.length) return [];
+    return [{ fixed: name, levels, configs: sorted }];
+  });
+}
+
+function bhResponse(data: RunData, axis: 'alpha' | 'max_k', series: Series): Finding[] {
+  const column = metricColumn('avg_experts');
+  const byTrend = new Map<Trend, string[]>();
+  for (const task of data.tasks) {
+    const cost = new Map(measured(data, task, 'avg_experts').map((e) => [e.cell.config, e.value]));
+    const values = series.configs.map((c) => cost.get(c.name));
+    if (values.some((v) => v === undefined)) continue;
+    const v = values as number[];
+    const trend = trendOf(v);
+    const first = v[0];
+    const last = v[v.length - 1];
+    const change = first > 0 ? `, ${formatNumber((100 * (last - first)) / first, 0, { signed: true })}%` : '';
+    const detail = trend === 'mixed' ? v.map((x) => show(column, x)).join(', ')
+      : trend === 'flat' ? show(column, first)
+      : `${show(column, first)} → ${show(column, last)}, ${show(column, last - first, true)}${change}`;
+    byTrend.set(trend, [...(byTrend.get(trend) ?? []), `${code(task)} (${detail})`]);
+  }
+  const wording: Record<Trend, string> = { rises: 'rises monotonically on', falls: 'falls monotonically on', flat: 'does not change on', mixed: 'is not monotone on' };
+  const parts = (['rises', 'falls', 'flat', 'mixed'] as const).flatMap((t) => (byTrend.has(t) ? [`${wording[t]} ${list(byTrend.get(t)!)}`] : []));
+  if (parts.length === 0) return [];
+  const lo = series.levels[0];
+  const hi = series.levels[series.levels.length - 1];
+  return [{ topic: 'bh-response', text: `At ${series.fixed}, as ${axis} rises from ${lo} to ${hi}, BH's average experts per token ${parts.join('; ')}.` }];
+}
+
+/** How often a BH configuration sits at its bounds, when that is a large share of its decisions. */
+function routingFinding(data: RunData, config: ConfigInfo): Finding[] {
+  if (config.family !== 'bh' || config.minK === null || config.maxK === null || config.minK === config.maxK) return [];
+  const cells = data.tasks.flatMap((task) => {
+    const cell = data.cells.find((c) => c.config === config.name && c.task === task);
+    const floor = cell && rowNumber(cell, 'floor_hit_rate');
+    const ceiling = cell && rowNumber(cell, 'ceiling_hit_rate');
+    return typeof floor === 'number' && typeof ceiling === 'number' ? [{ task, floor, ceiling }] : [];
+  });
+  if (cells.length === 0) return [];
+  const range = (shares: number[]) => {
+    const [lo, hi] = [percent(Math.min(...shares)), percent(Math.max(...shares))];
+    return lo === hi ? lo : `${lo.slice(0, -1)}–${hi}`;
+  };
+  const floors = cells.map((c) => c.floor);
+  const ceilings = cells.map((c) => c.ceiling);
+  if (Math.max(...floors) < NOTABLE_FLOOR_RATE && Math.max(...ceilings) < NOTABLE_CEILING_RATE) return [];
+  const where = cells.length === 1 ? `on ${code(cells[0].task)}` : `across its ${cells.length} tasks`;
+  return [{
+    topic: 'routing',
+    text: `${code(config.name)} routes ${range(floors)} of (token, layer) decisions to its floor of ${plural(config.minK, 'expert')} ` +
+      `and ${range(ceilings)} to its ceiling of ${config.maxK}, ${where}.`,
+  }];
+}

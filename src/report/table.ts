@@ -1,0 +1,129 @@
+/**
+ * The results table of a report: one row per (configuration × task) cell with the columns a researcher compares —
+ * task quality, cost in experts and FLOPs, speed, routing behaviour, and the primary metric's difference from the
+ * baseline with its bootstrap interval — each column with its unit, its decimals and which direction is better.
+ */
+import { RoutelabError } from '../errors.js';
+import type { ReportCell, RunData } from './types.js';
+
+export interface TableColumn {
+  readonly key: string;
+  readonly label: string;
+  readonly unit: string | null;
+  /** Decimals a number is shown with; null for text columns. */
+  readonly digits: number | null;
+  /** Which direction is better; null for text and for columns where neither is (routing behaviour, Δ of mixed metrics). */
+  readonly higherIsBetter: boolean | null;
+}
+
+export interface ResultsTable {
+  readonly columns: TableColumn[];
+  readonly rows: (string | number | null)[][];
+  /** The key of the column the rows are sorted by (`task` for the default order: tasks, then configurations). */
+  readonly sortedBy: string;
+}
+
+interface ColumnDefinition extends TableColumn {
+  value(cell: ReportCell): string | number | null;
+}
+
+/** A number or text the results row records under `key`; NaN (e.g. speed without a timed forward pass) is no value. */
+export function rowValue(cell: ReportCell, key: string): string | number | null {
+  const v = cell.row[key];
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  return typeof v === 'string' ? v : null;
+}
+
+/** A numeric metric of a cell, or null when the cell has none. */
+export function rowNumber(cell: ReportCell, key: string): number | null {
+  const v = rowValue(cell, key);
+  return typeof v === 'number' ? v : null;
+}
+
+const fromRow = (key: string) => (cell: ReportCell) => rowValue(cell, key);
+/** The primary metric's Δ, or an end of its interval, stored under `${prefix}${primary_metric}`. */
+const ofPrimary = (prefix: string) => (cell: ReportCell) => rowNumber(cell, `${prefix}${cell.row.primary_metric}`);
+
+const column = (key: string, label: string, unit: string | null, digits: number | null, higherIsBetter: boolean | null): ColumnDefinition =>
+  ({ key, label, unit, digits, higherIsBetter, value: fromRow(key) });
+
+/** Every column a table may have, in display order; a metric column appears only when some cell reports it. */
+const COLUMNS: readonly ColumnDefinition[] = [
+  column('config', 'Configuration', null, null, null),
+  column('task', 'Task', null, null, null),
+  column('num_docs', 'Documents', null, 0, null),
+  column('primary_metric', 'Primary metric', null, null, null),
+  // Mixes perplexities (lower is better) and accuracies (higher is better) across tasks.
+  column('primary_value', 'Primary value', null, 4, null),
+  column('word_perplexity', 'Word perplexity', null, 2, false),
+  column('perplexity', 'Perplexity', null, 2, false),
+  column('acc', 'Accuracy', null, 3, true),
+  column('acc_norm', 'Normalised accuracy', null, 3, true),
+  column('avg_experts', 'Experts per token', 'experts/token', 2, false),
+  column('flops_reduction_pct', 'FLOPs reduction', '%', 1, true),
+  column('tokens_per_second', 'Throughput', 'tokens/s', 0, true),
+  column('expert_utilization', 'Expert utilisation', 'share of experts', 3, null),
+  column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3, null),
+  column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3, null),
+  { ...column('delta_primary', 'Δ primary vs baseline', null, 4, null), value: ofPrimary('delta_') },
+  { ...column('ci_low_primary', '95% CI low', null, 4, null), value: ofPrimary('ci_low_') },
+  { ...column('ci_high_primary', '95% CI high', null, 4, null), value: ofPrimary('ci_high_') },
+];
+
+/** How a metric reads (label, unit, decimals, direction), for sentences and charts that quote it. */
+export function metricColumn(key: string): TableColumn {
+  const found = COLUMNS.find((c) => c.key === key);
+  if (!found) throw new Error(`no table column describes ${key}`);
+  const { value: _, ...described } = found;
+  return described;
+}
+
+const IDENTITY = new Set(['config', 'task']);
+
+export function resultsTable(data: RunData, sortBy?: string): ResultsTable {
+  const present = COLUMNS.filter((c) => IDENTITY.has(c.key) || data.cells.some((cell) => c.value(cell) !== null));
+  const key = sortBy ?? 'task';
+  const sortColumn = present.find((c) => c.key === key);
+  if (!sortColumn) {
+    throw new RoutelabError('--sort', `unknown column "${key}"; sortable columns: ${present.map((c) => c.key).join(', ')}`);
+  }
+  const taskOrder = new Map(data.tasks.map((t, i) => [t, i]));
+  const configOrder = new Map(data.configs.map((c, i) => [c.name, i]));
+  const byTask = (a: ReportCell, b: ReportCell) => (taskOrder.get(a.task) ?? Infinity) - (taskOrder.get(b.task) ?? Infinity);
+  const byConfig = (a: ReportCell, b: ReportCell) => (configOrder.get(a.config) ?? Infinity) - (configOrder.get(b.config) ?? Infinity);
+  const cells = [...data.cells].sort((a, b) => byTask(a, b) || byConfig(a, b));
+  // Array.prototype.sort is stable: cells equal in the chosen column keep the default order.
+  if (key === 'config') cells.sort(byConfig);
+  else if (key !== 'task') cells.sort((a, b) => compareValues(sortColumn.value(a), sortColumn.value(b), sortColumn.higherIsBetter));
+  return {
+    columns: present.map(({ value: _, ...described }) => described),
+    rows: cells.map((cell) => present.map((c) => c.value(cell))),
+    sortedBy: key,
+  };
+}
+
+/** Best first when a direction is better (ascending otherwise); cells without a value last. */
+function compareValues(a: string | number | null, b: string | number | null, higherIsBetter: boolean | null): number {
+  if (a === null || b === null) return (a === null ? 1 : 0) - (b === null ? 1 : 0);
+  if (typeof a === 'string' || typeof b === 'string') return String(a).localeCompare(String(b));
+  return higherIsBetter ? b - a : a - b;
+}
+
+const formatters = new Map<string, Intl.NumberFormat>();
+
+/**
+ * A number as a report shows it: `digits` decimals with thousands separators, or three significant digits in
+ * exponent form from a million up (an untrained model's perplexities); `signed` shows + on positive differences.
+ */
+export function formatNumber(value: number, digits: number, options: { signed?: boolean } = {}): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  const sign = options.signed ? 'exceptZero' : 'negative';
+  if (Math.abs(value) >= 1e6) return `${options.signed && value > 0 ? '+' : ''}${value.toExponential(2).replace('e+', 'e')}`;
+  const id = `${digits}:${sign}`;
+  let format = formatters.get(id);
+  if (!format) {
+    format = new Intl.NumberFormat('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits, signDisplay: sign });
+    formatters.set(id, format);
+  }
+  return format.format(value);
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RoutelabError } from '../src/errors.js';
+import { keyFindings } from '../src/report/findings.js';
+import { formatNumber, resultsTable } from '../src/report/table.js';
+import type { ConfigInfo, ReportCell, RunData } from '../src/report/types.js';
+import type { ResultRow } from '../src/sweep/results.js';
+
+const topk = (name: string, k: number, isBaseline = false): ConfigInfo =>
+  ({ name, router: `topk:k=${k}`, family: 'topk', maxK: k, minK: k, alpha: null, isBaseline });
+const bh = (name: string, maxK: number, alpha: number): ConfigInfo =>
+  ({ name, router: `bh:alpha=${alpha},max_k=${maxK}`, family: 'bh', maxK, minK: 1, alpha, isBaseline: false });
+
+/** A cell as findings and the table see it: its results row (the summary is not read by either). */
+const cell = (config: string, task: string, row: ResultRow): ReportCell =>
+  ({ config, task, row: { config, task, ...row }, summary: {} as ReportCell['summary'], traceFile: null });
+
+function run(configs: ConfigInfo[], tasks: string[], cells: ReportCell[]): RunData {
+  const baseline = configs.find((c) => c.isBaseline)?.name ?? null;
+  return { runDir: '/runs/x', manifest: {}, configs, tasks, cells, baseline, traces: [], documents: [], nullModel: null };
+}
+
+/** Significance columns of a row against `base`. */
+const vs = (metric: string, delta: number, low: number, high: number): ResultRow =>
+  ({ baseline: 'base', [`delta_${metric}`]: delta, [`ci_low_${metric}`]: low, [`ci_high_${metric}`]: high });
+
+/**
+ * wikitext (200 documents): k16 is best and significantly better; bh_a030 is cheapest and significantly worse;
+ * bh_a050 costs more than bh_a030 for a worse perplexity (dominated) and its interval spans 0.
+ * hellaswag (10 documents): ties in accuracy and normalised accuracy, a tie for fastest, no significant difference.
+ */
+const configs = [topk('base', 8, true), topk('k16', 16), bh('bh_a030', 8, 0.3), bh('bh_a050', 8, 0.5)];
+const wiki = (extra: ResultRow): ResultRow => ({ num_docs: 200, primary_metric: 'word_perplexity', primary_value: extra.word_perplexity, ...extra });
+const hella = (extra: ResultRow): ResultRow => ({ num_docs: 10, primary_metric: 'acc_norm', primary_value: extra.acc_norm, ...extra });
+const sweep = run(configs, ['wikitext', 'hellaswag'], [
+  cell('base', 'wikitext', wiki({ word_perplexity: 20, avg_experts: 8, tokens_per_second: 1000, baseline: null })),
+  cell('k16', 'wikitext', wiki({ word_perplexity: 18, avg_experts: 16, tokens_per_second: 600, ...vs('word_perplexity', -2, -3, -1) })),
+  cell('bh_a030', 'wikitext', wiki({ word_perplexity: 25, avg_experts: 2, tokens_per_second: 1500, floor_hit_rate: 0.7, ceiling_hit_rate: 0.1, ...vs('word_perplexity', 5, 2, 8) })),
+  cell('bh_a050', 'wikitext', wiki({ word_perplexity: 26, avg_experts: 3, tokens_per_second: 1400, floor_hit_rate: 0.3, ceiling_hit_rate: 0.2, ...vs('word_perplexity', 6, -1, 12) })),
+  cell('base', 'hellaswag', hella({ acc: 0.5, acc_norm: 0.4, avg_experts: 8, tokens_per_second: 500, baseline: null })),
+  cell('k16', 'hellaswag', hella({ acc: 0.5, acc_norm: 0.4, avg_experts: 16, tokens_per_second: 300, ...vs('acc', 0, 0, 0), ...vs('acc_norm', 0, 0, 0) })),
+  cell('bh_a030', 'hellaswag', hella({ acc: 0.6, acc_norm: 0.3, avg_experts: 2.5, tokens_per_second: 500, floor_hit_rate: 0.6, ceiling_hit_rate: 0.2,
+    ...vs('acc', 0.1, -0.1, 0.3), ...vs('acc_norm', -0.1, -0.3, 0.1) })),
+  cell('bh_a050', 'hellaswag', hella({ acc: 0.6, acc_norm: 0.4, avg_experts: 3, tokens_per_second: 450, floor_hit_rate: 0.4, ceiling_hit_rate: 0.1,
+    ...vs('acc', 0.1, -0.1, 0.3), ...vs('acc_norm', 0, -0.2, 0.2) })),
+]);
+
+test('findings name the best, the fastest, the Pareto set and the significant differences, with ties', () => {
+  assert.deepEqual(keyFindings(sweep), [
+    { topic: 'best', text: 'On `wikitext`: lowest word perplexity 18.00 (`k16`; baseline 20.00).' },
+    { topic: 'best', text: 'On `hellaswag` (10 documents): highest accuracy 0.600 (`bh_a030` and `bh_a050`; baseline 0.500); ' +
+      'highest normalised accuracy 0.400 (`base`, `k16` and `bh_a050`).' },
+    { topic: 'speed', text: "On `wikitext`, `bh_a030` is fastest at 1,500 tokens/s (1.50× the baseline's 1,000 tokens/s)." },
+    { topic: 'speed', text: 'On `hellaswag` (10 documents), the baseline `base` and `bh_a030` are fastest at 500 tokens/s.' },
+    { topic: 'pareto', text: 'On `wikitext`, the Pareto set of word perplexity vs experts per token is `bh_a030` (2.00 experts/token, 25.00), ' +
+      '`base` (8.00 experts/token, 20.00) and `k16` (16.00 experts/token, 18.00); the other 1 configuration is dominated.' },
+    { topic: 'pareto', text: 'On `hellaswag` (10 documents), the Pareto set of normalised accuracy vs experts per token is ' +
+      '`bh_a030` (2.50 experts/token, 0.300) and `bh_a050` (3.00 experts/token, 0.400); the other 2 configurations are dominated.' },
+    { topic: 'significance', text: 'On `wikitext`, word perplexity vs the baseline `base`: ' +
+      'significantly better (lower) for `k16` (Δ -2.00, 95% CI [-3.00, -1.00]); ' +
+      'significantly worse (higher) for `bh_a030` (Δ +5.00, 95% CI [2.00, 8.00]); ' +
+      'no significant difference for `bh_a050` (Δ +6.00, 95% CI [-1.00, 12.00]).' },
+    { topic: 'significance', text: 'On `hellaswag` (10 documents), accuracy vs the baseline `base`: no significant difference for ' +
+      '`k16` (Δ 0.000, 95% CI [0.000, 0.000]) and `bh_a030`, `bh_a050` (each Δ +0.100, 95% CI [-0.100, 0.300]).' },
+    { topic: 'significance', text: 'On `hellaswag` (10 documents), normalised accuracy vs the baseline `base`: no significant difference for ' +
+      '`k16` (Δ 0.000, 95% CI [0.000, 0.000]), `bh_a030` (Δ -0.100, 95% CI [-0.300, 0.100]) and `bh_a050` (Δ 0.000, 95% CI [-0.200, 0.200]).' },
+    { topic: 'bh-response', text: "At max_k = 8, as alpha rises from 0.3 to 0.5, BH's average experts per token rises monotonically on " +
+      '`wikitext` (2.00 → 3.00, +1.00, +50%) and `hellaswag` (2.50 → 3.00, +0.50, +20%).' },
+    // bh_a050 sits at its floor for at most 40% and at its ceiling for at most 20% of decisions: not notable.
+    { topic: 'routing', text: '`bh_a030` routes 60.0–70.0% of (token, layer) decisions to its floor of 1 expert and 10.0–20.0% to its ceiling of 8, across its 2 tasks.' },
+  ]);
+});
+
+test("BH's response to alpha and to max_k: monotone, flat or not, by how much, per task", () => {
+  const grid = [8, 16].flatMap((maxK) => [0.3, 0.4, 0.5].map((alpha) => bh(`${maxK}_a${alpha}`, maxK, alpha)));
+  const experts: Record<string, [number, number]> = { // [wikitext, rte]
+    '8_a0.3': [2.0, 1.5], '8_a0.4': [2.5, 1.8], '8_a0.5': [3.0, 1.7],
+    '16_a0.3': [2.2, 1.0], '16_a0.4': [3.0, 1.0], '16_a0.5': [4.0, 1.0],
+  };
+  const cells = grid.flatMap((c) => ['wikitext', 'rte'].map((task, i) => cell(c.name, task, { avg_experts: experts[c.name][i] })));
+  // Nothing but expert counts: only the BH response can be claimed.
+  assert.deepEqual(keyFindings(run(grid, ['wikitext', 'rte'], cells)).map((f) => `${f.topic}: ${f.text}`), [
+    "bh-response: At max_k = 8, as alpha rises from 0.3 to 0.5, BH's average experts per token rises monotonically on " +
+      '`wikitext` (2.00 → 3.00, +1.00, +50%); is not monotone on `rte` (1.50, 1.80, 1.70).',
+    "bh-response: At max_k = 16, as alpha rises from 0.3 to 0.5, BH's average experts per token rises monotonically on " +
+      '`wikitext` (2.20 → 4.00, +1.80, +82%); does not change on `rte` (1.00).',
+    "bh-response: At alpha = 0.3, as max_k rises from 8 to 16, BH's average experts per token rises monotonically on " +
+      '`wikitext` (2.00 → 2.20, +0.20, +10%); falls monotonically on `rte` (1.50 → 1.00, -0.50, -33%).',
+    "bh-response: At alpha = 0.4, as max_k rises from 8 to 16, BH's average experts per token rises monotonically on " +
+      '`wikitext` (2.50 → 3.00, +0.50, +20%); falls monotonically on `rte` (1.80 → 1.00, -0.80, -44%).',
+    "bh-response: At alpha = 0.5, as max_k rises from 8 to 16, BH's average experts per token rises monotonically on " +
+      '`wikitext` (3.00 → 4.00, +1.00, +33%); falls monotonically on `rte` (1.70 → 1.00, -0.70, -41%).',
+  ]);
+});
+
+test('a configuration that dominates all others, a tie of every configuration, and no baseline', () => {
+  const configs = [topk('small', 2), topk('large', 8)];
+  const row = (avg: number): ResultRow => ({ num_docs: 1, primary_metric: 'acc', acc: 0.5, primary_value: 0.5, avg_experts: avg });
+  const findings = keyFindings(run(configs, ['sst2'], [cell('small', 'sst2', row(2)), cell('large', 'sst2', row(8))]));
+  assert.deepEqual(findings, [
+    { topic: 'best', text: 'On `sst2` (1 document): accuracy 0.500 for both configurations.' },
+    { topic: 'pareto', text: 'On `sst2` (1 document), `small` dominates every other configuration in accuracy and experts per token (2.00 experts/token, accuracy 0.500).' },
+  ]);
+});
+
+test('the results table: columns present in the data, default order, sorting by a metric in its better direction', () => {
+  const table = resultsTable(sweep);
+  assert.deepEqual(table.columns.map((c) => c.key), [
+    'config', 'task', 'num_docs', 'primary_metric', 'primary_value', 'word_perplexity', 'acc', 'acc_norm', 'avg_experts',
+    'tokens_per_second', 'floor_hit_rate', 'ceiling_hit_rate', 'delta_primary', 'ci_low_primary', 'ci_high_primary',
+  ]);
+  const column = (key: string) => table.columns.find((c) => c.key === key)!;
+  assert.deepEqual(column('word_perplexity'), { key: 'word_perplexity', label: 'Word perplexity', unit: null, digits: 2, higherIsBetter: false });
+  assert.deepEqual(column('tokens_per_second'), { key: 'tokens_per_second', label: 'Throughput', unit: 'tokens/s', digits: 0, higherIsBetter: true });
+  assert.equal(table.sortedBy, 'task');
+  const order = (t: typeof table) => t.rows.map((r) => `${r[1]}/${r[0]}`);
+  assert.deepEqual(order(table), [...configs.map((c) => `wikitext/${c.name}`), ...configs.map((c) => `hellaswag/${c.name}`)]);
+  const delta = table.columns.indexOf(column('delta_primary'));
+  assert.deepEqual(table.rows.map((r) => r[delta]), [null, -2, 5, 6, null, 0, -0.1, 0]);
+
+  const byPerplexity = resultsTable(sweep, 'word_perplexity');
+  assert.equal(byPerplexity.sortedBy, 'word_perplexity');
+  assert.deepEqual(order(byPerplexity), [
+    'wikitext/k16', 'wikitext/base', 'wikitext/bh_a030', 'wikitext/bh_a050', // lowest first
+    'hellaswag/base', 'hellaswag/k16', 'hellaswag/bh_a030', 'hellaswag/bh_a050', // no value: last, in default order
+  ]);
+  assert.deepEqual(order(resultsTable(sweep, 'acc')).slice(0, 4), ['hellaswag/bh_a030', 'hellaswag/bh_a050', 'hellaswag/base', 'hellaswag/k16']);
+  assert.deepEqual(order(resultsTable(sweep, 'config')).slice(0, 3), ['wikitext/base', 'hellaswag/base', 'wikitext/k16']);
+
+  assert.throws(() => resultsTable(sweep, 'perplexity'), (e: unknown) =>
+    e instanceof RoutelabError && /--sort: unknown column "perplexity"; sortable columns: config, task, num_docs, .*acc_norm, avg_experts/.test(e.message));
+});
+
+test('numbers are shown with their decimals, exponents from a million, and signed differences', () => {
+  assert.equal(formatNumber(10271.714, 2), '10,271.71');
+  assert.equal(formatNumber(1256954.366, 2), '1.26e6');
+  assert.equal(formatNumber(1246682.6, 2, { signed: true }), '+1.25e6');
+  assert.equal(formatNumber(-0.00004, 3, { signed: true }), '0.000');
+  assert.equal(formatNumber(-0.2, 3), '-0.200');
+  assert.equal(formatNumber(Number.NaN, 1), 'n/a');
+});
