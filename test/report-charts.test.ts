@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCharts } from '../src/report/charts.js';
-import { paretoOptimal } from '../src/report/charts-common.js';
+import { paretoOptimal } from '../src/experiments/stats.js';
 import { chartToSvg } from '../src/report/render.js';
 import { BASELINE_COLOR, FONT_FAMILY } from '../src/report/theme.js';
 import type { Chart, ConfigInfo, DocumentView, NullLayerView, ReportCell, RunData, TraceAggregate } from '../src/report/types.js';
@@ -281,7 +281,8 @@ test('charts whose data the run lacks are left out, never drawn empty', () => {
 
 test('Pareto sets: points no other beats in both coordinates', () => {
   assert.deepEqual(paretoOptimal([1, 2, 3, 4], [4, 3, 3.5, 1]), [true, true, false, true]);
-  assert.deepEqual(paretoOptimal([2, 2, 1], [1, 1, 5]), [true, false, true], 'of two equal points one stands for both');
+  assert.deepEqual(paretoOptimal([2, 2, 1], [1, 1, 5]), [true, true, true], 'identical points are optimal together');
+  assert.deepEqual(paretoOptimal([2, 2, 3], [1, 2, 1]), [true, false, false], 'a point no better in either coordinate is dominated');
   assert.deepEqual(paretoOptimal([], []), []);
 });
 

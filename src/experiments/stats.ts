@@ -65,3 +65,23 @@ export function pairedBootstrap(
   const tail = ((1 - level) / 2) * 100;
   return { delta, low: percentile(deltas, tail), high: percentile(deltas, 100 - tail), resamples, level, seed };
 }
+
+/**
+ * Which points no other point beats in both coordinates, both to be minimised (negate one to maximise it): the
+ * points sorted by x, each kept if its y is below every y kept before it. Identical points share their fate, so
+ * configurations that score the same are named together.
+ */
+export function paretoOptimal(xs: ArrayLike<number>, ys: ArrayLike<number>): boolean[] {
+  const order = Array.from(xs, (_, i) => i).sort((a, b) => xs[a] - xs[b] || ys[a] - ys[b]);
+  const optimal = new Array<boolean>(xs.length).fill(false);
+  let bestY = Infinity;
+  let last = -1;
+  for (const i of order) {
+    if (ys[i] < bestY || (last >= 0 && optimal[last] && xs[i] === xs[last] && ys[i] === ys[last])) {
+      optimal[i] = true;
+      bestY = ys[i];
+    }
+    last = i;
+  }
+  return optimal;
+}

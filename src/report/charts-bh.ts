@@ -3,6 +3,7 @@
  * chart. Configuration colours are one shared scale (one legend); every other scale is the panel's own. Panels with
  * configuration names on their x axis share the last row, so only one row pays for the slanted names.
  */
+import { paretoOptimal } from '../experiments/stats.js';
 import {
   configAxis,
   configColor,
@@ -11,7 +12,6 @@ import {
   LOG_AXIS,
   mainPerplexityTask,
   meanOf,
-  paretoOptimal,
   percentChange,
   tooltip,
   vegaLiteSpec,

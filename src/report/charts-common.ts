@@ -148,23 +148,6 @@ export function tooltip(...fields: readonly (readonly [string, string, string?])
   return fields.map(([field, title, format]) => (format ? { field, title, type: 'quantitative', format } : { field, title, type: 'nominal' }));
 }
 
-/**
- * Which points no other point beats in both coordinates, both to be minimised (negate one to maximise it): the
- * points sorted by x, each kept if its y is below every y kept before it.
- */
-export function paretoOptimal(xs: ArrayLike<number>, ys: ArrayLike<number>): boolean[] {
-  const order = Array.from(xs, (_, i) => i).sort((a, b) => xs[a] - xs[b] || ys[a] - ys[b]);
-  const optimal = new Array<boolean>(xs.length).fill(false);
-  let bestY = Infinity;
-  for (const i of order) {
-    if (ys[i] < bestY) {
-      optimal[i] = true;
-      bestY = ys[i];
-    }
-  }
-  return optimal;
-}
-
 /** Vega-Lite colour channel for configurations: the sweep's colours, legend in sweep order. */
 export function configColor(configs: readonly ConfigInfo[], legend: Record<string, unknown> | null = {}): Record<string, unknown> {
   return {

@@ -2,6 +2,7 @@
  * The sweep figure, one chart per view: quality and speed against experts per token for every configuration,
  * the change against the baseline, the speed–quality trade-off, the loss and a summary table.
  */
+import { paretoOptimal } from '../experiments/stats.js';
 import {
   configAxis,
   configColor,
@@ -9,7 +10,6 @@ import {
   FORMATS,
   LOG_AXIS,
   mainPerplexityTask,
-  paretoOptimal,
   percentChange,
   powersOfTwoSpanning,
   tasksWith,

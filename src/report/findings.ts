@@ -2,6 +2,7 @@
  * The key findings of a sweep, written from its numbers: each sentence states only what the data it quotes shows,
  * and is left out when that data is missing (no baseline, no BH grid, a metric no task reports).
  */
+import { paretoOptimal } from '../experiments/stats.js';
 import { COMPARED_METRICS } from '../sweep/results.js';
 import { formatNumber, metricColumn, rowNumber, rowValue, type TableColumn } from './table.js';
 import type { ConfigInfo, Finding, ReportCell, RunData } from './types.js';
@@ -128,10 +129,8 @@ function paretoFinding(data: RunData, task: string): Finding[] {
     return cost === undefined ? [] : [{ cell: e.cell, cost, quality: e.value }];
   });
   if (points.length < 2) return [];
-  const noWorse = (a: number, b: number) => same(a, b) || (column.higherIsBetter ? a > b : a < b);
-  const dominates = (p: (typeof points)[number], q: (typeof points)[number]) =>
-    (same(p.cost, q.cost) || p.cost < q.cost) && noWorse(p.quality, q.quality) && !(same(p.cost, q.cost) && same(p.quality, q.quality));
-  const front = points.filter((q) => !points.some((p) => dominates(p, q))).sort((a, b) => a.cost - b.cost);
+  const optimal = paretoOptimal(points.map((p) => p.cost), points.map((p) => (column.higherIsBetter ? -p.quality : p.quality)));
+  const front = points.filter((_, i) => optimal[i]).sort((a, b) => a.cost - b.cost);
   const item = (p: (typeof points)[number]) => `${code(p.cell.config)} (${show(metricColumn('avg_experts'), p.cost)} experts/token, ${show(column, p.quality)})`;
   const name = taskName(data, task);
   let text: string;
