@@ -24,6 +24,7 @@ test('scores do not depend on batch composition', async () => {
   const small = await scoreUnits(model, units, { batchSize: 2, maxBatchTokens: 20 });
   assert.deepEqual(small.results, together.results);
   assert.equal(together.scoredPositions, 3 + 5 + 1 + 12);
+  assert.equal(together.inputTokens, 9 + 17 + 4 + 12); // one input per group: nothing to share
 });
 
 test('identical inputs of a group run once and share their rows', async () => {

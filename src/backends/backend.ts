@@ -96,6 +96,11 @@ export interface Backend {
    * positions 0 … (own position) of the same sequence; query head h reads kv head ⌊h / (nh / nkv)⌋.
    */
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor;
+  /**
+   * Copy positions 0 … positions−1 of sequence `fromRow` of `from` into sequence `toRow` of `to`, a distinct store
+   * of the same width: a context computed once can then be continued by several sequences.
+   */
+  copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void;
 
   /** Σ over experts e of weight · expert_e(x) for the tokens of `plan` → [T, H] (rows of unrouted tokens are 0). */
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor;

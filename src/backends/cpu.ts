@@ -74,6 +74,22 @@ function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Arra
 function cpu(x: Tensor): CpuTensor { return x as CpuTensor; }
 
 /**
+ * Throw unless `Backend.copyKv(from, fromRow, to, toRow, positions)` is well formed; returns the copy's element
+ * offsets (row starts) and length in each store's [batch × capacity × width] layout.
+ */
+export function kvCopyRange(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): { from: number; to: number; length: number } {
+  if (from === to) throw new Error('copyKv: source and destination must be distinct stores');
+  if (from.width !== to.width) throw new Error(`copyKv: width ${from.width} into width ${to.width}`);
+  if (!(fromRow >= 0 && fromRow < from.batch && toRow >= 0 && toRow < to.batch)) {
+    throw new Error(`copyKv: sequence ${fromRow} of ${from.batch} into sequence ${toRow} of ${to.batch}`);
+  }
+  if (!(positions >= 0 && positions <= from.capacity && positions <= to.capacity)) {
+    throw new Error(`copyKv: ${positions} positions between stores of capacity ${from.capacity} and ${to.capacity}`);
+  }
+  return { from: fromRow * from.capacity * from.width, to: toRow * to.capacity * to.width, length: positions * from.width };
+}
+
+/**
  * TokenScores from logits held on the host [R × V]: each distinct row's normaliser log Σ exp once (max-shifted,
  * summed in double), then each pair's log-probability and rank. Backends without a kernel of their own use this.
  */
@@ -237,6 +253,13 @@ export class CpuBackend implements Backend {
 
   createKvStore(batch: number, capacity: number, width: number): KvStore {
     return new CpuKvStore(batch, capacity, width);
+  }
+
+  copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
+    const range = kvCopyRange(from, fromRow, to, toRow, positions);
+    const [src, dst] = [from as CpuKvStore, to as CpuKvStore];
+    dst.keys.set(src.keys.subarray(range.from, range.from + range.length), range.to);
+    dst.values.set(src.values.subarray(range.from, range.from + range.length), range.to);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {

@@ -144,6 +144,10 @@ export class NativeBackend implements Backend {
     return new CpuKvStore(batch, capacity, width);
   }
 
+  copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
+    this.ref.copyKv(from, fromRow, to, toRow, positions);
+  }
+
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
     const kv = store as CpuKvStore;
     const { numHeads, numKvHeads, headDim } = shape;

@@ -14,7 +14,7 @@ import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
   AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
 } from './backend.js';
-import { scoreTokensOnHost } from './cpu.js';
+import { kvCopyRange, scoreTokensOnHost } from './cpu.js';
 import {
   ADD, ATTENTION, CLAMP, embedKernel, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND, matmulKernel, MM_TILE_N, MM_TILE_T, type MatmulMode,
   rmsNormKernel, ROPE,
@@ -264,6 +264,15 @@ export class WebGpuBackend implements Backend {
     }
     const make = () => this.createBuffer({ size: Math.max(4, bytes), usage: USAGE.storage });
     return new GpuKvStore(batch, capacity, width, make(), make());
+  }
+
+  copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
+    const range = kvCopyRange(from, fromRow, to, toRow, positions);
+    if (range.length === 0) return;
+    const [src, dst] = [from as GpuKvStore, to as GpuKvStore];
+    this.endPass(); // copies are recorded on the encoder, between compute passes, so they stay in order with kernels
+    this.commands().copyBufferToBuffer(src.keys, range.from * 4, dst.keys, range.to * 4, range.length * 4);
+    this.commands().copyBufferToBuffer(src.values, range.from * 4, dst.values, range.to * 4, range.length * 4);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {

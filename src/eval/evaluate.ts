@@ -319,8 +319,6 @@ export async function evaluate<D extends TaskDoc>(
   }
   const routing = acc.finish({ config: c, defaultK: c.numExpertsPerTok, forwardSeconds: out.forwardSeconds, determinism });
 
-  let inputTokens = 0;
-  for (const seq of out.sequences) inputTokens += seq.length;
   const data = options.data;
   const badRows = data?.badRows ?? [];
   return {
@@ -363,8 +361,8 @@ export async function evaluate<D extends TaskDoc>(
       forward_s: out.forwardSeconds,
       batches: out.batches,
       scored_tokens: out.scoredPositions,
-      input_tokens: inputTokens,
-      input_tokens_per_second: inputTokens / out.forwardSeconds,
+      input_tokens: out.inputTokens,
+      input_tokens_per_second: out.inputTokens / out.forwardSeconds,
       requests: requestCount,
       forward_inputs: out.sequences.length,
     },

@@ -49,7 +49,7 @@ export interface ForwardOptions {
   /** Default: the model's own routing (top-k with the config's k and norm_topk_prob). */
   readonly router?: Router;
   readonly observer?: ForwardObserver;
-  /** Continue these sequences from a KV cache (generation); the cache advances by the new tokens. */
+  /** Continue these sequences from a KV cache (generation, continuations of a shared context); it advances by the new tokens. */
   readonly cache?: KvCache;
   /**
    * Which logits to compute: every token (default), each sequence's last token, none, or the packed token rows
@@ -135,6 +135,18 @@ export class OlmoeModel {
     const width = this.config.numKvHeads * this.config.headDim;
     const stores = this.layers.map(() => this.backend.createKvStore(batch, capacity, width));
     return new KvCache(stores, capacity);
+  }
+
+  /**
+   * Let sequence `toRow` of `to` continue from the first `positions` cached positions of sequence `fromRow` of
+   * `from` (every layer's keys and values are copied): a context computed once, continued several ways.
+   */
+  copyCachePrefix(from: KvCache, fromRow: number, to: KvCache, toRow: number, positions: number): void {
+    if (positions > from.lengths[fromRow]) {
+      throw new Error(`copyCachePrefix: ${positions} positions from a sequence of ${from.lengths[fromRow]}`);
+    }
+    for (let l = 0; l < this.layers.length; l++) this.backend.copyKv(from.stores[l], fromRow, to.stores[l], toRow, positions);
+    to.lengths[toRow] = positions;
   }
 
   /** Run B token sequences (any lengths ≥ 1) through the model. Sequences never see each other. */
