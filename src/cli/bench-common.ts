@@ -9,6 +9,7 @@ import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
 import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import { numberFlag } from './command.js';
 
 /** Architectures the benches build random checkpoints of. */
 export const BENCH_SHAPES = {
@@ -16,6 +17,13 @@ export const BENCH_SHAPES = {
   small: { hidden_size: 256, intermediate_size: 128, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, num_experts: 8, num_experts_per_tok: 2, vocab_size: 4096 },
 } as const;
 export type BenchShape = keyof typeof BENCH_SHAPES;
+
+/** `--shape` (default olmoe-1b-7b) and `--layers` (default: all of the shape's). */
+export function benchShapeFlags(values: Record<string, unknown>): { shape: BenchShape; layers: number } {
+  const shape = (values.shape as string | undefined) ?? 'olmoe-1b-7b';
+  if (!(shape in BENCH_SHAPES)) throw new RoutelabError('--shape', `expected one of ${Object.keys(BENCH_SHAPES).join(', ')}, got ${JSON.stringify(shape)}`);
+  return { shape: shape as BenchShape, layers: numberFlag(values, 'layers', BENCH_SHAPES[shape as BenchShape].num_hidden_layers, true) };
+}
 
 /** A Hugging Face OLMoE config.json of `shape` with `layers` decoder layers (OLMoE-1B-7B's other settings). */
 export function benchConfig(shape: BenchShape, layers: number): Record<string, unknown> {

@@ -18,7 +18,7 @@ import { createWebGpuBackend } from '../backends/webgpu.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
 import { OlmoeModel } from '../model/olmoe.js';
-import { BENCH_SHAPES, benchConfig, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomIds, round, writeRandomCheckpoint, type BenchShape } from './bench-common.js';
+import { benchConfig, benchShapeFlags, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { numberFlag } from './command.js';
 
 const REFERENCE_SCRIPT = fileURLToPath(new URL('../../../bench/gpu_reference.py', import.meta.url));
@@ -83,9 +83,7 @@ interface Probe { exe: string; torch: string; cuda: boolean; device_name: string
 
 export async function runBenchGpu(values: Record<string, unknown>, positionals: readonly string[]): Promise<void> {
   if (positionals.length !== 1 || positionals[0] !== 'gpu') throw new RoutelabError('routelab bench', `expected \`routelab bench gpu\`, got ${JSON.stringify(positionals.join(' '))}`);
-  const shapeName = (values.shape as string | undefined) ?? 'olmoe-1b-7b';
-  if (!(shapeName in BENCH_SHAPES)) throw new RoutelabError('--shape', `expected one of ${Object.keys(BENCH_SHAPES).join(', ')}, got ${JSON.stringify(shapeName)}`);
-  const layers = numberFlag(values, 'layers', BENCH_SHAPES[shapeName as BenchShape].num_hidden_layers, true);
+  const { shape: shapeName, layers } = benchShapeFlags(values);
   const seq = numberFlag(values, 'seq', 512, true);
   const decodeTokens = numberFlag(values, 'decode-tokens', 32, true);
   const reps = numberFlag(values, 'reps', 3, true);
@@ -102,7 +100,7 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
   if (device !== undefined && device !== 'cuda' && device !== 'cpu') throw new RoutelabError('--device', `expected cuda or cpu, got ${JSON.stringify(device)}`);
   const log = (line: string) => console.error(line);
 
-  const config = benchConfig(shapeName as BenchShape, layers);
+  const config = benchConfig(shapeName, layers);
   if (seq + decodeTokens > (config.max_position_embeddings as number)) throw new RoutelabError('--seq', `--seq + --decode-tokens exceeds max_position_embeddings ${config.max_position_embeddings}`);
 
   // The adapter first: no point writing 13.8 GB without one.

@@ -7,7 +7,7 @@ import { NativeBackend } from '../backends/native.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
 import { OlmoeModel } from '../model/olmoe.js';
-import { BENCH_SHAPES, benchConfig, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
+import { BENCH_SHAPES, benchConfig, benchShapeFlags, type BenchShape, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
 import { numberFlag, type Command } from './command.js';
 
@@ -35,8 +35,9 @@ export const benchCommand: Command = {
   --python PY   Python with numpy and torch (default: the first of python3, /usr/bin/python3 that imports both)
   --threads N   threads for routelab and the references (default: every core)
   --gemm-only   skip the prefill comparison
-  --full-size   also write an OLMoE-1B-7B-shaped checkpoint (16 layers, 13.8 GB of BF16; into --dir DIR if given,
-                reused there on later runs) and profile a 1×512 prefill on it in a child process: its peak RSS
+  --full-size   also write a whole model of --shape S (default olmoe-1b-7b: 16 layers, 13.8 GB of BF16; --layers N
+                to change) into --dir DIR if given (reused there on later runs), and profile a 1×512 prefill on it
+                in a child process: its peak RSS and tokens/s
   --keep        keep the temporary checkpoint and logits files
 
 ${BENCH_GPU_USAGE}`,
@@ -53,6 +54,7 @@ ${BENCH_GPU_USAGE}`,
   async run(values, positionals) {
     if (positionals[0] === 'gpu') return runBenchGpu(values, positionals);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
+    const fullSize = values['full-size'] ? benchShapeFlags(values) : null;
     if (values.setup) {
       const r = spawnSync('sh', ['-c', `apt-get update && ${SETUP}`], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
       if (r.status !== 0) throw new RoutelabError('--setup', `\`${SETUP}\` failed (exit ${r.status}); run it as root`);
@@ -143,7 +145,7 @@ ${BENCH_GPU_USAGE}`,
         else rmSync(dir, { recursive: true, force: true });
       }
     }
-    if (values['full-size']) Object.assign(result, fullSizeRun(values.dir as string | undefined, threads, Boolean(values.keep), rows, log));
+    if (fullSize) Object.assign(result, fullSizeRun(fullSize.shape, fullSize.layers, values.dir as string | undefined, threads, Boolean(values.keep), rows, log));
     result.peak_rss_mb = round(peakRssMb());
     rows.push(['peak RSS MB (routelab, whole run)', String(result.peak_rss_mb), '', '']);
     rows.push(['threads', String(threads), '', '']);
@@ -156,14 +158,15 @@ ${BENCH_GPU_USAGE}`,
  * The memory check of the real model: OLMoE-1B-7B's 13.8 GB of BF16 weights must run in 24 GB. Profiled in a child
  * process so that its peak RSS is the model's alone, not this bench's.
  */
-function fullSizeRun(dirFlag: string | undefined, threads: number, keep: boolean, rows: string[][], log: (line: string) => void): Record<string, number> {
-  const config = benchConfig('olmoe-1b-7b', 16);
-  const dir = dirFlag ?? mkdtempSync(join(tmpdir(), 'routelab-bench-7b-'));
+function fullSizeRun(shape: BenchShape, layers: number, dirFlag: string | undefined, threads: number, keep: boolean, rows: string[][], log: (line: string) => void): Record<string, number | string> {
+  const config = benchConfig(shape, layers);
+  const what = `${shape}-shaped checkpoint (${layers} layers, ${(checkpointBytes(config) / 1e9).toFixed(2)} GB of BF16)`;
+  const dir = dirFlag ?? mkdtempSync(join(tmpdir(), 'routelab-bench-full-'));
   try {
     mkdirSync(dir, { recursive: true });
-    if (holdsCheckpoint(dir, config)) log(`bench: reusing the OLMoE-1B-7B-shaped checkpoint in ${dir}`);
+    if (holdsCheckpoint(dir, config)) log(`bench: reusing the ${what} in ${dir}`);
     else {
-      log(`bench: writing an OLMoE-1B-7B-shaped checkpoint (${(checkpointBytes(config) / 1e9).toFixed(1)} GB of BF16) to ${dir}`);
+      log(`bench: writing the ${what} to ${dir}`);
       writeRandomCheckpoint(dir, config);
     }
     const out = join(dir, 'profile');
@@ -172,9 +175,12 @@ function fullSizeRun(dirFlag: string | undefined, threads: number, keep: boolean
     if (r.status !== 0) throw new RoutelabError('--full-size', `routelab profile on ${dir} failed (exit ${r.status ?? r.signal})`);
     const profile = JSON.parse(readFileSync(join(out, 'profile.json'), 'utf8')) as { peak_rss_mb: number; throughput: { tokens_per_second: number }[] };
     const tokensPerS = profile.throughput[0].tokens_per_second;
-    rows.push(['OLMoE-1B-7B shape (16 layers) prefill 1×512 tokens/s', tokensPerS.toFixed(1), '', '']);
-    rows.push(['OLMoE-1B-7B shape peak RSS MB (child process)', profile.peak_rss_mb.toFixed(0), '', '']);
-    return { olmoe_1b_7b_checkpoint_gb: round(checkpointBytes(config) / 1e9, 2), olmoe_1b_7b_prefill_tokens_per_s: round(tokensPerS), olmoe_1b_7b_peak_rss_mb: round(profile.peak_rss_mb) };
+    rows.push([`${shape} (${layers} layers) prefill 1×512 tokens/s`, tokensPerS.toFixed(1), '', '']);
+    rows.push([`${shape} (${layers} layers) peak RSS MB (child process)`, profile.peak_rss_mb.toFixed(0), '', '']);
+    return {
+      full_size_shape: shape, full_size_layers: layers, full_size_checkpoint_gb: round(checkpointBytes(config) / 1e9, 2),
+      full_size_prefill_tokens_per_s: round(tokensPerS), full_size_peak_rss_mb: round(profile.peak_rss_mb),
+    };
   } finally {
     if (keep || dirFlag !== undefined) log(`bench: kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
