@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -566,24 +568,26 @@ void ScoreTokens(const float* logits, int R, int V, const int32_t* rows, const i
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Causal GQA attention over packed sequences with a KV store [B, capacity, W]. Tasks: (sequence, kv head, block of
-// queries); a block of up to 4 queries × `group` heads shares every K/V row load.
+// Causal GQA attention over packed sequences with KV stores keys [B, capacity, kW] and values [B, capacity, vW]
+// (kW = nkv·hd, vW = nkv·vd: value heads may be narrower or wider than query/key heads, as in multi-head latent
+// attention). softmax(scale · q·k) over the visible keys: a query at position p sees keys max(0, p − window + 1) … p,
+// or every key 0 … p when window ≤ 0. Tasks: (sequence, query head, block of kQB queries), the costliest first.
 
 constexpr int kQB = 16;  // queries per task
 
-void Attention(const float* q, const float* k, const float* v, float* keys, float* values, int capacity, int W,
-               const int32_t* starts, const int32_t* past, int B, int nh, int nkv, int hd, float* out) {
-  int qWidth = nh * hd, group = nh / nkv;
-  float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+void Attention(const float* q, const float* k, const float* v, float* keys, float* values, int capacity, int kW,
+               int vW, const int32_t* starts, const int32_t* past, int B, int nh, int nkv, int hd, int vd, float scale,
+               int window, float* out) {
+  int qWidth = nh * hd, oWidth = nh * vd, group = nh / nkv;
   for (int b = 0; b < B; b++) {
-    size_t base = static_cast<size_t>(b) * capacity * W;
+    size_t kBase = static_cast<size_t>(b) * capacity * kW, vBase = static_cast<size_t>(b) * capacity * vW;
     int len = starts[b + 1] - starts[b];
-    std::memcpy(keys + base + static_cast<size_t>(past[b]) * W, k + static_cast<size_t>(starts[b]) * W,
-                static_cast<size_t>(len) * W * 4);
-    std::memcpy(values + base + static_cast<size_t>(past[b]) * W, v + static_cast<size_t>(starts[b]) * W,
-                static_cast<size_t>(len) * W * 4);
+    std::memcpy(keys + kBase + static_cast<size_t>(past[b]) * kW, k + static_cast<size_t>(starts[b]) * kW,
+                static_cast<size_t>(len) * kW * 4);
+    std::memcpy(values + vBase + static_cast<size_t>(past[b]) * vW, v + static_cast<size_t>(starts[b]) * vW,
+                static_cast<size_t>(len) * vW * 4);
   }
-  // Task list, longest (latest queries) first for balance.
+  // Task list, the most visible keys (latest queries, up to the window) first for balance.
   struct Task { int b, h, s0, s1; };
   std::vector<Task> tasks;
   for (int b = 0; b < B; b++) {
@@ -591,28 +595,33 @@ void Attention(const float* q, const float* k, const float* v, float* keys, floa
     for (int s0 = 0; s0 < len; s0 += kQB)
       for (int h = 0; h < nh; h++) tasks.push_back({b, h, s0, std::min(len, s0 + kQB)});
   }
-  std::sort(tasks.begin(), tasks.end(), [&](const Task& x, const Task& y) {
-    return past[x.b] + x.s1 > past[y.b] + y.s1;
-  });
+  auto cost = [&](const Task& t) {
+    int last = past[t.b] + t.s1;
+    return window > 0 ? std::min(last, window) : last;
+  };
+  std::sort(tasks.begin(), tasks.end(), [&](const Task& x, const Task& y) { return cost(x) > cost(y); });
   std::atomic<int> next{0};
   int nTasks = static_cast<int>(tasks.size());
-  bool vec = hd % 8 == 0;
+  bool vecK = hd % 8 == 0, vecV = vd % 8 == 0;
   GetPool().Run([&](int) {
     float* scores = Scratch(tl_tile_a, static_cast<size_t>(capacity) + 8);
-    float* acc = Scratch(tl_tile_b, static_cast<size_t>(hd));
+    float* acc = Scratch(tl_tile_b, static_cast<size_t>(vd));
     for (int ti; (ti = next.fetch_add(1, std::memory_order_relaxed)) < nTasks;) {
       const Task& task = tasks[ti];
-      size_t base = static_cast<size_t>(task.b) * capacity * W;
-      int kvOff = (task.h / group) * hd;
+      size_t kBase = static_cast<size_t>(task.b) * capacity * kW, vBase = static_cast<size_t>(task.b) * capacity * vW;
+      int kOff = (task.h / group) * hd, vOff = (task.h / group) * vd;
       for (int s = task.s0; s < task.s1; s++) {
         int t = starts[task.b] + s;
-        int visible = past[task.b] + s + 1;
+        int end = past[task.b] + s + 1;  // keys first … end − 1 are visible
+        int first = window > 0 ? std::max(0, end - window) : 0;
+        int n = end - first;  // scores[i] belongs to key first + i
         const float* qv = q + static_cast<size_t>(t) * qWidth + task.h * hd;
+        const float* kFirst = keys + kBase + static_cast<size_t>(first) * kW + kOff;
         float mx = -INFINITY;
-        for (int j = 0; j < visible; j++) {
-          const float* kr = keys + base + static_cast<size_t>(j) * W + kvOff;
+        for (int j = 0; j < n; j++) {
+          const float* kr = kFirst + static_cast<size_t>(j) * kW;
           float dot;
-          if (vec) {
+          if (vecK) {
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
             int d = 0;
             for (; d + 16 <= hd; d += 16) {
@@ -631,47 +640,50 @@ void Attention(const float* q, const float* k, const float* v, float* keys, floa
         }
         __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
         int j = 0;
-        for (; j + 8 <= visible; j += 8) {
+        for (; j + 8 <= n; j += 8) {
           __m256 p = Exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmx));
           _mm256_storeu_ps(scores + j, p);
           vsum = _mm256_add_ps(vsum, p);
         }
         float sum = Hsum(vsum);
-        for (; j < visible; j++) {
+        for (; j < n; j++) {
           scores[j] = std::exp(scores[j] - mx);
           sum += scores[j];
         }
-        for (int d = 0; d < hd; d++) acc[d] = 0;
-        for (j = 0; j < visible; j++) {
-          const float* vr = values + base + static_cast<size_t>(j) * W + kvOff;
+        for (int d = 0; d < vd; d++) acc[d] = 0;
+        const float* vFirst = values + vBase + static_cast<size_t>(first) * vW + vOff;
+        for (j = 0; j < n; j++) {
+          const float* vr = vFirst + static_cast<size_t>(j) * vW;
           float p = scores[j];
-          if (vec) {
+          if (vecV) {
             __m256 pv = _mm256_set1_ps(p);
-            for (int d = 0; d < hd; d += 8)
+            for (int d = 0; d < vd; d += 8)
               _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
           } else {
-            for (int d = 0; d < hd; d++) acc[d] += p * vr[d];
+            for (int d = 0; d < vd; d++) acc[d] += p * vr[d];
           }
         }
         float inv = 1.0f / sum;
-        float* o = out + static_cast<size_t>(t) * qWidth + task.h * hd;
-        for (int d = 0; d < hd; d++) o[d] = acc[d] * inv;
+        float* o = out + static_cast<size_t>(t) * oWidth + task.h * vd;
+        for (int d = 0; d < vd; d++) o[d] = acc[d] * inv;
       }
     }
   });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// RMSNorm over rows: out = w ⊙ (x · 1/sqrt(mean(x²) + eps)), sums of squares in double.
+// RMSNorm over runs of `cols` values: out = w ⊙ (x · 1/sqrt(mean(x²) + eps)), sums of squares in double. Per-head
+// norms are the same call with rows · heads rows of one head's width.
 
 template <int D>
-void RmsNormT(const float* x, int rows, int cols, const void* w, float eps, float* out) {
+void RmsNormT(const float* x, int rows, int cols, const void* w, double eps, float* out) {
   std::atomic<int> next{0};
-  constexpr int kRows = 16;
-  int tasks = (rows + kRows - 1) / kRows;
+  // About 16 rows of a 2048-wide hidden state per task; more of the narrow runs of a per-head norm.
+  const int perTask = std::max(16, 32768 / std::max(cols, 1));
+  int tasks = (rows + perTask - 1) / perTask;
   GetPool().Run([&](int) {
     for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
-      for (int r = task * kRows; r < std::min(rows, (task + 1) * kRows); r++) {
+      for (int r = task * perTask; r < std::min(rows, (task + 1) * perTask); r++) {
         const float* xr = x + static_cast<size_t>(r) * cols;
         double ss = 0;
         for (int c = 0; c < cols; c++) ss += static_cast<double>(xr[c]) * xr[c];
@@ -718,9 +730,38 @@ bool GetInt(napi_env env, napi_value v, int* out) {
   return true;
 }
 
-bool Check(napi_env env, bool ok, const char* what) {
-  if (!ok) napi_throw_range_error(env, nullptr, what);
+// Throw a RangeError with the printf-formatted message unless ok.
+__attribute__((format(printf, 3, 4))) bool Check(napi_env env, bool ok, const char* format, ...) {
+  if (!ok) {
+    char message[320];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    napi_throw_range_error(env, nullptr, message);
+  }
   return ok;
+}
+
+// A typed array of one element type; otherwise a TypeError naming the function and the argument.
+bool GetTyped(napi_env env, napi_value v, napi_typedarray_type type, const char* fn, const char* name, Arr* out) {
+  if (!GetArr(env, v, out)) return false;
+  if (out->type != type) {
+    char message[160];
+    std::snprintf(message, sizeof message, "routelab native %s: %s must be %s", fn, name,
+                  type == napi_float32_array ? "a Float32Array" : type == napi_int32_array ? "an Int32Array" : "typed");
+    napi_throw_type_error(env, nullptr, message);
+    return false;
+  }
+  return true;
+}
+
+bool GetDouble(napi_env env, napi_value v, double* out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "routelab native: expected a number");
+    return false;
+  }
+  return true;
 }
 
 template <size_t N>
@@ -793,37 +834,61 @@ napi_value JsMoe(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// attention(q, k, v, keys, values, capacity, W, starts, past, nh, nkv, hd, out)
+// attention(q, k, v, keys, values, capacity, kW, vW, starts, past, nh, nkv, hd, vd, scale, window, out); window ≤ 0:
+// no window.
 napi_value JsAttention(napi_env env, napi_callback_info info) {
-  napi_value argv[13];
+  napi_value argv[17];
   if (!Args(env, info, argv)) return nullptr;
+  constexpr const char* fn = "attention";
   Arr q, k, v, keys, values, starts, past, out;
-  int capacity, W, nh, nkv, hd;
-  if (!GetArr(env, argv[0], &q) || !GetArr(env, argv[1], &k) || !GetArr(env, argv[2], &v) ||
-      !GetArr(env, argv[3], &keys) || !GetArr(env, argv[4], &values) || !GetInt(env, argv[5], &capacity) ||
-      !GetInt(env, argv[6], &W) || !GetArr(env, argv[7], &starts) || !GetArr(env, argv[8], &past) ||
-      !GetInt(env, argv[9], &nh) || !GetInt(env, argv[10], &nkv) || !GetInt(env, argv[11], &hd) ||
-      !GetArr(env, argv[12], &out))
+  int capacity, kW, vW, nh, nkv, hd, vd, window;
+  double scale;
+  if (!GetTyped(env, argv[0], napi_float32_array, fn, "q", &q) ||
+      !GetTyped(env, argv[1], napi_float32_array, fn, "k", &k) ||
+      !GetTyped(env, argv[2], napi_float32_array, fn, "v", &v) ||
+      !GetTyped(env, argv[3], napi_float32_array, fn, "keys", &keys) ||
+      !GetTyped(env, argv[4], napi_float32_array, fn, "values", &values) || !GetInt(env, argv[5], &capacity) ||
+      !GetInt(env, argv[6], &kW) || !GetInt(env, argv[7], &vW) ||
+      !GetTyped(env, argv[8], napi_int32_array, fn, "starts", &starts) ||
+      !GetTyped(env, argv[9], napi_int32_array, fn, "past", &past) || !GetInt(env, argv[10], &nh) ||
+      !GetInt(env, argv[11], &nkv) || !GetInt(env, argv[12], &hd) || !GetInt(env, argv[13], &vd) ||
+      !GetDouble(env, argv[14], &scale) || !GetInt(env, argv[15], &window) ||
+      !GetTyped(env, argv[16], napi_float32_array, fn, "out", &out))
     return nullptr;
   int B = static_cast<int>(past.length);
+  if (!Check(env, nh > 0 && nkv > 0 && nh % nkv == 0 && hd > 0 && vd > 0 && kW == nkv * hd && vW == nkv * vd,
+             "routelab native attention: bad shapes (%d heads over %d kv heads of %d/%d, widths %d/%d)", nh, nkv,
+             hd, vd, kW, vW))
+    return nullptr;
+  size_t slots = static_cast<size_t>(B) * std::max(capacity, 0);
+  if (!Check(env, capacity >= 0 && keys.length >= slots * kW && values.length >= slots * vW,
+             "routelab native attention: a store of %zu/%zu values cannot hold %d sequences of %d positions × %d/%d",
+             keys.length, values.length, B, capacity, kW, vW))
+    return nullptr;
+  if (!Check(env, starts.length == static_cast<size_t>(B) + 1, "routelab native attention: %zu starts for %d sequences",
+             starts.length, B))
+    return nullptr;
   const int32_t* st = static_cast<const int32_t*>(starts.data);
   const int32_t* pa = static_cast<const int32_t*>(past.data);
-  if (!Check(env, starts.length == static_cast<size_t>(B) + 1 && nkv > 0 && nh % nkv == 0 && W == nkv * hd &&
-                      keys.length >= static_cast<size_t>(B) * capacity * W && values.length >= keys.length,
-             "routelab native attention: bad shapes"))
-    return nullptr;
-  int T = st[B];
-  if (!Check(env, q.length >= static_cast<size_t>(T) * nh * hd && k.length >= static_cast<size_t>(T) * W &&
-                      v.length >= static_cast<size_t>(T) * W && out.length >= static_cast<size_t>(T) * nh * hd,
-             "routelab native attention: bad sizes"))
-    return nullptr;
-  for (int b = 0; b < B; b++)
-    if (!Check(env, st[b + 1] >= st[b] && pa[b] >= 0 && pa[b] + st[b + 1] - st[b] <= capacity,
-               "routelab native attention: sequence exceeds the cache capacity"))
+  if (!Check(env, st[0] >= 0, "routelab native attention: starts[0] is %d", st[0])) return nullptr;
+  for (int b = 0; b < B; b++) {
+    if (!Check(env, st[b + 1] >= st[b] && pa[b] >= 0, "routelab native attention: sequence %d has start %d, end %d, past %d",
+               b, st[b], st[b + 1], pa[b]))
       return nullptr;
+    // (int64: past + length may overflow int32 for garbage input)
+    long long need = static_cast<long long>(pa[b]) + st[b + 1] - st[b];
+    if (!Check(env, need <= capacity, "routelab native attention: sequence %d needs %lld positions, cache holds %d", b,
+               need, capacity))
+      return nullptr;
+  }
+  size_t T = static_cast<size_t>(st[B]);
+  if (!Check(env, q.length >= T * nh * hd && k.length >= T * kW && v.length >= T * vW && out.length >= T * nh * vd,
+             "routelab native attention: %zu tokens need q/k/v/out of %zu/%zu/%zu/%zu values, got %zu/%zu/%zu/%zu", T,
+             T * nh * hd, T * kW, T * vW, T * nh * vd, q.length, k.length, v.length, out.length))
+    return nullptr;
   Attention(static_cast<float*>(q.data), static_cast<float*>(k.data), static_cast<float*>(v.data),
-            static_cast<float*>(keys.data), static_cast<float*>(values.data), capacity, W, st, pa, B, nh, nkv, hd,
-            static_cast<float*>(out.data));
+            static_cast<float*>(keys.data), static_cast<float*>(values.data), capacity, kW, vW, st, pa, B, nh, nkv, hd,
+            vd, static_cast<float>(scale), window, static_cast<float*>(out.data));
   return nullptr;
 }
 
@@ -831,20 +896,24 @@ napi_value JsAttention(napi_env env, napi_callback_info info) {
 napi_value JsRmsNorm(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   if (!Args(env, info, argv)) return nullptr;
+  constexpr const char* fn = "rmsNorm";
   Arr x, w, out;
   int rows, cols, dtype;
   double eps;
-  if (!GetArr(env, argv[0], &x) || !GetInt(env, argv[1], &rows) || !GetInt(env, argv[2], &cols) ||
-      !GetArr(env, argv[3], &w) || !GetInt(env, argv[4], &dtype))
+  if (!GetTyped(env, argv[0], napi_float32_array, fn, "x", &x) || !GetInt(env, argv[1], &rows) ||
+      !GetInt(env, argv[2], &cols) || !GetArr(env, argv[3], &w) || !GetInt(env, argv[4], &dtype) ||
+      !GetDouble(env, argv[5], &eps) || !GetTyped(env, argv[6], napi_float32_array, fn, "out", &out))
     return nullptr;
-  NAPI_CALL(env, napi_get_value_double(env, argv[5], &eps));
-  if (!GetArr(env, argv[6], &out)) return nullptr;
-  if (!Check(env, x.length >= static_cast<size_t>(rows) * cols && out.length >= x.length &&
-                      w.length >= static_cast<size_t>(cols),
-             "routelab native rmsNorm: bad sizes"))
+  if (!Check(env, dtype >= 0 && dtype <= 2 && w.type == (dtype == F32 ? napi_float32_array : napi_uint16_array),
+             "routelab native rmsNorm: weight dtype %d does not match its typed array", dtype))
     return nullptr;
-  auto fn = dtype == BF16 ? RmsNormT<BF16> : dtype == F16 ? RmsNormT<F16> : RmsNormT<F32>;
-  fn(static_cast<float*>(x.data), rows, cols, w.data, static_cast<float>(eps), static_cast<float*>(out.data));
+  size_t n = static_cast<size_t>(std::max(rows, 0)) * std::max(cols, 0);
+  if (!Check(env, rows >= 0 && cols > 0 && x.length >= n && out.length >= n && w.length >= static_cast<size_t>(cols),
+             "routelab native rmsNorm: [%d × %d] needs %zu values in x and out and %d weights, got %zu, %zu and %zu",
+             rows, cols, n, cols, x.length, out.length, w.length))
+    return nullptr;
+  auto kernel = dtype == BF16 ? RmsNormT<BF16> : dtype == F16 ? RmsNormT<F16> : RmsNormT<F32>;
+  kernel(static_cast<float*>(x.data), rows, cols, w.data, eps, static_cast<float*>(out.data));
   return nullptr;
 }
 

@@ -1,4 +1,4 @@
-import type { OlmoeModel } from './model/olmoe.js';
+import type { MoeModel } from './model/model.js';
 import type { Router } from './routers/router.js';
 
 export interface GenerateOptions {
@@ -14,10 +14,10 @@ export interface GenerateOptions {
  * Autoregressive generation with a KV cache: one forward pass over the prompt, then one single-token pass per
  * new token, each attending to the cached keys and values. Yields token ids as they are chosen.
  */
-export async function* generate(model: OlmoeModel, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number> {
+export async function* generate(model: MoeModel, prompt: ArrayLike<number>, options: GenerateOptions): AsyncGenerator<number> {
   const { router, maxNewTokens, sample, stopTokens = [] } = options;
   if (maxNewTokens <= 0) return;
-  const capacity = Math.min(prompt.length + maxNewTokens, model.config.maxPositionEmbeddings);
+  const capacity = Math.min(prompt.length + maxNewTokens, model.architecture.maxPositionEmbeddings);
   const cache = model.createCache(1, capacity);
   let input: ArrayLike<number> = prompt;
   for (let produced = 0; produced < maxNewTokens && cache.lengths[0] + input.length <= capacity; produced++) {

@@ -7,12 +7,14 @@ export { VERSION } from './version.js';
 
 export { loadModel, createBackend, BACKENDS, type LoadedModel, type LoadOptions } from './load.js';
 export {
-  OlmoeModel, KvCache, expertPlan,
+  MoeModel, KvCache, expertPlan,
   type ForwardOptions, type ForwardResult, type ForwardObserver, type RoutingEvent, type TensorSource,
-} from './model/olmoe.js';
+} from './model/model.js';
 export { forwardPadded, type PaddedOutputs } from './model/padded.js';
-export { parseOlmoeConfig, expectedTensorShapes, type OlmoeConfig } from './model/config.js';
-export { parameterCounts, type ParameterCounts } from './model/parameters.js';
+export { FAMILIES, parseArchitecture } from './model/families/index.js';
+export type { Family, TensorRole } from './model/family.js';
+export type { Architecture, AttentionArchitecture, MoeArchitecture, RopeArchitecture, RoutingParameters } from './model/architecture.js';
+export { tensorLayout, parameterCounts, flopsPerToken, type TensorSpec, type ParameterCounts } from './model/tensors.js';
 export { Checkpoint, resolveModelPath, defaultHubCacheDir, type ResolveModelOptions } from './model/checkpoint.js';
 export { SafetensorsFile, writeSafetensors, type TensorToWrite, type SafetensorsDtype } from './model/safetensors.js';
 export { loadTokenizer, requireTokenizer, createStreamDecoder, type TextTokenizer, type StreamDecoder } from './model/tokenizer.js';

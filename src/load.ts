@@ -3,7 +3,7 @@ import { CpuBackend } from './backends/cpu.js';
 import { createFastBackend, NativeBackend } from './backends/native.js';
 import { RoutelabError } from './errors.js';
 import { Checkpoint, resolveModelPath } from './model/checkpoint.js';
-import { OlmoeModel } from './model/olmoe.js';
+import { MoeModel } from './model/model.js';
 import { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 
 export const BACKENDS = ['auto', 'native', 'cpu', 'webgpu'] as const;
@@ -32,7 +32,7 @@ export async function createBackend(name: string = 'auto'): Promise<Backend> {
 export interface LoadedModel {
   readonly dir: string;
   readonly checkpoint: Checkpoint;
-  readonly model: OlmoeModel;
+  readonly model: MoeModel;
   /** null when the model directory has no tokenizer files (token-id input still works). */
   readonly tokenizer: TextTokenizer | null;
 }
@@ -50,6 +50,6 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
   const backend = typeof options.backend === 'object' ? options.backend : await createBackend(options.backend);
   const dir = await resolveModelPath(spec);
   const checkpoint = await Checkpoint.open(dir);
-  const model = OlmoeModel.load(checkpoint, backend);
+  const model = MoeModel.load(checkpoint, backend);
   return { dir, checkpoint, model, tokenizer: await loadTokenizer(dir) };
 }

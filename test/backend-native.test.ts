@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Backend, ExpertWeights, Tensor } from '../src/backends/backend.js';
+import type { AttentionShape, Backend, ExpertWeights, KvStore, Rotary, Tensor } from '../src/backends/backend.js';
 import { CpuBackend } from '../src/backends/cpu.js';
 import { createFastBackend, loadNativeKernels, NativeBackend } from '../src/backends/native.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
-import { OlmoeModel } from '../src/model/olmoe.js';
+import { MoeModel } from '../src/model/model.js';
 import { forwardPadded } from '../src/model/padded.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import type { StoredTensor, WeightDtype } from '../src/model/tensor.js';
@@ -62,6 +62,45 @@ async function both(fn: (be: Backend) => Tensor, native: Backend): Promise<[Floa
   return [await native.read(fn(native)), await ref.read(fn(ref))];
 }
 
+/** The usual attention shape: value heads as wide as key heads, scale 1/√hd, no window. */
+function plainShape(numHeads: number, numKvHeads: number, headDim: number): AttentionShape {
+  return { numHeads, numKvHeads, headDim, valueDim: headDim, scale: 1 / Math.sqrt(headDim), window: null };
+}
+
+/** The starts of packed sequences of these lengths. */
+function startsOf(lens: readonly number[]): Int32Array {
+  const starts = new Int32Array(lens.length + 1);
+  lens.forEach((n, b) => { starts[b + 1] = starts[b] + n; });
+  return starts;
+}
+
+/**
+ * Run attention steps (per step, the new tokens of each sequence) on both backends from empty stores, each step on
+ * top of the cache the previous ones left, and require every step's output to agree (relative 1e-5).
+ */
+async function compareAttention(native: Backend, shape: AttentionShape, steps: readonly (readonly number[])[], capacity: number, label: string): Promise<Float32Array[]> {
+  const { numHeads: nh, numKvHeads: nkv, headDim: hd, valueDim: vd } = shape;
+  const B = steps[0].length;
+  const stores: [KvStore, KvStore] = [native.createKvStore(B, capacity, nkv * hd, nkv * vd), ref.createKvStore(B, capacity, nkv * hd, nkv * vd)];
+  let past = new Int32Array(B);
+  const outputs: Float32Array[] = [];
+  for (const [i, step] of steps.entries()) {
+    const starts = startsOf(step);
+    const T = starts[B];
+    const layout = { starts, past };
+    const seed = 1000 * i + T + hd + 7 * vd;
+    const [got, want] = await both((be) => be.attention(
+      randomTensor(be, T, nh * hd, seed), randomTensor(be, T, nkv * hd, seed + 1), randomTensor(be, T, nkv * vd, seed + 2),
+      be === native ? stores[0] : stores[1], layout, shape,
+    ), native);
+    assert.equal(got.length, T * nh * vd, `${label}, step ${i}: output size`);
+    assert.ok(relDiff(got, want) < 1e-5, `${label}, step ${i}: ${relDiff(got, want)}`);
+    outputs.push(got);
+    past = Int32Array.from(past, (p, b) => p + step[b]);
+  }
+  return outputs;
+}
+
 test('native matmul agrees with the reference (BF16/F16/F32, odd shapes, n = 1)', { skip }, async () => {
   for (const threads of [1, 2]) {
     const be = new NativeBackend({ threads });
@@ -91,29 +130,144 @@ test('native rmsNorm agrees with the reference', { skip }, async () => {
   }
 });
 
+test('native per-head rmsNorm (weight one head wide) agrees with the reference', { skip }, async () => {
+  const be = new NativeBackend();
+  // [rows, heads, head width]: Qwen3-style q/k norms, odd widths, a single head, many narrow runs.
+  for (const [rows, heads, width, dtype] of [[5, 4, 24, 'BF16'], [3, 2, 64, 'F32'], [1, 1, 16, 'F16'], [7, 3, 5, 'F32'], [300, 16, 128, 'BF16']] as const) {
+    const w = randomWeight('qn', dtype, [width], rows + width);
+    const x = randomTensor(be, rows, heads * width, heads * width + rows);
+    const [got, want] = await both((b) => b.rmsNorm(x, b.weight(w), 1e-6), be);
+    assert.equal(got.length, rows * heads * width);
+    assert.ok(relDiff(got, want) < 1e-6, `[${rows}×${heads}·${width}] ${dtype}: ${relDiff(got, want)}`);
+  }
+  // A weight whose width does not divide the row is refused, with the reference's message.
+  const x = randomTensor(be, 2, 10, 3);
+  const w = randomWeight('bad', 'F32', [4], 1);
+  assert.throws(() => be.rmsNorm(x, be.weight(w), 1e-6), /rmsNorm: bad \[4\] does not divide rows of 10 columns/);
+});
+
 test('native attention agrees with the reference (GQA, ragged batch, KV cache continuation, odd head dim)', { skip }, async () => {
   const be = new NativeBackend();
   for (const [nh, nkv, hd] of [[4, 2, 16], [3, 3, 12], [2, 1, 8], [4, 4, 64]]) {
-    const shape = { numHeads: nh, numKvHeads: nkv, headDim: hd };
-    const lens = [5, 1, 37];
-    const capacity = 50;
-    const nativeStore = be.createKvStore(lens.length, capacity, nkv * hd);
-    const refStore = ref.createKvStore(lens.length, capacity, nkv * hd);
-    let past = new Int32Array(lens.length);
     // Two steps: a prefill, then one more token per sequence on top of the cache.
-    for (const step of [lens, [1, 1, 1]]) {
-      const starts = new Int32Array(step.length + 1);
-      step.forEach((n, b) => { starts[b + 1] = starts[b] + n; });
-      const T = starts[step.length];
-      const layout = { starts, past };
-      const q = randomTensor(be, T, nh * hd, T + hd);
-      const k = randomTensor(be, T, nkv * hd, T + hd + 1);
-      const v = randomTensor(be, T, nkv * hd, T + hd + 2);
-      const got = await be.read(be.attention(q, k, v, nativeStore, layout, shape));
-      const want = await ref.read(ref.attention(q, k, v, refStore, layout, shape));
-      assert.ok(relDiff(got, want) < 1e-5, `nh ${nh} nkv ${nkv} hd ${hd}: ${relDiff(got, want)}`);
-      past = Int32Array.from(past, (p, b) => p + step[b]);
+    await compareAttention(be, plainShape(nh, nkv, hd), [[5, 1, 37], [1, 1, 1]], 50, `nh ${nh} nkv ${nkv} hd ${hd}`);
+  }
+});
+
+test('native attention with value heads of another width than key heads, and explicit scales', { skip }, async () => {
+  const be = new NativeBackend();
+  // [nh, nkv, hd, vd, scale]: DeepSeek-style latent attention (q/k 24, v 12), GQA, v wider than k, widths that are
+  // no multiple of 8 (the scalar paths), Granite-style scale 1/16, a large scale (sharp softmax).
+  for (const [nh, nkv, hd, vd, scale] of [
+    [4, 4, 24, 12, 1 / Math.sqrt(24)], [4, 2, 24, 12, 0.0625], [2, 2, 8, 16, 0.3], [3, 1, 7, 5, 0.0625],
+    [6, 3, 16, 24, 1.5], [2, 1, 32, 8, 0.01],
+  ]) {
+    const shape = { numHeads: nh, numKvHeads: nkv, headDim: hd, valueDim: vd, scale, window: null };
+    await compareAttention(be, shape, [[5, 1, 37], [1, 1, 1], [3, 9, 2]], 60, `nh ${nh} nkv ${nkv} hd ${hd} vd ${vd} scale ${scale}`);
+  }
+});
+
+test('native sliding-window attention agrees with the reference (prefill and KV-cache continuation, GQA)', { skip }, async () => {
+  const be = new NativeBackend();
+  // Prefills longer than the window, one-token steps, then multi-token steps whose queries straddle the window edge.
+  const steps = [[5, 1, 37], [1, 1, 1], [3, 20, 2], [1, 1, 1]];
+  for (const [nh, nkv, hd, vd, window] of [[4, 2, 16, 16, 4], [4, 4, 24, 12, 1], [3, 1, 7, 5, 3], [2, 2, 8, 8, 16], [8, 2, 32, 32, 9], [2, 1, 8, 8, 64]]) {
+    const shape = { numHeads: nh, numKvHeads: nkv, headDim: hd, valueDim: vd, scale: 1 / Math.sqrt(hd), window };
+    const label = `nh ${nh} nkv ${nkv} hd ${hd} vd ${vd} window ${window}`;
+    const windowed = await compareAttention(be, shape, steps, 70, label);
+    if (window < 37) {
+      // The window must matter: without it the long sequence's outputs differ.
+      const full = await compareAttention(be, { ...shape, window: null }, steps, 70, `${label} (no window)`);
+      assert.ok(maxAbsDiff(windowed[0], full[0]) > 1e-3, `${label}: the window changed nothing`);
     }
+  }
+  // A window covering the whole cache or more is no window (even one beyond int32).
+  for (const window of [70, 1000, 2 ** 32 + 5]) {
+    const shape = { ...plainShape(4, 2, 16), window };
+    const got = await compareAttention(be, shape, steps, 70, `window ${window}`);
+    const none = await compareAttention(be, plainShape(4, 2, 16), steps, 70, 'no window');
+    got.forEach((g, i) => assert.ok(maxAbsDiff(g, none[i]) === 0, `window ${window}, step ${i}`));
+  }
+});
+
+test('native attention continues a context copied with copyKv (separate key and value widths)', { skip }, async () => {
+  const be = new NativeBackend();
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: 24, valueDim: 12, scale: 0.125, window: 6 };
+  const [kW, vW] = [2 * 24, 2 * 12];
+  const context = 11;
+  const outputs: Float32Array[][] = [];
+  for (const b of [be, ref] as Backend[]) {
+    const source = b.createKvStore(1, 20, kW, vW);
+    b.attention(randomTensor(b, context, 4 * 24, 1), randomTensor(b, context, kW, 2), randomTensor(b, context, vW, 3),
+      source, { starts: Int32Array.of(0, context), past: Int32Array.of(0) }, shape);
+    const target = b.createKvStore(2, 20, kW, vW);
+    b.copyKv(source, 0, target, 0, context);
+    b.copyKv(source, 0, target, 1, context);
+    const out = b.attention(randomTensor(b, 5, 4 * 24, 4), randomTensor(b, 5, kW, 5), randomTensor(b, 5, vW, 6),
+      target, { starts: Int32Array.of(0, 2, 5), past: Int32Array.of(context, context) }, shape);
+    outputs.push([await b.read(out)]);
+  }
+  assert.ok(relDiff(outputs[0][0], outputs[1][0]) < 1e-5, `${relDiff(outputs[0][0], outputs[1][0])}`);
+  assert.throws(() => be.copyKv(be.createKvStore(1, 4, kW, vW), 0, be.createKvStore(1, 4, kW, kW), 0, 2), /copyKv: widths 48\/24 into widths 48\/48/);
+});
+
+test('native attention refuses bad shapes and overfull caches with clear errors', { skip }, async () => {
+  const be = new NativeBackend();
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: 8, valueDim: 4, scale: 0.5, window: null };
+  const store = be.createKvStore(1, 10, 16, 8);
+  const layout = { starts: Int32Array.of(0, 3), past: Int32Array.of(0) };
+  const q = randomTensor(be, 3, 32, 1);
+  const k = randomTensor(be, 3, 16, 2);
+  // v as wide as k, but the shape says value heads of 4.
+  assert.throws(() => be.attention(q, k, randomTensor(be, 3, 16, 3), store, layout, shape), /attention: q \[3, 32\], k \[3, 16\], v \[3, 16\]/);
+  assert.throws(() => be.attention(q, k, randomTensor(be, 3, 8, 3), store, layout, { ...shape, window: 0 }), /window 0/);
+  assert.throws(() => be.attention(q, k, randomTensor(be, 3, 8, 3), store, { starts: layout.starts, past: Int32Array.of(8) }, shape),
+    /sequence 0 needs 11 positions, cache holds 10/);
+  if (kernels instanceof Error) return;
+  const kn = kernels;
+  // The addon checks its own arguments too (memory safety does not rest on the TypeScript checks).
+  const f = (n: number): Float32Array => new Float32Array(n);
+  const args = (): Parameters<typeof kn.attention> => [f(96), f(48), f(24), f(160), f(80), 10, 16, 8, Int32Array.of(0, 3), Int32Array.of(0), 4, 2, 8, 4, 0.5, 0, f(48)];
+  kn.attention(...args());
+  const bad = (edit: (a: Parameters<typeof kn.attention>) => void, pattern: RegExp): void => {
+    const a = args();
+    edit(a);
+    assert.throws(() => kn.attention(...a), pattern);
+  };
+  bad((a) => { a[0] = new Float64Array(96) as unknown as Float32Array; }, /attention: q must be a Float32Array/);
+  bad((a) => { a[8] = Float32Array.of(0, 3) as unknown as Int32Array; }, /attention: starts must be an Int32Array/);
+  bad((a) => { a[7] = 12; }, /bad shapes \(4 heads over 2 kv heads of 8\/4, widths 16\/12\)/);
+  bad((a) => { a[4] = f(79); }, /cannot hold 1 sequences of 10 positions/);
+  bad((a) => { a[9] = Int32Array.of(8); }, /sequence 0 needs 11 positions, cache holds 10/);
+  bad((a) => { a[16] = f(47); }, /3 tokens need q\/k\/v\/out of 96\/48\/24\/48 values/);
+  bad((a) => { a[8] = Int32Array.of(-1, 3); }, /starts\[0\] is -1/);
+});
+
+test('native delegated element-wise ops agree exactly with the reference (bias, scale, gatherCols, rope)', { skip }, async () => {
+  const be = new NativeBackend();
+  // In-place ops on identical copies of the same data.
+  const pair = (rows: number, cols: number, seed: number): [Tensor, Tensor] => [randomTensor(be, rows, cols, seed), randomTensor(ref, rows, cols, seed)];
+  const [xb, rb] = pair(5, 12, 1);
+  const bias = randomWeight('b', 'BF16', [12], 2);
+  be.addBiasInPlace(xb, be.weight(bias));
+  ref.addBiasInPlace(rb, ref.weight(bias));
+  assert.deepEqual(await be.read(xb), await ref.read(rb));
+  be.scaleInPlace(xb, 0.1);
+  ref.scaleInPlace(rb, 0.1);
+  assert.deepEqual(await be.read(xb), await ref.read(rb));
+
+  const [p0, p1] = [randomTensor(be, 3, 4, 5), randomTensor(be, 3, 6, 6)];
+  const cols = Int32Array.of(9, 0, 4, 4, 3);
+  const [got, want] = await both((b) => b.gatherCols([p0, p1], cols), be);
+  assert.deepEqual(got, want);
+
+  const positions = Int32Array.of(0, 1, 7, 300);
+  for (const [pairing, attentionScaling, heads, headWidth, offset, pairs] of [['half', 1, 2, 8, 0, 4], ['adjacent', 1.2, 3, 10, 4, 3], ['half', 0.9, 2, 12, 2, 4]] as const) {
+    const rotary: Rotary = { invFreq: Float32Array.from({ length: pairs }, (_, i) => 10000 ** (-i / pairs)), attentionScaling, pairing };
+    const [xn, xr] = pair(4, heads * headWidth + 3, 9);
+    be.ropeInPlace(xn, positions, rotary, heads, headWidth, offset);
+    ref.ropeInPlace(xr, positions, rotary, heads, headWidth, offset);
+    assert.deepEqual(await be.read(xn), await ref.read(xr), `${pairing} offset ${offset}`);
   }
 });
 
@@ -164,7 +318,7 @@ test('tiny-olmoe parity fixture passes on the native backend', { skip }, async (
   const ids = expected.readArray('input_ids', 'I64');
   const [B, S] = expected.entry('input_ids').shape;
   const sequences = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * S, (b + 1) * S), Number));
-  const out = await forwardPadded(OlmoeModel.load(await Checkpoint.open(parityDir), new NativeBackend()), sequences);
+  const out = await forwardPadded(MoeModel.load(await Checkpoint.open(parityDir), new NativeBackend()), sequences);
   const logitsDiff = maxAbsDiff(out.logits, expected.readArray('logits', 'F32'));
   const routerDiff = maxAbsDiff(out.routerLogits, expected.readArray('router_logits', 'F32'));
   assert.ok(logitsDiff < 1e-3, `logits max abs diff ${logitsDiff}`);

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { BatchLayout, ExpertWeights, Tensor, Weight } from '../src/backends/backend.js';
+import type { AttentionShape, BatchLayout, ExpertWeights, KvStore, Rotary, Tensor, Weight } from '../src/backends/backend.js';
 import { CpuBackend } from '../src/backends/cpu.js';
 import { RoutelabError } from '../src/errors.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backends/webgpu.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
-import { OlmoeModel } from '../src/model/olmoe.js';
+import { MoeModel } from '../src/model/model.js';
 import { forwardPadded } from '../src/model/padded.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import type { WeightDtype } from '../src/model/tensor.js';
@@ -80,6 +80,21 @@ async function close(a: Tensor, b: Tensor, tol: number, what: string): Promise<n
   return diff;
 }
 
+/** Rotary frequencies 1/θ^(2i/d) for i < d/2, as float32. */
+function rotary(dim: number, theta: number, pairing: Rotary['pairing'], attentionScaling = 1): Rotary {
+  const invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => 1 / theta ** ((2 * i) / dim));
+  return { invFreq, attentionScaling, pairing };
+}
+
+/** The largest difference of each op-level check, printed at the end. */
+const maxErrors = new Map<string, number>();
+function log(what: string, diff: number): void {
+  maxErrors.set(what, Math.max(diff, maxErrors.get(what) ?? 0));
+}
+after(() => {
+  if (maxErrors.size) console.log(`webgpu max abs errors vs cpu:\n${[...maxErrors].map(([k, v]) => `  ${k}: ${v.toExponential(2)}`).join('\n')}`);
+});
+
 test('webgpu matmul, embed, gatherRows, rmsNorm agree with the CPU backend (odd shapes, T = 1, chunked weights)', { skip }, async () => {
   for (const dtype of ['BF16', 'F16', 'F32'] as const) {
     for (const [T, K, N] of [[1, 7, 3], [3, 37, 65], [5, 37, 65], [17, 130, 33], [33, 64, 131], [1, 2048, 1]]) {
@@ -88,6 +103,13 @@ test('webgpu matmul, embed, gatherRows, rmsNorm agree with the CPU backend (odd 
       await close(cpu.matmul(xc, wc), gpu.matmul(xg, wg), 1e-5 * Math.sqrt(K), `matmul ${dtype} [${T},${K}]x[${N},${K}]ᵀ`);
       const [gc, gg] = weightPair('gain', [K], K, dtype, 2);
       await close(cpu.rmsNorm(xc, gc, 1e-5), gpu.rmsNorm(xg, gg, 1e-5), 1e-5, `rmsNorm ${dtype} [${T},${K}]`);
+    }
+    // Per-head norms (Qwen3's q/k norms): w one head wide normalises each head of the row on its own.
+    for (const [T, heads, width] of [[1, 3, 8], [5, 4, 24], [3, 2, 300]]) {
+      const [xc, xg] = pair(T, heads * width, T + heads + width, 3);
+      const [gc, gg] = weightPair('head_gain', [width], width, dtype, 2);
+      const d = await close(cpu.rmsNorm(xc, gc, 1e-6), gpu.rmsNorm(xg, gg, 1e-6), 1e-5, `rmsNorm per head ${dtype} [${T}, ${heads} × ${width}]`);
+      log(`rmsNorm per head ${dtype} [${T}, ${heads} × ${width}]`, d);
     }
     const [tc, tg] = weightPair('table', [301, 19], 3, dtype); // 4 KiB chunks: several
     const ids = Int32Array.of(0, 300, 7, 7, 150, 299);
@@ -111,38 +133,175 @@ test('webgpu matmul whose output exceeds the binding limit runs in blocks of row
   }
 });
 
-test('webgpu elementwise kernels and rotary agree with the CPU backend', { skip }, async () => {
+test('webgpu elementwise kernels over a tensor beyond the binding limit run in blocks; other kernels refuse it clearly', { skip }, async () => {
+  const small = await createWebGpuBackend({ maxBindingBytes: 16384 });
+  try {
+    const [R, C] = [150, 43]; // 25800 bytes: blocks of 4096 values, whose first elements are not row starts
+    const data = random(R * C, 70, 3);
+    const other = random(R * C, 71);
+    const bias = { name: 'b', dtype: 'BF16' as const, shape: [C], data: Uint16Array.from(random(C, 72), (v) => new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16) };
+    const results: Float32Array[] = [];
+    for (const be of [cpu, small] as const) {
+      const [x, y, b] = [be.upload(data.slice(), R, C), be.upload(other.slice(), R, C), be.weight(bias)];
+      be.addInPlace(x, y);
+      be.scaleInPlace(x, 1 / 3);
+      be.addBiasInPlace(x, b);
+      be.clampInPlace(x, 1.2);
+      results.push(await be.read(x));
+    }
+    assert.equal(maxAbsDiff(results[0], results[1]), 0, 'blocked elementwise kernels differ from the CPU backend');
+    const x = small.upload(data.slice(), R, C);
+    const gain = small.weight({ name: 'g', dtype: 'F32', shape: [C], data: new Float32Array(C).fill(1) });
+    assert.throws(() => small.rmsNorm(x, gain, 1e-5), (e: unknown) => e instanceof RoutelabError
+      && /rmsNorm: a tensor \[150, 43\] needs 25800 bytes, over the device's storage binding limit 16384/.test(e.message));
+  } finally {
+    small.destroy();
+  }
+});
+
+test('webgpu elementwise kernels agree with the CPU backend: add, clamp, scale, bias (BF16, F16, F32)', { skip }, async () => {
   const [xc, xg] = pair(7, 24, 5, 3);
   const [yc, yg] = pair(7, 24, 6);
   cpu.addInPlace(xc, yc);
   gpu.addInPlace(xg, yg);
   await close(xc, xg, 0, 'addInPlace');
+  cpu.addInPlace(xc, xc);
+  gpu.addInPlace(xg, xg);
+  await close(xc, xg, 0, 'addInPlace x + x');
   cpu.clampInPlace(xc, 1.5);
   gpu.clampInPlace(xg, 1.5);
   await close(xc, xg, 0, 'clampInPlace');
-  const positions = Int32Array.of(0, 1, 2, 3000, 4, 5, 17);
-  cpu.ropeInPlace(xc, positions, 3, 8, 10000);
-  gpu.ropeInPlace(xg, positions, 3, 8, 10000);
-  await close(xc, xg, 1e-6, 'ropeInPlace');
+  cpu.scaleInPlace(xc, 0.1); // not a float32: both round it
+  gpu.scaleInPlace(xg, 0.1);
+  await close(xc, xg, 0, 'scaleInPlace 0.1');
+  cpu.scaleInPlace(xc, 1 / 0.0625);
+  gpu.scaleInPlace(xg, 1 / 0.0625);
+  await close(xc, xg, 0, 'scaleInPlace 16');
+  for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+    const [bc, bg] = weightPair(`bias.${dtype}`, [24], 40, dtype, 2);
+    cpu.addBiasInPlace(xc, bc);
+    gpu.addBiasInPlace(xg, bg);
+    await close(xc, xg, 0, `addBiasInPlace ${dtype}`);
+    const [wc, wg] = weightPair('wrong', [23], 41, dtype);
+    assert.throws(() => gpu.addBiasInPlace(xg, wg), /addBiasInPlace: wrong \[23\] for 24 columns/);
+    assert.throws(() => cpu.addBiasInPlace(xc, wc), /addBiasInPlace/);
+  }
+  // A bias over rows of 301 columns (rows and workgroups of 256 do not line up).
+  const [rc, rg] = pair(3, 301, 42);
+  const [bc, bg] = weightPair('bias301', [301], 43, 'BF16');
+  cpu.addBiasInPlace(rc, bc);
+  gpu.addBiasInPlace(rg, bg);
+  await close(rc, rg, 0, 'addBiasInPlace [3, 301]');
 });
 
-test('webgpu attention (packed sequences, KV cache past, GQA) agrees with the CPU backend', { skip }, async () => {
-  const shape = { numHeads: 4, numKvHeads: 2, headDim: 12 };
-  const W = shape.numKvHeads * shape.headDim;
-  const cs = cpu.createKvStore(3, 90, W);
-  const gs = gpu.createKvStore(3, 90, W);
-  // Prefill of lengths 70 (over one block of 64 keys), 1, 9; then one step each; then 5 tokens for sequence 1 only.
-  const steps: BatchLayout[] = [
-    { starts: Int32Array.of(0, 70, 71, 80), past: Int32Array.of(0, 0, 0) },
-    { starts: Int32Array.of(0, 1, 2, 3), past: Int32Array.of(70, 1, 9) },
-  ];
-  for (const [i, layout] of steps.entries()) {
-    const T = layout.starts[layout.starts.length - 1];
-    const [qc, qg] = pair(T, shape.numHeads * shape.headDim, 10 + i, 2);
-    const [kc, kg] = pair(T, W, 20 + i, 2);
-    const [vc, vg] = pair(T, W, 30 + i);
-    await close(cpu.attention(qc, kc, vc, cs, layout, shape), gpu.attention(qg, kg, vg, gs, layout, shape), 2e-6, `attention step ${i}`);
+test('webgpu gatherCols takes columns of the side-by-side concatenation of parts', { skip }, async () => {
+  const [ac, ag] = pair(6, 10, 50);
+  const [bc, bg] = pair(6, 7, 51);
+  for (const cols of [Int32Array.of(12, 0, 9, 10, 16, 3, 3, 11), Int32Array.of(10, 11, 12), Int32Array.of(4), Int32Array.from({ length: 17 }, (_, i) => 16 - i)]) {
+    await close(cpu.gatherCols([ac, bc], cols), gpu.gatherCols([ag, bg], cols), 0, `gatherCols [${cols}]`);
   }
+  // The split-and-reassemble of multi-head latent attention: per head, 5 columns of a then 3 of b.
+  const heads = 2;
+  const cols = Int32Array.from({ length: heads * 8 }, (_, i) => {
+    const [h, j] = [Math.floor(i / 8), i % 8];
+    return j < 5 ? h * 5 + j : 10 + h * 3 + (j - 5);
+  });
+  await close(cpu.gatherCols([ac, bc], cols), gpu.gatherCols([ag, bg], cols), 0, 'gatherCols MLA heads');
+  await close(cpu.gatherCols([ac], Int32Array.of(1, 2)), gpu.gatherCols([ag], Int32Array.of(1, 2)), 0, 'gatherCols one part');
+  assert.throws(() => gpu.gatherCols([ag, bg], Int32Array.of(17)), /gatherCols: column 17 of 17/);
+  const [, short] = pair(5, 7, 52);
+  assert.throws(() => gpu.gatherCols([ag, short], Int32Array.of(0)), /gatherCols: part 1 has 5 rows/);
+});
+
+test('webgpu ropeInPlace agrees with the CPU backend: both pairings, offsets, partial rotary, attention scaling', { skip }, async () => {
+  const positions = Int32Array.of(0, 1, 2, 3000, 4, 5, 17);
+  const cases: [string, Rotary, number, number, number, number][] = [
+    // name, rotary, heads, headWidth, offset, columns of x
+    ['half, whole head', rotary(8, 10000, 'half'), 3, 8, 0, 24],
+    ['adjacent, whole head', rotary(8, 10000, 'adjacent'), 3, 8, 0, 24],
+    ['half, offset 5 of 20, scaling 1.3', rotary(8, 500000, 'half', 1.3), 3, 20, 5, 60],
+    ['adjacent, offset 16 of 24 (MLA rope part), scaling 0.7', rotary(8, 10000, 'adjacent', 0.7), 2, 24, 16, 48],
+    ['adjacent, offset 3 of 12, 2 heads of a wider row', rotary(4, 10000, 'adjacent', 1.1), 2, 12, 3, 31],
+  ];
+  for (const [name, rot, heads, headWidth, offset, cols] of cases) {
+    const seed = cols + offset;
+    const [xc, xg] = pair(positions.length, cols, seed, 3);
+    cpu.ropeInPlace(xc, positions, rot, heads, headWidth, offset);
+    gpu.ropeInPlace(xg, positions, rot, heads, headWidth, offset);
+    log(`ropeInPlace ${name}`, await close(xc, xg, 2e-6, `ropeInPlace ${name}`));
+    // Columns outside the rotary ones are untouched.
+    const [before, got] = [random(positions.length * cols, seed, 3), await gpu.read(xg)];
+    for (let r = 0; r < positions.length; r++) {
+      for (let c = 0; c < cols; c++) {
+        const inRotary = Math.floor(c / headWidth) < heads && c % headWidth >= offset && c % headWidth < offset + 2 * rot.invFreq.length;
+        if (!inRotary) assert.equal(got[r * cols + c], before[r * cols + c], `${name}: column ${c} of row ${r} changed`);
+      }
+    }
+  }
+  // The cached cos/sin table must follow a change of positions or of the rotary itself.
+  const [xc, xg] = pair(positions.length, 24, 60);
+  for (const rot of [rotary(8, 10000, 'half'), rotary(8, 10000, 'half', 2), rotary(8, 1000, 'half')]) {
+    for (const pos of [positions, positions.map((p) => p + 1)]) {
+      cpu.ropeInPlace(xc, pos, rot, 3, 8, 0);
+      gpu.ropeInPlace(xg, pos, rot, 3, 8, 0);
+    }
+  }
+  log('ropeInPlace after table changes', await close(xc, xg, 1e-5, 'ropeInPlace after table changes'));
+  const [, bad] = pair(3, 24, 61);
+  assert.throws(() => gpu.ropeInPlace(bad, Int32Array.of(0, 1, 2), rotary(8, 10000, 'half'), 3, 8, 1), /ropeInPlace: 3 heads of width 8/);
+  assert.throws(() => gpu.ropeInPlace(bad, Int32Array.of(0, 1), rotary(8, 10000, 'half'), 3, 8, 0), /ropeInPlace: 2 positions for 3 rows/);
+});
+
+/**
+ * Prefill of three packed sequences (lengths first, 1, 9), one step each, 5 tokens for sequence 1 only; then the
+ * context of sequence 0 copied into another store and continued there by one token, on both backends.
+ */
+async function attentionSteps(shape: AttentionShape, first: number, tol: number, what: string): Promise<void> {
+  const KW = shape.numKvHeads * shape.headDim;
+  const VW = shape.numKvHeads * shape.valueDim;
+  const capacity = first + 10;
+  const cs = cpu.createKvStore(3, capacity, KW, VW);
+  const gs = gpu.createKvStore(3, capacity, KW, VW);
+  assert.deepEqual([gs.keyWidth, gs.valueWidth], [KW, VW]);
+  const steps: BatchLayout[] = [
+    { starts: Int32Array.of(0, first, first + 1, first + 10), past: Int32Array.of(0, 0, 0) },
+    { starts: Int32Array.of(0, 1, 2, 3), past: Int32Array.of(first, 1, 9) },
+    { starts: Int32Array.of(0, 0, 5, 5), past: Int32Array.of(first + 1, 2, 10) },
+  ];
+  const step = async (c: KvStore, g: KvStore, layout: BatchLayout, seed: number, name: string) => {
+    const T = layout.starts[layout.starts.length - 1];
+    const [qc, qg] = pair(T, shape.numHeads * shape.headDim, seed, 2);
+    const [kc, kg] = pair(T, KW, seed + 1, 2);
+    const [vc, vg] = pair(T, VW, seed + 2);
+    const [oc, og] = [cpu.attention(qc, kc, vc, c, layout, shape), gpu.attention(qg, kg, vg, g, layout, shape)];
+    assert.deepEqual([og.rows, og.cols], [T, shape.numHeads * shape.valueDim]);
+    log(what, await close(oc, og, tol, `${what}: ${name}`));
+  };
+  for (const [i, layout] of steps.entries()) await step(cs, gs, layout, 10 * i, `step ${i}`);
+  const [cs2, gs2] = [cpu.createKvStore(2, capacity, KW, VW), gpu.createKvStore(2, capacity, KW, VW)];
+  cpu.copyKv(cs, 0, cs2, 1, first + 1);
+  gpu.copyKv(gs, 0, gs2, 1, first + 1);
+  await step(cs2, gs2, { starts: Int32Array.of(0, 0, 1), past: Int32Array.of(0, first + 1) }, 90, 'after copyKv');
+}
+
+test('webgpu attention (packed sequences, KV cache past, GQA) agrees with the CPU backend', { skip }, async () => {
+  await attentionSteps({ numHeads: 4, numKvHeads: 2, headDim: 12, valueDim: 12, scale: 1 / Math.sqrt(12), window: null }, 70, 2e-6, 'attention GQA');
+});
+
+test('webgpu attention with a value head narrower or wider than the query-key head and its own scale', { skip }, async () => {
+  await attentionSteps({ numHeads: 4, numKvHeads: 1, headDim: 24, valueDim: 12, scale: 0.0625, window: null }, 70, 2e-6, 'attention hd 24, vd 12, scale 1/16');
+  await attentionSteps({ numHeads: 2, numKvHeads: 2, headDim: 8, valueDim: 20, scale: 0.3, window: null }, 66, 2e-6, 'attention hd 8, vd 20, scale 0.3');
+});
+
+test('webgpu attention with a sliding window agrees with the CPU backend (prefill and cached steps)', { skip }, async () => {
+  await attentionSteps({ numHeads: 4, numKvHeads: 2, headDim: 12, valueDim: 12, scale: 1 / Math.sqrt(12), window: 5 }, 20, 2e-6, 'attention window 5');
+  await attentionSteps({ numHeads: 2, numKvHeads: 1, headDim: 16, valueDim: 8, scale: 0.25, window: 70 }, 100, 2e-6, 'attention window 70 over 100, vd 8');
+  await attentionSteps({ numHeads: 2, numKvHeads: 1, headDim: 16, valueDim: 16, scale: 0.25, window: 1 }, 9, 2e-6, 'attention window 1');
+  const [q, k, v] = [pair(2, 24, 1)[1], pair(2, 12, 2)[1], pair(2, 12, 3)[1]];
+  const store = gpu.createKvStore(1, 4, 12, 12);
+  const layout = { starts: Int32Array.of(0, 2), past: Int32Array.of(0) };
+  assert.throws(() => gpu.attention(q, k, v, store, layout, { numHeads: 2, numKvHeads: 1, headDim: 12, valueDim: 12, scale: 1, window: 0 }), /attention: .*window 0/);
+  assert.throws(() => gpu.attention(q, k, v, store, layout, { numHeads: 2, numKvHeads: 1, headDim: 12, valueDim: 6, scale: 1, window: null }), /attention: /);
 });
 
 test('webgpu moeExperts agrees with the CPU backend (variable experts per token, empty experts)', { skip }, async () => {
@@ -169,8 +328,8 @@ test('webgpu moeExperts agrees with the CPU backend (variable experts per token,
   }
 });
 
-function gpuModel(dir = parityDir): OlmoeModel {
-  return OlmoeModel.load(Checkpoint.open(dir), gpu);
+function gpuModel(dir = parityDir): MoeModel {
+  return MoeModel.load(Checkpoint.open(dir), gpu);
 }
 
 test('tiny-olmoe on webgpu matches the Hugging Face reference (1e-3) and the CPU backend, bit-reproducibly', { skip }, async () => {

@@ -10,6 +10,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createWebGpuBackend } from '../src/backends/webgpu.js';
 import { prefillFlops } from '../src/cli/bench-gpu.js';
+import { benchConfig } from '../src/cli/bench-common.js';
+import { parseArchitecture } from '../src/model/families/index.js';
+import { tensorLayout } from '../src/model/tensors.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -59,10 +62,11 @@ test('bench gpu: --peak-tflops gives the fraction of peak; bad flags are usage e
 });
 
 test('prefill FLOPs of OLMoE-1B-7B: 2 × 1.07 B active parameters per token plus causal attention', () => {
-  const c = { numLayers: 16, hiddenSize: 2048, numHeads: 16, numKvHeads: 16, headDim: 128, numExperts: 64, numExpertsPerTok: 8, intermediateSize: 1024, vocabSize: 50304 };
+  const { family, architecture: c } = parseArchitecture(benchConfig('olmoe-1b-7b', 16));
+  const layout = tensorLayout(family, c);
   const perToken = 2 * 16 * (4 * 2048 * 2048 + 2048 * 64 + 8 * 3 * 2048 * 1024);
-  assert.equal(prefillFlops(c, 1, 1), perToken + 16 * 2 * 2048 * 2 + 2 * 2048 * 50304);
-  const flops = prefillFlops(c, 8, 512);
+  assert.equal(prefillFlops(c, layout, 1, 1), perToken + 16 * 2 * 2048 * 2 + 2 * 2048 * 50304);
+  const flops = prefillFlops(c, layout, 8, 512);
   assert.equal(flops, 8 * (512 * perToken + 16 * 2 * 2048 * 512 * 513 + 2 * 2048 * 50304));
   assert.ok(flops > 8.8e12 && flops < 9.1e12, String(flops));
 });

@@ -70,7 +70,8 @@ const escape = (s: string) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'
 test('opens the parity checkpoint and describes it', () => {
   const checkpoint = Checkpoint.open(PARITY_DIR);
   assert.equal(checkpoint.dir, PARITY_DIR);
-  assert.equal(checkpoint.config.numExperts, 64);
+  assert.equal(checkpoint.family.modelType, 'olmoe');
+  assert.equal(checkpoint.architecture.moe.numExperts, 64);
   assert.equal(checkpoint.rawConfig.torch_dtype, 'bfloat16');
   assert.deepEqual(checkpoint.shards, [
     { file: 'model.safetensors', bytes: fs.statSync(path.join(PARITY_DIR, 'model.safetensors')).size, tensorCount: PARITY_TENSOR_COUNT },
@@ -143,7 +144,7 @@ test('a required tensor stored as integers is rejected', () => {
 
 test('config.json problems name the file', () => {
   const wrongType = modelDir({ config: { ...PARITY_CONFIG, model_type: 'llama' } });
-  assertOpenFails(wrongType, escape(path.join(wrongType, 'config.json')), /model_type: expected "olmoe"/);
+  assertOpenFails(wrongType, escape(path.join(wrongType, 'config.json')), /model_type: expected one of "olmoe", "mixtral", .* got "llama"/);
   assertOpenFails(modelDir({ config: { ...PARITY_CONFIG, rope_scaling: { type: 'linear', factor: 2 } } }), /config\.json: rope_scaling: only null is supported/);
 
   const badJson = modelDir();

@@ -107,9 +107,11 @@ test('generate samples reproducibly with a seed', () => {
 test('inspect prints architecture, parameter counts, dtypes and shards', () => {
   const r = routelab('inspect', gutenbergDir);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /4 layers, hidden 128, 4 heads/);
-  assert.match(r.stdout, /total 25,757,824/);
-  assert.match(r.stdout, /active per token under topk:k=8,renormalize=false: 14,747,776 .*without embedding\/lm_head: 1,869,952/);
+  assert.match(r.stdout, /family +OLMoE \(olmoe\); default router topk:k=8,renormalize=false/);
+  assert.match(r.stdout, /4 layers, hidden 128, vocab 50304; grouped-query attention, 4 heads \(4 kv, q\/k 32, v 32\); 64 experts × 128, top-8/);
+  assert.match(r.stdout, /total 25,757,824 \(25\.76 M\)/);
+  assert.match(r.stdout, /active per token under topk:k=8,renormalize=false: 14,747,776 /);
+  assert.match(r.stdout, /without the input embedding: 8,308,864 .*without embedding and lm_head: 1,869,952/);
   assert.match(r.stdout, /BF16 25,757,824/);
   assert.match(r.stdout, /model\.safetensors .*807 tensors/);
   const json = JSON.parse(routelab('inspect', gutenbergDir, '--router', 'topp:p=0.5,min_k=2,max_k=16', '--json').stdout);

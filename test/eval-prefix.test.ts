@@ -13,7 +13,7 @@ import { createWebGpuBackend, type WebGpuBackend } from '../src/backends/webgpu.
 import { rollingWindows } from '../src/eval/requests.js';
 import { scoreUnits, type ScoreOptions, type ScoringInput } from '../src/eval/scorer.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
-import { OlmoeModel } from '../src/model/olmoe.js';
+import { MoeModel } from '../src/model/model.js';
 import { maxAbsDiff, parityDir, tokenIds } from './helpers.js';
 
 const native = loadNativeKernels();
@@ -83,8 +83,8 @@ function units(): ScoringInput[] {
 }
 
 /** Every routing the observer sees, by (sequence, position, layer): the experts chosen and the router logits. */
-async function scoreObserved(model: OlmoeModel, input: ScoringInput[], options: ScoreOptions) {
-  const E = model.config.numExperts;
+async function scoreObserved(model: MoeModel, input: ScoringInput[], options: ScoreOptions) {
+  const E = model.architecture.moe.numExperts;
   const routing = new Map<string, { experts: string; logits: Float32Array }>();
   const out = await scoreUnits(model, input, {
     ...options,
@@ -106,7 +106,7 @@ async function scoreObserved(model: OlmoeModel, input: ScoringInput[], options: 
 
 for (const { name, skip, open } of backends) {
   test(`${name}: shared prefixes give the scores, decisions and routing of whole inputs`, { skip }, async () => {
-    const model = OlmoeModel.load(Checkpoint.open(parityDir), open());
+    const model = MoeModel.load(Checkpoint.open(parityDir), open());
     const input = units();
     const whole = await scoreObserved(model, input, { minSharedPrefix: Infinity });
     for (const options of [{ minSharedPrefix: 4 }, { minSharedPrefix: 4, batchSize: 3 }, { minSharedPrefix: 1, batchSize: 2, maxBatchTokens: 64 }]) {
@@ -129,7 +129,7 @@ for (const { name, skip, open } of backends) {
 }
 
 test('the reference backend gives bit-identical scores with and without sharing (every row is computed alone)', async () => {
-  const model = OlmoeModel.load(Checkpoint.open(parityDir), cpu);
+  const model = MoeModel.load(Checkpoint.open(parityDir), cpu);
   const input = units();
   const whole = await scoreUnits(model, input, { minSharedPrefix: Infinity });
   const shared = await scoreUnits(model, input, { minSharedPrefix: 4, batchSize: 5 });
@@ -137,7 +137,7 @@ test('the reference backend gives bit-identical scores with and without sharing 
 });
 
 test('a group shares the common prefix of all its inputs, cut before their first scored position, once per batch', async () => {
-  const model = OlmoeModel.load(Checkpoint.open(parityDir), cpu);
+  const model = MoeModel.load(Checkpoint.open(parityDir), cpu);
   const input = units();
   const distinct = new Map(input.map((u) => [`${u.group}:${u.input.join()}`, u.input.length]));
   const wholeTokens = [...distinct.values()].reduce((a, b) => a + b, 0);
@@ -159,8 +159,10 @@ test('a group shares the common prefix of all its inputs, cut before their first
   assert.equal((await scoreUnits(model, input, { minSharedPrefix: 21 })).inputTokens, wholeTokens);
 });
 
+const attentionShape = { numHeads: 4, numKvHeads: 2, headDim: 6, valueDim: 6, scale: 6 ** -0.5, window: null };
+
 /** Fill store rows through attention (the only way keys and values enter a store), as a forward pass does. */
-function fill(be: Backend, store: KvStore, layout: BatchLayout, seed: number, shape = { numHeads: 4, numKvHeads: 2, headDim: 6 }) {
+function fill(be: Backend, store: KvStore, layout: BatchLayout, seed: number, shape = attentionShape) {
   const T = layout.starts[layout.starts.length - 1];
   const W = shape.numKvHeads * shape.headDim;
   const values = (n: number, s: number) => Float32Array.from(tokenIds(n, 2000, s), (x) => x / 1000 - 1);
@@ -170,9 +172,9 @@ function fill(be: Backend, store: KvStore, layout: BatchLayout, seed: number, sh
 
 test('copyKv copies the first positions of one sequence into another store and nothing else', () => {
   const W = 12;
-  const from = cpu.createKvStore(3, 10, W) as CpuKvStore;
+  const from = cpu.createKvStore(3, 10, W, W) as CpuKvStore;
   fill(cpu, from, { starts: Int32Array.of(0, 10, 14, 21), past: new Int32Array(3) }, 1);
-  const to = cpu.createKvStore(2, 8, W) as CpuKvStore;
+  const to = cpu.createKvStore(2, 8, W, W) as CpuKvStore;
   cpu.copyKv(from, 2, to, 1, 7);
   for (const part of ['keys', 'values'] as const) {
     assert.deepEqual(to[part].subarray(8 * W, 15 * W), from[part].subarray(20 * W, 27 * W), part);
@@ -181,18 +183,18 @@ test('copyKv copies the first positions of one sequence into another store and n
   assert.throws(() => cpu.copyKv(from, 0, from, 1, 3), /distinct stores/);
   assert.throws(() => cpu.copyKv(from, 0, to, 0, 9), /9 positions/);
   assert.throws(() => cpu.copyKv(from, 3, to, 0, 1), /sequence 3 of 3/);
-  assert.throws(() => cpu.copyKv(from, 0, cpu.createKvStore(1, 8, 6), 0, 1), /width 12 into width 6/);
+  assert.throws(() => cpu.copyKv(from, 0, cpu.createKvStore(1, 8, 6, 6), 0, 1), /widths 12\/12 into widths 6\/6/);
 });
 
 for (const { name, skip, open } of backends.slice(1)) {
   test(`${name} copyKv: attention continuing from copied positions matches the CPU reference`, { skip }, async () => {
     const be = open();
-    const shape = { numHeads: 4, numKvHeads: 2, headDim: 6 };
+    const shape = attentionShape;
     const W = shape.numKvHeads * shape.headDim;
     const run = async (b: Backend) => {
-      const from = b.createKvStore(2, 70, W);
+      const from = b.createKvStore(2, 70, W, W);
       fill(b, from, { starts: Int32Array.of(0, 70, 75), past: new Int32Array(2) }, 1, shape); // one block of 64 keys and more
-      const to = b.createKvStore(3, 80, W);
+      const to = b.createKvStore(3, 80, W, W);
       b.copyKv(from, 0, to, 0, 67);
       b.copyKv(from, 1, to, 2, 5);
       b.copyKv(from, 0, to, 1, 1);

@@ -5,8 +5,8 @@ import { scoreUnits, type ScoringInput } from '../src/eval/scorer.js';
 import { loadCpuModel, parityDir, tokenIds } from './helpers.js';
 
 const model = loadCpuModel(parityDir); // random tiny model, vocab 1024
-const V = model.config.vocabSize;
-const EOS = model.config.eosTokenId!;
+const V = model.architecture.vocabSize;
+const EOS = model.architecture.eosTokenId!;
 
 function unit(len: number, targets: number, seed: number, group = seed): ScoringInput {
   const ids = Int32Array.from(tokenIds(len + 1, V, seed));

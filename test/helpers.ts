@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CpuBackend } from '../src/backends/cpu.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
-import { OlmoeModel } from '../src/model/olmoe.js';
+import { MoeModel } from '../src/model/model.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/model/safetensors.js';
 
 /** The repository root (tests compile to dist/test/). */
@@ -13,8 +13,8 @@ export const parityDir = join(repoRoot, 'test/fixtures/parity/tiny-olmoe');
 export const parityExpected = join(repoRoot, 'test/fixtures/parity/tiny-olmoe-expected.safetensors');
 export const gutenbergDir = join(repoRoot, 'models/tiny-olmoe-gutenberg');
 
-export function loadCpuModel(dir: string): OlmoeModel {
-  return OlmoeModel.load(Checkpoint.open(dir), new CpuBackend());
+export function loadCpuModel(dir: string): MoeModel {
+  return MoeModel.load(Checkpoint.open(dir), new CpuBackend());
 }
 
 export function tempDir(prefix = 'routelab-test-'): string {
@@ -63,7 +63,7 @@ export const sharedDir = join(repoRoot, '../shared');
  * Prefill two sequences of different lengths into a KV cache, then feed their remaining tokens one at a time:
  * every step's last-position logits must equal a full forward pass over the same prefix (< 1e-5).
  */
-export async function assertKvCacheMatchesFullForward(model: OlmoeModel, vocab: number): Promise<void> {
+export async function assertKvCacheMatchesFullForward(model: MoeModel, vocab: number): Promise<void> {
   const seqs = [tokenIds(20, vocab, 4), tokenIds(13, vocab, 5)];
   const full = [await model.forward([seqs[0]]), await model.forward([seqs[1]])];
   const cache = model.createCache(2, 20);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { OlmoeConfig } from '../src/model/config.js';
-import { flopsPerToken, giniSorted, jaccard, outputDeterminism, pearsonFromSums, RoutingAccumulator } from '../src/eval/routing-metrics.js';
+import { parseArchitecture } from '../src/model/families/index.js';
+import { flopsPerToken, tensorLayout } from '../src/model/tensors.js';
+import { giniSorted, jaccard, outputDeterminism, pearsonFromSums, RoutingAccumulator } from '../src/eval/routing-metrics.js';
 
 const close = (a: number, b: number, eps = 1e-12) => assert.ok(Math.abs(a - b) <= eps, `${a} ≉ ${b}`);
 
@@ -20,9 +21,13 @@ function padded(experts: number[][], from = 0, to = experts.length): Int32Array 
   for (let i = from; i < to; i++) experts[i].forEach((e, j) => (out[(i - from) * K + j] = e));
   return out;
 }
-const tinyConfig = {
-  hiddenSize: 2, numHeads: 1, headDim: 2, numKvHeads: 1, numExperts: 4, intermediateSize: 3, numLayers: 2, vocabSize: 5, numExpertsPerTok: 3,
-} as OlmoeConfig;
+// H=2, nh=nkv=1, hd=2, E=4, I=3, L=2, V=5, k=3, as an OLMoE config.
+const tiny = parseArchitecture({
+  model_type: 'olmoe', hidden_size: 2, num_attention_heads: 1, num_key_value_heads: 1, num_experts: 4, intermediate_size: 3,
+  num_hidden_layers: 2, vocab_size: 5, num_experts_per_tok: 3, eos_token_id: 1,
+});
+const tinyLayout = tensorLayout(tiny.family, tiny.architecture);
+const tinyFlops = { flops: (c: number, ctx: number) => flopsPerToken(tiny.architecture, tinyLayout, c, ctx), defaultK: 3 };
 
 function accumulate(batches: [number, number][]): RoutingAccumulator {
   const acc = new RoutingAccumulator({ numLayers: 2, numExperts: 4, minK: 1, maxK: 3 });
@@ -34,7 +39,7 @@ function accumulate(batches: [number, number][]): RoutingAccumulator {
 }
 
 test('every routing metric on a hand-made trace', () => {
-  const m = accumulate([[0, 4]]).finish({ config: tinyConfig, forwardSeconds: 2, determinism: 1 });
+  const m = accumulate([[0, 4]]).finish({ ...tinyFlops, forwardSeconds: 2, determinism: 1 });
   assert.equal(m.scored_tokens, 4);
   assert.equal(m.avg_experts, 2); // (8 + 8) / 8
   assert.equal(m.expert_activation_ratio, 0.5);
@@ -67,8 +72,8 @@ test('every routing metric on a hand-made trace', () => {
 });
 
 test('streaming: the same tokens in two batches give the same metrics', () => {
-  const one = accumulate([[0, 4]]).finish({ config: tinyConfig });
-  const two = accumulate([[0, 1], [1, 4]]).finish({ config: tinyConfig });
+  const one = accumulate([[0, 4]]).finish(tinyFlops);
+  const two = accumulate([[0, 1], [1, 4]]).finish(tinyFlops);
   assert.deepEqual({ ...two, layer_consistency: null }, { ...one, layer_consistency: null });
   close(two.layer_consistency!, one.layer_consistency!);
 });
@@ -99,7 +104,7 @@ test('helpers: gini, pearson, jaccard, flops, determinism', () => {
   assert.equal(jaccard([0], 0, 1, [0], 0, 1, mark), 1);
   assert.equal(jaccard([0], 0, 1, [1], 0, 1, mark), 0);
   assert.deepEqual([...mark], [0, 0, 0, 0]);
-  assert.equal(flopsPerToken(tinyConfig, 0, 0), 2 * (32 + 16) + 20);
+  assert.equal(tinyFlops.flops(0, 0), 2 * (32 + 16) + 20);
   assert.equal(outputDeterminism(Float32Array.of(1, 2), Float32Array.of(1, 2)), 1);
   close(outputDeterminism(Float32Array.of(1, 2), Float32Array.of(1, 2.5)), 0.5);
 });

@@ -6,7 +6,7 @@ import { CpuBackend } from '../src/backends/cpu.js';
 import type { Backend, ExpertPlan, ExpertWeights, Tensor } from '../src/backends/backend.js';
 import { RoutelabError } from '../src/errors.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
-import { expertPlan, OlmoeModel } from '../src/model/olmoe.js';
+import { expertPlan, MoeModel } from '../src/model/model.js';
 import { forwardPadded } from '../src/model/padded.js';
 import type { TensorToWrite } from '../src/model/safetensors.js';
 import { parseRouterSpec } from '../src/routers/registry.js';
@@ -99,7 +99,7 @@ test('clip_qkv clamps q, k and v (before rotary); a clip above every value chang
   const loose = await loadCpuModel(variantCheckpoint({ clip_qkv: 1e6 })).forward(ids);
   assert.deepEqual(loose.logits, plain.logits);
   const spy = new AttentionSpy();
-  const clipped = await OlmoeModel.load(Checkpoint.open(variantCheckpoint({ clip_qkv: 0.5 })), spy).forward(ids);
+  const clipped = await MoeModel.load(Checkpoint.open(variantCheckpoint({ clip_qkv: 0.5 })), spy).forward(ids);
   assert.equal(spy.maxAbs, 0.5);
   assert.ok(maxAbsDiff(clipped.logits, plain.logits) > 1e-3);
 });
@@ -153,7 +153,7 @@ test('experts run only for the tokens routed to them, so cost follows the router
   const ids = [tokenIds(10, V, 10), tokenIds(6, V, 11)];
   for (const k of [1, 8, 16, 64]) {
     const spy: Backend & ExpertSpy = new ExpertSpy();
-    const model = OlmoeModel.load(Checkpoint.open(parityDir), spy);
+    const model = MoeModel.load(Checkpoint.open(parityDir), spy);
     const out = await forwardPadded(model, ids, parseRouterSpec(`topk:k=${k}`, model.routerDefaults));
     assert.equal(spy.assignments, 2 * 16 * k, `k=${k}`);
     assert.equal(out.expertCounts.filter((c) => c === k).length, 2 * 16);

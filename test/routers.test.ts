@@ -7,12 +7,24 @@ import { RoutelabError } from '../src/errors.js';
 import { BhRouter, type BhParams } from '../src/routers/bh.js';
 import { NULL_MODEL_FORMAT, type NullModelFile, nullCdf, parseNullModel, readNullModel } from '../src/routers/null-model.js';
 import { ROUTER_KINDS, parseRouterSpec } from '../src/routers/registry.js';
+import { softmaxRouting } from '../src/model/family.js';
 import type { Router, RouterDefaults, Routing } from '../src/routers/router.js';
+import { DeepseekV2Router, DeepseekV3Router } from '../src/routers/deepseek.js';
+import { GraniteRouter } from '../src/routers/granite.js';
 import { TopKRouter } from '../src/routers/topk.js';
 import { TopPRouter } from '../src/routers/topp.js';
 
 const E = 4;
-const defaults: RouterDefaults = { numExperts: E, numExpertsPerTok: 2, normTopkProb: false, numLayers: 2 };
+const nullShape = { numLayers: 2, numExperts: E };
+/** An OLMoE-like model of E experts, top-2, in `numLayers` MoE layers. */
+function routerDefaults(o: { normTopkProb?: boolean; numLayers?: number } = {}): RouterDefaults {
+  const normTopkProb = o.normTopkProb ?? false;
+  return {
+    numExperts: E, numExpertsPerTok: 2, moeLayers: Array.from({ length: o.numLayers ?? 2 }, (_, l) => l),
+    routing: softmaxRouting(normTopkProb), defaultSpec: `topk:k=2,renormalize=${normTopkProb}`, selectionBias: () => null,
+  };
+}
+const defaults = routerDefaults();
 
 /** Softmax written independently of the routers: plain exp / sum in double, no max shift, rounded to float32. */
 function softmax32(r: readonly number[], temperature = 1): number[] {
@@ -156,7 +168,7 @@ test('bh uses per-expert nulls where the layer has them, the layer null elsewher
     ],
     meta: {},
   };
-  const router = new BhRouter({ alpha: 0.5, maxK: 4, minK: 1, temperature: 1, nullModel: readNullModel(writeJson(perExpert), defaults) });
+  const router = new BhRouter({ alpha: 0.5, maxK: 4, minK: 1, temperature: 1, nullModel: readNullModel(writeJson(perExpert), nullShape) });
   assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 0).pValues!), [0.5, 0.75, 0, 0]);
   assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 1).pValues!), [0, 0, 0, 0]);
   assert.throws(() => route(router, [1, 1, 1, 1], 2), /has 2 layers; cannot route layer 2/);
@@ -211,7 +223,7 @@ test('router specs: every valid form, with defaults filled in canonically', () =
   const spec = (s: string, d = defaults) => parseRouterSpec(s, d).spec;
   assert.equal(spec(''), 'topk:k=2,renormalize=false');
   assert.equal(spec('default'), 'topk:k=2,renormalize=false');
-  assert.equal(spec(' default ', { ...defaults, normTopkProb: true }), 'topk:k=2,renormalize=true');
+  assert.equal(spec(' default ', routerDefaults({ normTopkProb: true })), 'topk:k=2,renormalize=true');
   assert.equal(spec('topk'), 'topk:k=2,renormalize=false');
   assert.equal(spec('topk:k=3'), 'topk:k=3,renormalize=false');
   assert.equal(spec('topk:k=3.0, renormalize=true'), 'topk:k=3,renormalize=true');
@@ -225,7 +237,10 @@ test('router specs: every valid form, with defaults filled in canonically', () =
 });
 
 test('a router spec parses back to an equal router', () => {
-  const specs = ['default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,renormalize=true', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,null=${identityFile}`];
+  const specs = [
+    'default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,renormalize=true', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,null=${identityFile}`,
+    'granite:k=3', 'deepseek_v2:k=2,n_group=2,topk_group=1,scale=1.5', 'deepseek_v3:k=2,n_group=2,topk_group=1,renormalize=true,scale=2.5',
+  ];
   const logits = new Float32Array([0.2, 0.9, 0.4, 0.7, 0.95, 0.1, 0.6, 0.3]);
   for (const s of specs) {
     const router = parseRouterSpec(s, defaults);
@@ -234,7 +249,7 @@ test('a router spec parses back to an equal router', () => {
     assert.deepEqual([again.minK, again.maxK], [router.minK, router.maxK]);
     assert.deepEqual(again.route(1, logits, 2, E), router.route(1, logits, 2, E));
   }
-  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'topp', 'bh']);
+  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'granite', 'deepseek_v2', 'deepseek_v3', 'topp', 'bh']);
 });
 
 test('bad router specs are one --router error naming the key, the value and the valid range', () => {
@@ -274,7 +289,7 @@ test('bad router specs are one --router error naming the key, the value and the 
 test('null-model files are validated, errors naming the file and the JSON path', () => {
   const rejects = (content: unknown, where: string, pattern: RegExp) =>
     assert.throws(
-      () => parseNullModel(content, 'null.json', defaults),
+      () => parseNullModel(content, 'null.json', nullShape),
       (e: unknown) => e instanceof RoutelabError && e.where === where && pattern.test(e.message),
       where,
     );
@@ -300,13 +315,66 @@ test('null-model files are validated, errors naming the file and the JSON path',
   writeFileSync(garbled, '{"format": ');
   assert.throws(() => readNullModel(garbled), (e: unknown) => e instanceof RoutelabError && e.where === garbled && /not valid JSON/.test(e.message));
   // The layer count is checked when the spec is built for a model.
-  assert.throws(() => parseRouterSpec(`bh:alpha=0.3,max_k=2,null=${identityFile}`, { ...defaults, numLayers: 3 }), /layers: expected 3 entries/);
+  assert.throws(() => parseRouterSpec(`bh:alpha=0.3,max_k=2,null=${identityFile}`, routerDefaults({ numLayers: 3 })), /layers: expected 3 entries/);
 });
 
 test('a valid null-model file keeps its grids as float64 and its meta', () => {
-  const model = readNullModel(identityFile, defaults);
+  const model = readNullModel(identityFile, nullShape);
   assert.equal(model.file, identityFile);
   assert.deepEqual(model.meta, { note: 'test' });
   assert.ok(model.layers[0].x instanceof Float64Array);
   assert.deepEqual(Array.from(model.layers[1].cdf), [0, 1]);
+});
+
+// ---- family routers (hand-checked cases; the family fixtures check them against Hugging Face) ----
+
+test('granite: the k largest raw logits, softmax over those k only', () => {
+  const r = route(new GraniteRouter(2), [0.5, 2, -1, 1]);
+  assert.deepEqual(Array.from(r.experts), [1, 3]);
+  const z = Math.exp(2) + Math.exp(1);
+  assertClose(Array.from(r.weights), [Math.exp(2) / z, Math.exp(1) / z]);
+  // Ties go to the lower index, as everywhere.
+  assert.deepEqual(Array.from(route(new GraniteRouter(1), [1, 1, 1, 1]).experts), [0]);
+});
+
+test('deepseek_v2: greedy softmax top-k × scale, never renormalised; group-limited keeps the groups of highest max p', () => {
+  const logits = [0, 1, 3, 2]; // softmax: experts 2 > 3 > 1 > 0
+  const p = softmax32(logits);
+  const greedy = route(new DeepseekV2Router(2, { numGroups: 1, topkGroups: 1 }, 1.5), logits);
+  assert.deepEqual(Array.from(greedy.experts), [2, 3]);
+  assertClose(Array.from(greedy.weights), [p[2] * 1.5, p[3] * 1.5], 1e-6);
+  // Groups {0,1} and {2,3}: keeping only the best group (max p = p[2]) gives experts 2 and 3 again; with logits where
+  // the second-best expert sits in the other group, the group limit changes the choice.
+  const split = [0, 2.5, 3, -1];
+  const q = softmax32(split);
+  assert.deepEqual(Array.from(route(new DeepseekV2Router(2, { numGroups: 1, topkGroups: 1 }, 1), split).experts), [2, 1]);
+  const limited = route(new DeepseekV2Router(2, { numGroups: 2, topkGroups: 1 }, 1), split);
+  assert.deepEqual(Array.from(limited.experts), [2, 3]);
+  assertClose(Array.from(limited.weights), [q[2], q[3]], 1e-7);
+});
+
+test('deepseek_v3: sigmoid scores, selection on score + bias within groups ranked by their top-2 sum, unbiased weights', () => {
+  const sig = (x: number) => Math.fround(1 / (1 + Math.exp(-x)));
+  const logits = [1, 0.5, 0.9, 0.8];
+  const bias = [0, 0, 0, 0.5]; // expert 3 wins selection only through its bias
+  const v3 = (groups: { numGroups: number; topkGroups: number }, renormalize: boolean, scale: number) =>
+    route(new DeepseekV3Router(2, groups, renormalize, scale, () => Float32Array.from(bias)), logits);
+  const plain = v3({ numGroups: 1, topkGroups: 1 }, false, 1);
+  assert.deepEqual(Array.from(plain.experts), [3, 0]);
+  assertClose(Array.from(plain.weights), [sig(0.8), sig(1)], 1e-7);
+  const renormalised = v3({ numGroups: 1, topkGroups: 1 }, true, 2.5);
+  const sum = sig(0.8) + sig(1);
+  assertClose(Array.from(renormalised.weights), [(sig(0.8) / sum) * 2.5, (sig(1) / sum) * 2.5], 1e-6);
+  // Groups {0,1}: 0.731 + 0.622; {2,3}: 0.711 + 0.690 + 0.5 → the second group alone: experts 3 and 2.
+  const grouped = v3({ numGroups: 2, topkGroups: 1 }, false, 1);
+  assert.deepEqual(Array.from(grouped.experts), [3, 2]);
+  // Without a bias (a model that has none) it is sigmoid top-k.
+  const unbiased = new DeepseekV3Router(2, { numGroups: 1, topkGroups: 1 }, false, 1, () => null);
+  assert.deepEqual(Array.from(route(unbiased, logits).experts), [0, 2]);
+});
+
+test('group limits that cannot hold k experts are refused naming the router', () => {
+  assert.throws(() => parseRouterSpec('deepseek_v3:k=3,n_group=2,topk_group=1', defaults), /n_group must divide E and keep at least k/);
+  assert.throws(() => parseRouterSpec('deepseek_v2:k=2,n_group=3', defaults), /n_group must divide E/);
+  assert.throws(() => parseRouterSpec('deepseek_v2:k=2,n_group=2,topk_group=3', defaults), /invalid topk_group=3; expected an integer in \[1, n_group = 2\]/);
 });

@@ -48,13 +48,28 @@ export interface BatchLayout {
 export interface KvStore {
   readonly batch: number;
   readonly capacity: number;
-  readonly width: number; // nkv · hd
+  readonly keyWidth: number; // nkv · hd
+  readonly valueWidth: number; // nkv · vd
 }
 
 export interface AttentionShape {
-  readonly numHeads: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
+  readonly numHeads: number; // nh
+  readonly numKvHeads: number; // nkv, dividing nh
+  readonly headDim: number; // hd: width of each query and key head
+  readonly valueDim: number; // vd: width of each value (and output) head; hd except in multi-head latent attention
+  readonly scale: number; // multiplies q·k before the softmax (1/√hd unless the family says otherwise)
+  /** Sliding window: a query at position p sees keys max(0, p − window + 1) … p; null sees every earlier key. */
+  readonly window: number | null;
+}
+
+/** Rotary position embedding of one family: which frequencies, how pairs are formed, how cos/sin are scaled. */
+export interface Rotary {
+  /** [rotaryDim / 2] float32; pair i turns by the float32 angle position · invFreq[i]. */
+  readonly invFreq: Float32Array;
+  /** cos and sin (each rounded to float32) are multiplied by this (YaRN's attention factor; 1 otherwise). */
+  readonly attentionScaling: number;
+  /** 'half': NeoX rotate-half, pair i = (i, i + d/2); 'adjacent': pair i = (2i, 2i + 1), as DeepSeek's. */
+  readonly pairing: 'half' | 'adjacent';
 }
 
 /** Per requested (row, token) pair: the token's log-probability and its rank in that row. */
@@ -79,30 +94,49 @@ export interface Backend {
   gatherRows(x: Tensor, rows: Int32Array): Tensor;
   /** Rows of `table` [V, H] for each id → [T, H]. */
   embed(ids: Int32Array, table: Weight): Tensor;
-  /** w ⊙ x / sqrt(mean(x²) + eps) over each row. */
+  /**
+   * w ⊙ x / sqrt(mean(x²) + eps) over each run of w's length within a row: the whole row, or each head when w is
+   * one head wide (Qwen3's per-head q/k norms). w's length must divide the row.
+   */
   rmsNorm(x: Tensor, w: Weight, eps: number): Tensor;
   /** x · Wᵀ: [T, K] × [N, K] → [T, N]. */
   matmul(x: Tensor, w: Weight): Tensor;
+  /** x[r, c] ← x[r, c] + bias[c] (a linear layer's bias, bias of shape [cols]). */
+  addBiasInPlace(x: Tensor, bias: Weight): void;
   /** x ← clamp(x, −limit, limit). */
   clampInPlace(x: Tensor, limit: number): void;
+  /** x ← x · factor (factor rounded to float32). */
+  scaleInPlace(x: Tensor, factor: number): void;
   /** x ← x + y. */
   addInPlace(x: Tensor, y: Tensor): void;
-  /** NeoX rotate-half rotary embedding in place over each head of x [T, heads · headDim]; one position per row. */
-  ropeInPlace(x: Tensor, positions: Int32Array, heads: number, headDim: number, theta: number): void;
+  /**
+   * Columns `cols` (in that order) of the side-by-side concatenation of `parts` (all with the same rows) →
+   * [rows, cols.length]: splitting and reassembling heads, as multi-head latent attention does.
+   */
+  gatherCols(parts: readonly Tensor[], cols: Int32Array): Tensor;
+  /**
+   * Rotary embedding in place, one position per row: within each of `heads` heads of width `headWidth` in x, the
+   * columns offset … offset + 2·invFreq.length − 1 are rotated (the whole head when offset is 0 and the widths agree).
+   */
+  ropeInPlace(x: Tensor, positions: Int32Array, rotary: Rotary, heads: number, headWidth: number, offset: number): void;
 
-  createKvStore(batch: number, capacity: number, width: number): KvStore;
+  createKvStore(batch: number, capacity: number, keyWidth: number, valueWidth: number): KvStore;
   /**
    * Append each sequence's new k, v rows at positions past[b]… of `store`, then causal attention of q over
-   * positions 0 … (own position) of the same sequence; query head h reads kv head ⌊h / (nh / nkv)⌋.
+   * positions 0 … (own position) of the same sequence (or the last `shape.window` of them), softmax(scale · q·k)
+   * in float32; query head h reads kv head ⌊h / (nh / nkv)⌋. Output [T, nh · vd].
    */
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor;
   /**
    * Copy positions 0 … positions−1 of sequence `fromRow` of `from` into sequence `toRow` of `to`, a distinct store
-   * of the same width: a context computed once can then be continued by several sequences.
+   * of the same widths: a context computed once can then be continued by several sequences.
    */
   copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void;
 
-  /** Σ over experts e of weight · expert_e(x) for the tokens of `plan` → [T, H] (rows of unrouted tokens are 0). */
+  /**
+   * Σ over experts e of weight · expert_e(x) for the tokens of `plan` → [T, H] (rows of unrouted tokens are 0).
+   * Dense MLPs and shared experts are a one-expert plan over every token.
+   */
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor;
 
   /**

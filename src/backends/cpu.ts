@@ -1,6 +1,6 @@
-import type { StoredTensor, WeightDtype } from '../model/tensor.js';
+import { widenElements, type StoredTensor, type WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
+  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
 } from './backend.js';
 
 /**
@@ -34,59 +34,79 @@ export class CpuKvStore implements KvStore {
   constructor(
     readonly batch: number,
     readonly capacity: number,
-    readonly width: number,
+    readonly keyWidth: number,
+    readonly valueWidth: number,
   ) {
-    this.keys = new Float32Array(batch * capacity * width);
-    this.values = new Float32Array(batch * capacity * width);
+    this.keys = new Float32Array(batch * capacity * keyWidth);
+    this.values = new Float32Array(batch * capacity * valueWidth);
   }
 }
 
-/** float16 bit pattern → float32 value, for every pattern (built once, 256 KiB). */
-let f16Table: Float32Array | undefined;
-function halfToFloatTable(): Float32Array {
-  if (f16Table) return f16Table;
-  f16Table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    f16Table[h] = exp === 0 ? sign * frac * 2 ** -24
-      : exp === 31 ? (frac ? NaN : sign * Infinity)
-        : sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return f16Table;
-}
-
-/** Widen `count` stored elements starting at `offset` into `out` (float32); `bits` views the same memory as out. */
-function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Array, bits = new Uint32Array(out.buffer, out.byteOffset, count)): void {
-  const src = w.data;
-  if (w.dtype === 'F32') {
-    out.set((src as Float32Array).subarray(offset, offset + count));
-  } else if (w.dtype === 'BF16') {
-    // bf16 is the top half of a float32: shift the bits into place through an integer view.
-    for (let i = 0; i < count; i++) bits[i] = src[offset + i] << 16;
-  } else {
-    const table = halfToFloatTable();
-    for (let i = 0; i < count; i++) out[i] = table[src[offset + i]];
-  }
+/** Widen `count` stored elements starting at `offset` into `out` (float32). */
+function widenInto(w: CpuWeight, offset: number, count: number, out: Float32Array): void {
+  widenElements(w.dtype, w.data, offset, count, out);
 }
 
 function cpu(x: Tensor): CpuTensor { return x as CpuTensor; }
 
+/** Element offsets (row starts) and length of one copyKv in a [batch × capacity × width] store array. */
+export interface KvCopySpan { readonly from: number; readonly to: number; readonly length: number }
+
 /**
- * Throw unless `Backend.copyKv(from, fromRow, to, toRow, positions)` is well formed; returns the copy's element
- * offsets (row starts) and length in each store's [batch × capacity × width] layout.
+ * Throw unless `Backend.copyKv(from, fromRow, to, toRow, positions)` is well formed; returns the copy's spans in
+ * the key and the value arrays.
  */
-export function kvCopyRange(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): { from: number; to: number; length: number } {
+export function kvCopyRange(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): { keys: KvCopySpan; values: KvCopySpan } {
   if (from === to) throw new Error('copyKv: source and destination must be distinct stores');
-  if (from.width !== to.width) throw new Error(`copyKv: width ${from.width} into width ${to.width}`);
+  if (from.keyWidth !== to.keyWidth || from.valueWidth !== to.valueWidth) {
+    throw new Error(`copyKv: widths ${from.keyWidth}/${from.valueWidth} into widths ${to.keyWidth}/${to.valueWidth}`);
+  }
   if (!(fromRow >= 0 && fromRow < from.batch && toRow >= 0 && toRow < to.batch)) {
     throw new Error(`copyKv: sequence ${fromRow} of ${from.batch} into sequence ${toRow} of ${to.batch}`);
   }
   if (!(positions >= 0 && positions <= from.capacity && positions <= to.capacity)) {
     throw new Error(`copyKv: ${positions} positions between stores of capacity ${from.capacity} and ${to.capacity}`);
   }
-  return { from: fromRow * from.capacity * from.width, to: toRow * to.capacity * to.width, length: positions * from.width };
+  const span = (w: number): KvCopySpan => ({ from: fromRow * from.capacity * w, to: toRow * to.capacity * w, length: positions * w });
+  return { keys: span(from.keyWidth), values: span(from.valueWidth) };
+}
+
+/** The float32 cos and sin of every (row, pair) of a rotary embedding → [rows × pairs] each (shared by backends). */
+export function rotaryTables(positions: Int32Array, rotary: Rotary): { cos: Float32Array; sin: Float32Array } {
+  const { invFreq, attentionScaling } = rotary;
+  const P = invFreq.length;
+  const cos = new Float32Array(positions.length * P);
+  const sin = new Float32Array(positions.length * P);
+  const s = Math.fround(attentionScaling);
+  for (let r = 0; r < positions.length; r++) {
+    for (let i = 0; i < P; i++) {
+      const angle = Math.fround(positions[r] * invFreq[i]);
+      cos[r * P + i] = s === 1 ? Math.cos(angle) : Math.fround(Math.cos(angle)) * s;
+      sin[r * P + i] = s === 1 ? Math.sin(angle) : Math.fround(Math.sin(angle)) * s;
+    }
+  }
+  return { cos, sin };
+}
+
+/** Throw unless the rotary columns fit in x's heads; returns the number of pairs per head. */
+export function checkRotary(x: Tensor, rotary: Rotary, heads: number, headWidth: number, offset: number): number {
+  const pairs = rotary.invFreq.length;
+  if (heads * headWidth > x.cols || offset < 0 || offset + 2 * pairs > headWidth) {
+    throw new Error(`ropeInPlace: ${heads} heads of width ${headWidth}, rotary columns ${offset}…${offset + 2 * pairs - 1}, in a tensor of ${x.cols} columns`);
+  }
+  return pairs;
+}
+
+/** Throw unless gatherCols' parts share their rows and every column exists; returns the parts' column offsets. */
+export function checkGatherCols(parts: readonly Tensor[], cols: Int32Array): Int32Array {
+  if (parts.length === 0) throw new Error('gatherCols: no parts');
+  const starts = new Int32Array(parts.length + 1);
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i].rows !== parts[0].rows) throw new Error(`gatherCols: part ${i} has ${parts[i].rows} rows, part 0 ${parts[0].rows}`);
+    starts[i + 1] = starts[i] + parts[i].cols;
+  }
+  for (const c of cols) if (!(c >= 0 && c < starts[parts.length])) throw new Error(`gatherCols: column ${c} of ${starts[parts.length]}`);
+  return starts;
 }
 
 /**
@@ -123,6 +143,24 @@ export function scoreTokensOnHost(logits: Float32Array, V: number, rows: Int32Ar
 }
 function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 
+/** The run rmsNorm normalises over: w's length, which must divide x's rows (per-head norms) or equal them. */
+export function rmsNormWidth(x: Tensor, w: Weight): number {
+  const width = w.shape.reduce((a, b) => a * b, 1);
+  if (w.shape.length !== 1 || x.cols % width !== 0) throw new Error(`rmsNorm: ${w.name} [${w.shape}] does not divide rows of ${x.cols} columns`);
+  return width;
+}
+
+/** Throw unless q, k, v and the store agree with the attention shape (shared by the CPU backends). */
+export function checkAttention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, shape: AttentionShape): void {
+  const { numHeads: nh, numKvHeads: nkv, headDim: hd, valueDim: vd, window } = shape;
+  const ok = nh % nkv === 0 && q.cols === nh * hd && k.cols === nkv * hd && v.cols === nkv * vd
+    && store.keyWidth === nkv * hd && store.valueWidth === nkv * vd && k.rows === q.rows && v.rows === q.rows
+    && (window === null || (Number.isInteger(window) && window >= 1));
+  if (!ok) {
+    throw new Error(`attention: q [${q.rows}, ${q.cols}], k [${k.rows}, ${k.cols}], v [${v.rows}, ${v.cols}], store ${store.keyWidth}/${store.valueWidth} for ${nh} heads of ${hd}/${vd} over ${nkv} kv heads, window ${window}`);
+  }
+}
+
 /**
  * out[t, n] = Σ_k x[t, k] · W[n, k] for the rows `rowIndex` of x (all rows when null). Four weight rows are
  * widened at a time and share each load of x; sums are in double.
@@ -130,10 +168,9 @@ function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 function matmulRows(x: Float32Array, K: number, rowIndex: Int32Array | null, rows: number, w: CpuWeight, out: Float32Array): void {
   const N = w.rows;
   const panel = new Float32Array(4 * K);
-  const bits = new Uint32Array(panel.buffer);
   for (let n = 0; n < N; n += 4) {
     const width = Math.min(4, N - n);
-    widenInto(w, n * K, width * K, panel, bits);
+    widenInto(w, n * K, width * K, panel);
     for (let t = 0; t < rows; t++) {
       const xo = (rowIndex ? rowIndex[t] : t) * K;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -192,15 +229,15 @@ export class CpuBackend implements Backend {
 
   rmsNorm(x: Tensor, w: Weight, eps: number): Tensor {
     const { rows, cols, data } = cpu(x);
-    const gain = new Float32Array(cols);
-    widenInto(cpuWeight(w), 0, cols, gain);
+    const width = rmsNormWidth(x, w);
+    const gain = new Float32Array(width);
+    widenInto(cpuWeight(w), 0, width, gain);
     const out = new Float32Array(rows * cols);
-    for (let r = 0; r < rows; r++) {
-      const off = r * cols;
+    for (let off = 0; off < rows * cols; off += width) {
       let ss = 0;
-      for (let c = 0; c < cols; c++) ss += data[off + c] * data[off + c];
-      const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / cols) + eps));
-      for (let c = 0; c < cols; c++) out[off + c] = gain[c] * Math.fround(data[off + c] * inv);
+      for (let c = 0; c < width; c++) ss += data[off + c] * data[off + c];
+      const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / width) + eps));
+      for (let c = 0; c < width; c++) out[off + c] = gain[c] * Math.fround(data[off + c] * inv);
     }
     return new CpuTensor(rows, cols, out);
   }
@@ -214,6 +251,35 @@ export class CpuBackend implements Backend {
     return new CpuTensor(xt.rows, wt.rows, out);
   }
 
+  addBiasInPlace(x: Tensor, bias: Weight): void {
+    const { rows, cols, data } = cpu(x);
+    const b = cpuWeight(bias);
+    if (b.shape.length !== 1 || b.shape[0] !== cols) throw new Error(`addBiasInPlace: ${b.name} [${b.shape}] for ${cols} columns`);
+    const values = new Float32Array(cols);
+    widenInto(b, 0, cols, values);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[r * cols + c] += values[c];
+  }
+
+  scaleInPlace(x: Tensor, factor: number): void {
+    const d = cpu(x).data;
+    const f = Math.fround(factor);
+    for (let i = 0; i < d.length; i++) d[i] *= f;
+  }
+
+  gatherCols(parts: readonly Tensor[], cols: Int32Array): Tensor {
+    const starts = checkGatherCols(parts, cols);
+    const rows = parts[0].rows;
+    const out = new Float32Array(rows * cols.length);
+    for (let j = 0; j < cols.length; j++) {
+      let p = 0;
+      while (cols[j] >= starts[p + 1]) p++;
+      const { cols: width, data } = cpu(parts[p]);
+      const c = cols[j] - starts[p];
+      for (let r = 0; r < rows; r++) out[r * cols.length + j] = data[r * width + c];
+    }
+    return new CpuTensor(rows, cols.length, out);
+  }
+
   clampInPlace(x: Tensor, limit: number): void {
     const d = cpu(x).data;
     for (let i = 0; i < d.length; i++) d[i] = Math.min(limit, Math.max(-limit, d[i]));
@@ -225,94 +291,97 @@ export class CpuBackend implements Backend {
     for (let i = 0; i < a.length; i++) a[i] += b[i];
   }
 
-  ropeInPlace(x: Tensor, positions: Int32Array, heads: number, headDim: number, theta: number): void {
+  ropeInPlace(x: Tensor, positions: Int32Array, rotary: Rotary, heads: number, headWidth: number, offset: number): void {
     const { rows, cols, data } = cpu(x);
-    const half = headDim / 2;
-    // inv_freq and the angles are float32 in the reference; cos/sin are rounded to float32 as well.
-    const invFreq = new Float32Array(half);
-    for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
-    const cos = new Float32Array(half);
-    const sin = new Float32Array(half);
+    const P = checkRotary(x, rotary, heads, headWidth, offset);
+    if (positions.length !== rows) throw new Error(`ropeInPlace: ${positions.length} positions for ${rows} rows`);
+    const { cos, sin } = rotaryTables(positions, rotary);
+    // Pair i is (i, i + P) for NeoX's rotate-half, (2i, 2i + 1) for adjacent pairs.
+    const [stride, gap] = rotary.pairing === 'half' ? [1, P] : [2, 1];
     for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < half; i++) {
-        const angle = Math.fround(positions[r] * invFreq[i]);
-        cos[i] = Math.cos(angle);
-        sin[i] = Math.sin(angle);
-      }
       for (let h = 0; h < heads; h++) {
-        const off = r * cols + h * headDim;
-        for (let i = 0; i < half; i++) {
-          const a = data[off + i];
-          const b = data[off + half + i];
-          data[off + i] = Math.fround(a * cos[i]) - Math.fround(b * sin[i]);
-          data[off + half + i] = Math.fround(b * cos[i]) + Math.fround(a * sin[i]);
+        const off = r * cols + h * headWidth + offset;
+        for (let i = 0; i < P; i++) {
+          const ia = off + i * stride;
+          const a = data[ia];
+          const b = data[ia + gap];
+          const c = cos[r * P + i];
+          const s = sin[r * P + i];
+          data[ia] = Math.fround(a * c) - Math.fround(b * s);
+          data[ia + gap] = Math.fround(b * c) + Math.fround(a * s);
         }
       }
     }
   }
 
-  createKvStore(batch: number, capacity: number, width: number): KvStore {
-    return new CpuKvStore(batch, capacity, width);
+  createKvStore(batch: number, capacity: number, keyWidth: number, valueWidth: number): KvStore {
+    return new CpuKvStore(batch, capacity, keyWidth, valueWidth);
   }
 
   copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
-    const range = kvCopyRange(from, fromRow, to, toRow, positions);
+    const { keys, values } = kvCopyRange(from, fromRow, to, toRow, positions);
     const [src, dst] = [from as CpuKvStore, to as CpuKvStore];
-    dst.keys.set(src.keys.subarray(range.from, range.from + range.length), range.to);
-    dst.values.set(src.values.subarray(range.from, range.from + range.length), range.to);
+    dst.keys.set(src.keys.subarray(keys.from, keys.from + keys.length), keys.to);
+    dst.values.set(src.values.subarray(values.from, values.from + values.length), values.to);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
     const kv = store as CpuKvStore;
-    const { numHeads, numKvHeads, headDim } = shape;
+    checkAttention(q, k, v, kv, shape);
+    const { numHeads, numKvHeads, headDim, valueDim, window } = shape;
     const qd = cpu(q).data;
     const kd = cpu(k).data;
     const vd = cpu(v).data;
-    const W = kv.width;
+    const KW = kv.keyWidth;
+    const VW = kv.valueWidth;
     const qWidth = numHeads * headDim;
+    const oWidth = numHeads * valueDim;
     const group = numHeads / numKvHeads;
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = Math.fround(shape.scale);
     const T = cpu(q).rows;
-    const out = new Float32Array(T * qWidth);
+    const out = new Float32Array(T * oWidth);
     const B = layout.starts.length - 1;
     for (let b = 0; b < B; b++) {
       const start = layout.starts[b];
       const len = layout.starts[b + 1] - start;
       const past = layout.past[b];
       if (past + len > kv.capacity) throw new Error(`attention: sequence ${b} needs ${past + len} positions, cache holds ${kv.capacity}`);
-      const base = b * kv.capacity * W;
-      kv.keys.set(kd.subarray(start * W, (start + len) * W), base + past * W);
-      kv.values.set(vd.subarray(start * W, (start + len) * W), base + past * W);
+      const kBase = b * kv.capacity * KW;
+      const vBase = b * kv.capacity * VW;
+      kv.keys.set(kd.subarray(start * KW, (start + len) * KW), kBase + past * KW);
+      kv.values.set(vd.subarray(start * VW, (start + len) * VW), vBase + past * VW);
       const scores = new Float32Array(past + len);
       for (let s = 0; s < len; s++) {
         const t = start + s;
-        const visible = past + s + 1;
+        const end = past + s + 1; // keys first … end − 1 are visible
+        const first = window === null ? 0 : Math.max(0, end - window);
         for (let h = 0; h < numHeads; h++) {
           const qOff = t * qWidth + h * headDim;
-          const kvOff = Math.floor(h / group) * headDim;
+          const kOffHead = Math.floor(h / group) * headDim;
+          const vOffHead = Math.floor(h / group) * valueDim;
           let max = -Infinity;
-          for (let j = 0; j < visible; j++) {
-            const kOff = base + j * W + kvOff;
+          for (let j = first; j < end; j++) {
+            const kOff = kBase + j * KW + kOffHead;
             let dot = 0;
             for (let d = 0; d < headDim; d++) dot += qd[qOff + d] * kv.keys[kOff + d];
-            scores[j] = Math.fround(dot) * scale;
+            scores[j] = Math.fround(Math.fround(dot) * scale);
             if (scores[j] > max) max = scores[j];
           }
           let sum = 0;
-          for (let j = 0; j < visible; j++) {
+          for (let j = first; j < end; j++) {
             scores[j] = Math.exp(scores[j] - max);
             sum += scores[j];
           }
-          const oOff = t * qWidth + h * headDim;
-          for (let d = 0; d < headDim; d++) {
+          const oOff = t * oWidth + h * valueDim;
+          for (let d = 0; d < valueDim; d++) {
             let acc = 0;
-            for (let j = 0; j < visible; j++) acc += scores[j] * kv.values[base + j * W + kvOff + d];
+            for (let j = first; j < end; j++) acc += scores[j] * kv.values[vBase + j * VW + vOffHead + d];
             out[oOff + d] = acc / sum;
           }
         }
       }
     }
-    return new CpuTensor(T, qWidth, out);
+    return new CpuTensor(T, oWidth, out);
   }
 
   scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {

@@ -4,16 +4,16 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
+  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
 } from './backend.js';
-import { CpuBackend, CpuKvStore } from './cpu.js';
+import { checkAttention, CpuBackend, CpuKvStore, rmsNormWidth } from './cpu.js';
 
 /**
  * The fast CPU backend: the hot kernels (matrix multiply, grouped expert FFN, attention, RMSNorm) run in a C++
  * Node-API addon (native/routelab_kernels.cc) with AVX2/FMA micro-kernels on a persistent thread pool that uses every
  * core. Weights stay in the typed arrays the checkpoint produced (BF16/F16/F32) and are widened per tile inside the
- * kernels. Cheap element-wise operations (embedding rows, RoPE, clamp, residual add, row gathers) reuse the
- * reference backend: measured, they are < 2 % of a prefill.
+ * kernels. Cheap element-wise operations (embedding rows, RoPE, bias add, scale, clamp, residual add, row and column
+ * gathers, KV copies) reuse the reference backend: measured, they are < 2 % of a prefill.
  *
  * Tensors are plain `{rows, cols, data: Float32Array}` records, the same layout the reference backend uses, so the
  * two can share them.
@@ -25,10 +25,16 @@ export interface NativeKernels {
     gates: (Uint16Array | Float32Array)[], ups: (Uint16Array | Float32Array)[], downs: (Uint16Array | Float32Array)[],
     dtype: number, out: Float32Array,
   ): void;
+  /**
+   * Append k [T, kW] and v [T, vW] to the store, then attention → out [T, nh·vd]; kW = nkv·hd, vW = nkv·vd;
+   * window ≤ 0 means none.
+   */
   attention(
     q: Float32Array, k: Float32Array, v: Float32Array, keys: Float32Array, values: Float32Array, capacity: number,
-    width: number, starts: Int32Array, past: Int32Array, nh: number, nkv: number, hd: number, out: Float32Array,
+    keyWidth: number, valueWidth: number, starts: Int32Array, past: Int32Array, nh: number, nkv: number, hd: number,
+    vd: number, scale: number, window: number, out: Float32Array,
   ): void;
+  /** Normalise each of `rows` runs of `cols` values (a per-head norm passes rows · heads runs of one head). */
   rmsNorm(x: Float32Array, rows: number, cols: number, w: Uint16Array | Float32Array, dtype: number, eps: number, out: Float32Array): void;
   scoreTokens(logits: Float32Array, R: number, V: number, rows: Int32Array, targets: Int32Array, logProbs: Float64Array, ranks: Int32Array): void;
   setThreads(n: number): number;
@@ -116,16 +122,20 @@ export class NativeBackend implements Backend {
   embed(ids: Int32Array, table: Weight): Tensor { return this.ref.embed(ids, table); }
   clampInPlace(x: Tensor, limit: number): void { this.ref.clampInPlace(x, limit); }
   addInPlace(x: Tensor, y: Tensor): void { this.ref.addInPlace(x, y); }
-  ropeInPlace(x: Tensor, positions: Int32Array, heads: number, headDim: number, theta: number): void {
-    this.ref.ropeInPlace(x, positions, heads, headDim, theta);
+  addBiasInPlace(x: Tensor, bias: Weight): void { this.ref.addBiasInPlace(x, bias); }
+  scaleInPlace(x: Tensor, factor: number): void { this.ref.scaleInPlace(x, factor); }
+  gatherCols(parts: readonly Tensor[], cols: Int32Array): Tensor { return this.ref.gatherCols(parts, cols); }
+  ropeInPlace(x: Tensor, positions: Int32Array, rotary: Rotary, heads: number, headWidth: number, offset: number): void {
+    this.ref.ropeInPlace(x, positions, rotary, heads, headWidth, offset);
   }
 
   rmsNorm(x: Tensor, w: Weight, eps: number): Tensor {
     const { rows, cols, data } = dense(x);
+    const width = rmsNormWidth(x, w);
     const gain = denseWeight(w);
-    if (gain.data.length !== cols) throw new Error(`rmsNorm: ${gain.name} has ${gain.data.length} values for ${cols} columns`);
     const out = new Float32Array(rows * cols);
-    this.k.rmsNorm(data, rows, cols, gain.data, DTYPE_CODE[gain.dtype], eps, out);
+    // A per-head norm is the same kernel over rows · (cols / width) runs of `width` values: the memory is identical.
+    this.k.rmsNorm(data, rows * (cols / width), width, gain.data, DTYPE_CODE[gain.dtype], eps, out);
     return new NativeTensor(rows, cols, out);
   }
 
@@ -140,8 +150,8 @@ export class NativeBackend implements Backend {
     return new NativeTensor(T, N, out);
   }
 
-  createKvStore(batch: number, capacity: number, width: number): KvStore {
-    return new CpuKvStore(batch, capacity, width);
+  createKvStore(batch: number, capacity: number, keyWidth: number, valueWidth: number): KvStore {
+    return new CpuKvStore(batch, capacity, keyWidth, valueWidth);
   }
 
   copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
@@ -150,12 +160,15 @@ export class NativeBackend implements Backend {
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
     const kv = store as CpuKvStore;
-    const { numHeads, numKvHeads, headDim } = shape;
+    checkAttention(q, k, v, kv, shape);
+    const { numHeads, numKvHeads, headDim, valueDim, scale, window } = shape;
     const T = q.rows;
-    const out = new Float32Array(T * numHeads * headDim);
-    this.k.attention(dense(q).data, dense(k).data, dense(v).data, kv.keys, kv.values, kv.capacity, kv.width,
-      layout.starts, layout.past, numHeads, numKvHeads, headDim, out);
-    return new NativeTensor(T, numHeads * headDim, out);
+    const out = new Float32Array(T * numHeads * valueDim);
+    // The kernel reads 0 as no window; a window of the whole cache or more is none (and would not fit in an int32).
+    const w = window === null || window >= kv.capacity ? 0 : window;
+    this.k.attention(dense(q).data, dense(k).data, dense(v).data, kv.keys, kv.values, kv.capacity, kv.keyWidth,
+      kv.valueWidth, layout.starts, layout.past, numHeads, numKvHeads, headDim, valueDim, scale, w, out);
+    return new NativeTensor(T, numHeads * valueDim, out);
   }
 
   scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {

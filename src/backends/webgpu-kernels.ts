@@ -90,29 +90,73 @@ export const CLAMP = `struct P { n: u32, limit: f32 }
   x[i] = min(p.limit, max(-p.limit, x[i]));
 }`;
 
-/** NeoX rotate-half over each head; cos/sin [T, half] come from the host (float32 angles, as the reference). */
-export const ROPE = `struct P { n: u32, heads: u32, half: u32, cols: u32 }
+export const SCALE = `struct P { n: u32, factor: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<storage, read> cs: array<f32>; // [T, 2, half]: cos then sin
 @compute @workgroup_size(256) fn main(${FLAT}) {
   ${FLAT_INDEX}
-  if (i >= p.n) { return; } // n = T · heads · half
-  let j = i % p.half;
-  let h = (i / p.half) % p.heads;
-  let r = i / (p.half * p.heads);
-  let off = r * p.cols + h * 2u * p.half;
-  let c = cs[r * 2u * p.half + j];
-  let s = cs[r * 2u * p.half + p.half + j];
-  let a = x[off + j];
-  let b = x[off + p.half + j];
-  x[off + j] = a * c - b * s;
-  x[off + p.half + j] = b * c + a * s;
+  if (i >= p.n) { return; }
+  x[i] = x[i] * p.factor;
 }`;
 
-/** One workgroup per row: sum of squares reduced in a fixed tree order. */
+/** x[i] += bias[(base + i) % cols]: `base` is the flat index of element 0 of this block of x. */
+export function biasKernel(dtype: WeightDtype): string {
+  return `struct P { n: u32, cols: u32, base: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+${weightAccess(dtype, 2, 'bias')}
+@compute @workgroup_size(256) fn main(${FLAT}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  x[i] = x[i] + load_bias((p.base + i) % p.cols);
+}`;
+}
+
+/** The columns of one part that gatherCols takes: idx = [count, 2] (output column, column of this part). */
+export const GATHER_COLS = `struct P { n: u32, count: u32, inCols: u32, outCols: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> idx: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> outp: array<f32>;
+@compute @workgroup_size(256) fn main(${FLAT}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; } // n = rows · count
+  let r = i / p.count;
+  let m = i % p.count;
+  outp[r * p.outCols + idx[2u * m]] = x[r * p.inCols + idx[2u * m + 1u]];
+}`;
+
+/**
+ * Rotary embedding of the columns offset … offset + 2·pairs − 1 of each head: pair j is (j·stride, j·stride + gap)
+ * within them (stride 1, gap pairs for rotate-half; stride 2, gap 1 for adjacent pairs). cos/sin [T, 2, pairs] come
+ * from the host (float32 angles and values, scaled, exactly the reference's).
+ */
+export const ROPE = `struct P { n: u32, heads: u32, pairs: u32, cols: u32, headWidth: u32, offset: u32, stride: u32, gap: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> cs: array<f32>; // [T, 2, pairs]: cos then sin
+@compute @workgroup_size(256) fn main(${FLAT}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; } // n = T · heads · pairs
+  let j = i % p.pairs;
+  let h = (i / p.pairs) % p.heads;
+  let r = i / (p.pairs * p.heads);
+  let ia = r * p.cols + h * p.headWidth + p.offset + j * p.stride;
+  let ib = ia + p.gap;
+  let c = cs[r * 2u * p.pairs + j];
+  let s = cs[r * 2u * p.pairs + p.pairs + j];
+  let a = x[ia];
+  let b = x[ib];
+  x[ia] = a * c - b * s;
+  x[ib] = b * c + a * s;
+}`;
+
+/**
+ * One workgroup per run of `width` columns (a whole row, or one head of it: runs are contiguous, so x is read as
+ * [runs, width]); the sum of squares is reduced in a fixed tree order.
+ */
 export function rmsNormKernel(dtype: WeightDtype): string {
-  return `struct P { rows: u32, cols: u32, eps: f32 }
+  return `struct P { runs: u32, width: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> outp: array<f32>;
@@ -121,10 +165,10 @@ var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw: vec3u,
     @builtin(local_invocation_index) lid: u32) {
   let r = wid.x + wid.y * nw.x;
-  let off = r * p.cols;
+  let off = r * p.width;
   var ss = 0.0;
-  if (r < p.rows) {
-    for (var c = lid; c < p.cols; c += 256u) { let v = x[off + c]; ss += v * v; }
+  if (r < p.runs) {
+    for (var c = lid; c < p.width; c += 256u) { let v = x[off + c]; ss += v * v; }
   }
   red[lid] = ss;
   workgroupBarrier();
@@ -132,9 +176,9 @@ var<workgroup> red: array<f32, 256>;
     if (lid < s) { red[lid] += red[lid + s]; }
     workgroupBarrier();
   }
-  if (r >= p.rows) { return; }
-  let inv = 1.0 / sqrt(red[0] / f32(p.cols) + p.eps);
-  for (var c = lid; c < p.cols; c += 256u) { outp[off + c] = load_gain(c) * (x[off + c] * inv); }
+  if (r >= p.runs) { return; }
+  let inv = 1.0 / sqrt(red[0] / f32(p.width) + p.eps);
+  for (var c = lid; c < p.width; c += 256u) { outp[off + c] = load_gain(c) * (x[off + c] * inv); }
 }`;
 }
 
@@ -246,8 +290,11 @@ ${weightAccess(dtype, 3, 'w')}
 }`;
 }
 
-/** Write each token's new k, v rows into its sequence's cache slots; tok = [T, 2] (sequence, position). */
-export const KV_APPEND = `struct P { n: u32, W: u32, capacity: u32 }
+/**
+ * Write each token's new k, v rows into its sequence's cache slots; tok = [T, 2] (sequence, position). One
+ * invocation per element of the token's key row followed by its value row (widths KW, VW).
+ */
+export const KV_APPEND = `struct P { n: u32, KW: u32, VW: u32, capacity: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
@@ -256,18 +303,27 @@ export const KV_APPEND = `struct P { n: u32, W: u32, capacity: u32 }
 @group(0) @binding(5) var<storage, read> tok: array<u32>;
 @compute @workgroup_size(256) fn main(${FLAT}) {
   ${FLAT_INDEX}
-  if (i >= p.n) { return; }
-  let t = i / p.W;
-  let o = (tok[2u * t] * p.capacity + tok[2u * t + 1u]) * p.W + i % p.W;
-  keys[o] = k[i];
-  values[o] = v[i];
+  if (i >= p.n) { return; } // n = T · (KW + VW)
+  let t = i / (p.KW + p.VW);
+  let c = i % (p.KW + p.VW);
+  let slot = tok[2u * t] * p.capacity + tok[2u * t + 1u];
+  if (c < p.KW) {
+    keys[slot * p.KW + c] = k[t * p.KW + c];
+  } else {
+    values[slot * p.VW + c - p.KW] = v[t * p.VW + c - p.KW];
+  }
 }`;
 
+/** The widest query/key head and value head the attention kernel takes. */
+export const ATTENTION_MAX_DIM = 256;
+
 /**
- * Causal attention, one workgroup of 64 per (query head, token): keys in blocks of 64 (one score per invocation),
- * softmax online over the blocks in float32, each invocation owning output dims d = lid + 64 r (head dim ≤ 256).
+ * Causal attention, one workgroup of 64 per (query head, token): the visible keys (all earlier positions of the
+ * sequence, or the last `window` of them when window > 0) in blocks of 64 (one score per invocation), softmax online
+ * over the blocks in float32, each invocation owning output dims d = lid + 64 r (q/k head hd ≤ 256, value head
+ * vd ≤ 256).
  */
-export const ATTENTION = `struct P { group: u32, hd: u32, qWidth: u32, W: u32, capacity: u32, scale: f32 }
+export const ATTENTION = `struct P { group: u32, hd: u32, vd: u32, qWidth: u32, oWidth: u32, KW: u32, VW: u32, capacity: u32, scale: f32, window: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> keys: array<f32>;
@@ -284,23 +340,25 @@ var<workgroup> info: vec2u;
   let qOff = t * p.qWidth + h * p.hd;
   for (var d = lid; d < p.hd; d += 64u) { qs[d] = q[qOff + d]; }
   let bp = workgroupUniformLoad(&info);
-  let visible = bp.y + 1u;
-  let base = bp.x * p.capacity * p.W + (h / p.group) * p.hd;
+  let end = bp.y + 1u; // keys first … end − 1 are visible
+  let first = select(0u, end - min(end, p.window), p.window > 0u);
+  let kBase = bp.x * p.capacity * p.KW + (h / p.group) * p.hd;
+  let vBase = bp.x * p.capacity * p.VW + (h / p.group) * p.vd;
   var m = -3.0e38;
   var l = 0.0;
   var acc = vec4f(0.0);
-  for (var c = 0u; c < visible; c += 64u) {
+  for (var c = first; c < end; c += 64u) {
     let j = c + lid;
     var s = -3.0e38;
-    if (j < visible) {
+    if (j < end) {
       var dot = 0.0;
-      let kOff = base + j * p.W;
+      let kOff = kBase + j * p.KW;
       for (var d = 0u; d < p.hd; d++) { dot += qs[d] * keys[kOff + d]; }
       s = dot * p.scale;
     }
     sc[lid] = s;
     workgroupBarrier();
-    let n = min(64u, visible - c);
+    let n = min(64u, end - c);
     var cm = m;
     for (var i = 0u; i < n; i++) { cm = max(cm, sc[i]); }
     workgroupBarrier();
@@ -312,17 +370,18 @@ var<workgroup> info: vec2u;
     for (var i = 0u; i < n; i++) {
       let e = sc[i];
       l += e;
-      let vOff = base + (c + i) * p.W;
+      let vOff = vBase + (c + i) * p.VW;
       for (var r = 0u; r < 4u; r++) {
         let d = lid + 64u * r;
-        if (d < p.hd) { acc[r] += e * values[vOff + d]; }
+        if (d < p.vd) { acc[r] += e * values[vOff + d]; }
       }
     }
     m = cm;
     workgroupBarrier();
   }
+  let oOff = t * p.oWidth + h * p.vd;
   for (var r = 0u; r < 4u; r++) {
     let d = lid + 64u * r;
-    if (d < p.hd) { outp[qOff + d] = acc[r] / l; }
+    if (d < p.vd) { outp[oOff + d] = acc[r] / l; }
   }
 }`;

@@ -12,12 +12,12 @@
 import { RoutelabError } from '../errors.js';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
-  AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Tensor, TokenScores, Weight,
+  AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
 } from './backend.js';
-import { kvCopyRange, scoreTokensOnHost } from './cpu.js';
+import { checkAttention, checkGatherCols, checkRotary, kvCopyRange, rmsNormWidth, rotaryTables, scoreTokensOnHost } from './cpu.js';
 import {
-  ADD, ATTENTION, CLAMP, embedKernel, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND, matmulKernel, MM_TILE_N, MM_TILE_T, type MatmulMode,
-  rmsNormKernel, ROPE,
+  ADD, ATTENTION, ATTENTION_MAX_DIM, biasKernel, CLAMP, embedKernel, GATHER_COLS, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND,
+  matmulKernel, MM_TILE_N, MM_TILE_T, type MatmulMode, rmsNormKernel, ROPE, SCALE,
 } from './webgpu-kernels.js';
 
 export interface WebGpuOptions {
@@ -67,7 +67,8 @@ class GpuKvStore implements KvStore {
   constructor(
     readonly batch: number,
     readonly capacity: number,
-    readonly width: number,
+    readonly keyWidth: number,
+    readonly valueWidth: number,
     readonly keys: GPUBuffer,
     readonly values: GPUBuffer,
   ) {}
@@ -91,7 +92,8 @@ export class WebGpuBackend implements Backend {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private error: string | null = null;
-  private ropeCache: { key: string; table: GpuTensor } | null = null;
+  /** The last rotary cos/sin table and what it was built from (q and k of a layer, and every layer, share one). */
+  private ropeCache: { positions: Int32Array; invFreq: Float32Array; scaling: number; table: GPUBuffer } | null = null;
   private destroyed = false;
   /** Bytes of live GPU buffers: counted at creation, uncounted when destroyed or garbage-collected. */
   private liveBytes = 0;
@@ -206,6 +208,7 @@ export class WebGpuBackend implements Backend {
 
   gatherRows(x: Tensor, rows: Int32Array): Tensor {
     const { cols } = x;
+    this.bindable('gatherRows', x, rows.length * cols);
     const out = this.tensor(rows.length, cols);
     const index = this.fresh(rows, true);
     this.run('gather', GATHER_ROWS, [index, gpu(x).buffer, out.buffer], [rows.length * cols, cols], rows.length * cols);
@@ -214,6 +217,7 @@ export class WebGpuBackend implements Backend {
 
   embed(ids: Int32Array, table: Weight): Tensor {
     const t = gpuWeight(table);
+    this.bindable('embed', null, ids.length * t.cols);
     const out = this.tensor(ids.length, t.cols);
     const index = this.fresh(ids, true);
     const n = ids.length * t.cols;
@@ -225,10 +229,14 @@ export class WebGpuBackend implements Backend {
 
   rmsNorm(x: Tensor, w: Weight, eps: number): Tensor {
     const { rows, cols } = x;
+    const width = rmsNormWidth(x, w);
+    this.bindable('rmsNorm', x);
     const gain = gpuWeight(w);
     const out = this.tensor(rows, cols);
-    const [gx, gy] = grid(rows);
-    this.dispatch(`rms.${gain.dtype}`, rmsNormKernel(gain.dtype), [gpu(x).buffer, out.buffer, gain.chunks[0].buffer], [rows, cols, f32bits(eps)], gx, gy);
+    const runs = (rows * cols) / width;
+    if (runs === 0) return out;
+    const [gx, gy] = grid(runs);
+    this.dispatch(`rms.${gain.dtype}`, rmsNormKernel(gain.dtype), [gpu(x).buffer, out.buffer, gain.chunks[0].buffer], [runs, width, f32bits(eps)], gx, gy);
     return out;
   }
 
@@ -240,55 +248,106 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
+  addBiasInPlace(x: Tensor, bias: Weight): void {
+    const b = gpuWeight(bias);
+    if (b.shape.length !== 1 || b.shape[0] !== x.cols) throw new Error(`addBiasInPlace: ${b.name} [${b.shape}] for ${x.cols} columns`);
+    this.elementwise(`bias.${b.dtype}`, biasKernel(b.dtype), [x], [b.chunks[0].buffer], (base, n) => [n, x.cols, base]);
+  }
+
   clampInPlace(x: Tensor, limit: number): void {
-    const n = x.rows * x.cols;
-    this.run('clamp', CLAMP, [gpu(x).buffer], [n, f32bits(limit)], n);
+    this.elementwise('clamp', CLAMP, [x], [], (_, n) => [n, f32bits(limit)]);
+  }
+
+  scaleInPlace(x: Tensor, factor: number): void {
+    this.elementwise('scale', SCALE, [x], [], (_, n) => [n, f32bits(factor)]);
   }
 
   addInPlace(x: Tensor, y: Tensor): void {
-    const n = x.rows * x.cols;
-    this.run('add', ADD, [gpu(x).buffer, gpu(y).buffer], [n], n);
-  }
-
-  ropeInPlace(x: Tensor, positions: Int32Array, heads: number, headDim: number, theta: number): void {
-    const half = headDim / 2;
-    const table = this.ropeTable(positions, headDim, theta);
-    const n = x.rows * heads * half;
-    this.run('rope', ROPE, [gpu(x).buffer, table.buffer], [n, heads, half, x.cols], n);
-  }
-
-  createKvStore(batch: number, capacity: number, width: number): KvStore {
-    const bytes = batch * capacity * width * 4;
-    if (bytes > this.maxBindingBytes) {
-      throw new RoutelabError('--backend webgpu', `a KV cache of ${batch} × ${capacity} positions × ${width} needs ${bytes} bytes per layer, over the device's storage binding limit ${this.maxBindingBytes}; use smaller batches or shorter inputs`);
+    if (y.rows * y.cols !== x.rows * x.cols) throw new Error(`addInPlace: [${x.rows}, ${x.cols}] + [${y.rows}, ${y.cols}]`);
+    if (gpu(x).buffer === gpu(y).buffer) {
+      this.scaleInPlace(x, 2); // x + x, exactly; WebGPU forbids binding one buffer as both operands of a write
+      return;
     }
-    const make = () => this.createBuffer({ size: Math.max(4, bytes), usage: USAGE.storage });
-    return new GpuKvStore(batch, capacity, width, make(), make());
+    this.elementwise('add', ADD, [x, y], [], (_, n) => [n]);
+  }
+
+  gatherCols(parts: readonly Tensor[], cols: Int32Array): Tensor {
+    const starts = checkGatherCols(parts, cols);
+    const rows = parts[0].rows;
+    this.bindable('gatherCols', null, rows * cols.length);
+    const out = this.tensor(rows, cols.length);
+    // One dispatch per part, over the output columns it supplies: (output column, column within the part) pairs.
+    const picks: number[][] = parts.map(() => []);
+    for (let j = 0; j < cols.length; j++) {
+      let p = 0;
+      while (cols[j] >= starts[p + 1]) p++;
+      picks[p].push(j, cols[j] - starts[p]);
+    }
+    for (let p = 0; p < parts.length; p++) {
+      const count = picks[p].length / 2;
+      if (count === 0 || rows === 0) continue;
+      this.bindable('gatherCols', parts[p]);
+      const index = this.fresh(Int32Array.from(picks[p]), true);
+      this.run('gatherCols', GATHER_COLS, [index, gpu(parts[p]).buffer, out.buffer], [rows * count, count, parts[p].cols, cols.length], rows * count);
+    }
+    return out;
+  }
+
+  ropeInPlace(x: Tensor, positions: Int32Array, rotary: Rotary, heads: number, headWidth: number, offset: number): void {
+    const pairs = checkRotary(x, rotary, heads, headWidth, offset);
+    if (positions.length !== x.rows) throw new Error(`ropeInPlace: ${positions.length} positions for ${x.rows} rows`);
+    const n = x.rows * heads * pairs;
+    if (n === 0) return;
+    this.bindable('ropeInPlace', x);
+    const table = this.ropeTable(positions, rotary);
+    const [stride, gap] = rotary.pairing === 'half' ? [1, pairs] : [2, 1];
+    this.run('rope', ROPE, [gpu(x).buffer, table], [n, heads, pairs, x.cols, headWidth, offset, stride, gap], n);
+  }
+
+  createKvStore(batch: number, capacity: number, keyWidth: number, valueWidth: number): KvStore {
+    if (![batch, capacity, keyWidth, valueWidth].every((n) => Number.isInteger(n) && n >= 0)) {
+      throw new Error(`createKvStore: batch ${batch}, capacity ${capacity}, widths ${keyWidth}/${valueWidth}`);
+    }
+    const bytes = (width: number) => batch * capacity * width * 4;
+    const widest = Math.max(keyWidth, valueWidth);
+    if (bytes(widest) > this.maxBindingBytes) {
+      throw new RoutelabError('--backend webgpu', `a KV cache of ${batch} × ${capacity} positions × ${widest} needs ${bytes(widest)} bytes per layer, over the device's storage binding limit ${this.maxBindingBytes}; use smaller batches or shorter inputs`);
+    }
+    const make = (width: number) => this.createBuffer({ size: Math.max(4, bytes(width)), usage: USAGE.storage });
+    return new GpuKvStore(batch, capacity, keyWidth, valueWidth, make(keyWidth), make(valueWidth));
   }
 
   copyKv(from: KvStore, fromRow: number, to: KvStore, toRow: number, positions: number): void {
-    const range = kvCopyRange(from, fromRow, to, toRow, positions);
-    if (range.length === 0) return;
+    const { keys, values } = kvCopyRange(from, fromRow, to, toRow, positions);
     const [src, dst] = [from as GpuKvStore, to as GpuKvStore];
     this.endPass(); // copies are recorded on the encoder, between compute passes, so they stay in order with kernels
-    this.commands().copyBufferToBuffer(src.keys, range.from * 4, dst.keys, range.to * 4, range.length * 4);
-    this.commands().copyBufferToBuffer(src.values, range.from * 4, dst.values, range.to * 4, range.length * 4);
+    if (keys.length > 0) this.commands().copyBufferToBuffer(src.keys, keys.from * 4, dst.keys, keys.to * 4, keys.length * 4);
+    if (values.length > 0) this.commands().copyBufferToBuffer(src.values, values.from * 4, dst.values, values.to * 4, values.length * 4);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, store: KvStore, layout: BatchLayout, shape: AttentionShape): Tensor {
     const kv = store as GpuKvStore;
-    const { numHeads, numKvHeads, headDim } = shape;
-    if (headDim > 256) throw new Error(`attention: head dim ${headDim} > 256 is not supported by the webgpu kernel`);
+    checkAttention(q, k, v, kv, shape);
+    const { numHeads, numKvHeads, headDim, valueDim, window } = shape;
+    if (headDim > ATTENTION_MAX_DIM || valueDim > ATTENTION_MAX_DIM) {
+      throw new Error(`attention: head dims ${headDim}/${valueDim} (query-key/value) over ${ATTENTION_MAX_DIM} are not supported by the webgpu kernel`);
+    }
     const T = q.rows;
     if (T > MAX_GROUPS) throw new Error(`attention: ${T} tokens in one call; the webgpu kernel takes at most ${MAX_GROUPS}`);
+    const oWidth = numHeads * valueDim;
+    for (const t of [q, k, v]) this.bindable('attention', t);
+    this.bindable('attention', null, T * oWidth);
     const tok = tokenSlots(layout, kv.capacity, T);
     const tokBuffer = this.fresh(tok, true);
-    const W = kv.width;
-    this.run('kv', KV_APPEND, [gpu(k).buffer, gpu(v).buffer, kv.keys, kv.values, tokBuffer], [T * W, W, kv.capacity], T * W);
-    const qWidth = numHeads * headDim;
-    const out = this.tensor(T, qWidth);
-    if (T > 0) {
-      const params = [numHeads / numKvHeads, headDim, qWidth, W, kv.capacity, f32bits(1 / Math.sqrt(headDim))];
+    const [KW, VW] = [kv.keyWidth, kv.valueWidth];
+    const n = T * (KW + VW);
+    this.run('kv', KV_APPEND, [gpu(k).buffer, gpu(v).buffer, kv.keys, kv.values, tokBuffer], [n, KW, VW, kv.capacity], n);
+    const out = this.tensor(T, oWidth);
+    if (T > 0 && oWidth > 0) {
+      const params = [
+        numHeads / numKvHeads, headDim, valueDim, numHeads * headDim, oWidth, KW, VW, kv.capacity, f32bits(shape.scale),
+        window === null ? 0 : Math.min(window, 0xffffffff),
+      ];
       this.dispatch('attention', ATTENTION, [gpu(q).buffer, kv.keys, kv.values, out.buffer, tokBuffer], params, numHeads, T);
     }
     return out;
@@ -359,15 +418,51 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  private ropeTable(positions: Int32Array, headDim: number, theta: number): GpuTensor {
-    // q and k of a layer, and every layer of a forward pass, share one table.
-    const key = `${theta}/${headDim}/${positions.length}/${hashInts(positions)}`;
-    if (this.ropeCache?.key === key) return this.ropeCache.table;
-    if (this.ropeCache) this.garbage.push(this.ropeCache.table.buffer);
-    const data = ropeCosSin(positions, headDim, theta);
-    const table = new GpuTensor(positions.length, headDim, this.fresh(data));
-    this.ropeCache = { key, table };
+  /** cos/sin [T, 2, pairs] of rotaryTables on the device; reused while the positions and the rotary are the same. */
+  private ropeTable(positions: Int32Array, rotary: Rotary): GPUBuffer {
+    const c = this.ropeCache;
+    if (c && c.scaling === rotary.attentionScaling && sameValues(c.positions, positions) && sameValues(c.invFreq, rotary.invFreq)) return c.table;
+    if (c) this.garbage.push(c.table);
+    const { cos, sin } = rotaryTables(positions, rotary);
+    const P = rotary.invFreq.length;
+    const data = new Float32Array(positions.length * 2 * P);
+    for (let r = 0; r < positions.length; r++) {
+      data.set(cos.subarray(r * P, (r + 1) * P), r * 2 * P);
+      data.set(sin.subarray(r * P, (r + 1) * P), r * 2 * P + P);
+    }
+    const table = this.fresh(data);
+    this.ropeCache = { positions: positions.slice(), invFreq: rotary.invFreq.slice(), scaling: rotary.attentionScaling, table };
     return table;
+  }
+
+  /**
+   * Throw a clear error unless tensor `x` (and an output of `outElems` floats) can be bound whole; kernels that
+   * cannot run in blocks of rows check this, elementwise ones run in blocks instead.
+   */
+  private bindable(what: string, x: Tensor | null, outElems = 0): void {
+    const bytes = Math.max(x ? x.rows * x.cols * 4 : 0, outElems * 4);
+    if (bytes > this.maxBindingBytes) {
+      const shape = x && x.rows * x.cols * 4 === bytes ? `a tensor [${x.rows}, ${x.cols}]` : `an output of ${outElems} values`;
+      throw new RoutelabError('--backend webgpu', `${what}: ${shape} needs ${bytes} bytes, over the device's storage binding limit ${this.maxBindingBytes}; use smaller batches or shorter inputs`);
+    }
+  }
+
+  /**
+   * An elementwise kernel over every element of `flat` (tensors of one size, bound as bindings 1…, the first
+   * written in place), then the whole buffers `fixed`. A tensor over the storage-binding limit (logits of many
+   * tokens) runs in blocks, each bound as an aligned range; params(base, n) gets the block's first flat index.
+   */
+  private elementwise(name: string, code: string, flat: Tensor[], fixed: GPUBuffer[], params: (base: number, n: number) => number[]): void {
+    const total = flat[0].rows * flat[0].cols;
+    if (total === 0) return;
+    const align = this.device.limits.minStorageBufferOffsetAlignment;
+    const block = total * 4 <= this.maxBindingBytes ? total : (Math.floor(this.maxBindingBytes / align) * align) / 4;
+    for (let base = 0; base < total; base += block) {
+      const n = Math.min(block, total - base);
+      const buffers: Binding[] = flat.map((t) => (n === total ? gpu(t).buffer : { buffer: gpu(t).buffer, offset: base * 4, size: n * 4 }));
+      const [gx, gy] = grid(Math.ceil(n / 256));
+      this.dispatch(name, code, [...buffers, ...fixed], params(base, n), gx, gy);
+    }
   }
 
   /** A float32 tensor [rows, cols] whose contents the next kernel overwrites (from the pool when one fits). */
@@ -521,26 +616,10 @@ function grid(groups: number): [number, number] {
   return [Math.ceil(groups / gy), gy];
 }
 
-function hashInts(a: Int32Array): number {
-  let h = 2166136261;
-  for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 16777619);
-  return h >>> 0;
-}
-
-/** [T, 2, half] cos then sin of float32 angles pos · inv_freq, rounded to float32 — exactly the reference's. */
-function ropeCosSin(positions: Int32Array, headDim: number, theta: number): Float32Array {
-  const half = headDim / 2;
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
-  const out = new Float32Array(positions.length * headDim);
-  for (let r = 0; r < positions.length; r++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(positions[r] * invFreq[i]);
-      out[r * headDim + i] = Math.cos(angle);
-      out[r * headDim + half + i] = Math.sin(angle);
-    }
-  }
-  return out;
+function sameValues(a: Int32Array | Float32Array, b: Int32Array | Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }
 
 /** Per packed token: (sequence, cache position). */

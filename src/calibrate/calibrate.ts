@@ -3,7 +3,7 @@
  * layer's router logits (all E per token), and fit one Gaussian KDE per layer — or per (layer, expert) — whose CDF
  * grid becomes the `routelab.null/1` file.
  */
-import type { OlmoeModel } from '../model/olmoe.js';
+import type { MoeModel } from '../model/model.js';
 import { NULL_MODEL_FORMAT, type NullGridJson, type NullModelFile } from '../routers/null-model.js';
 import { VERSION } from '../version.js';
 import { kdeCdfGrid } from './kde.js';
@@ -21,9 +21,10 @@ export interface CalibrationOptions {
   readonly onProgress?: (tokensDone: number, tokensTotal: number) => void;
 }
 
-/** Router logits of every layer, [L][tokens × E], under the model's own routing. */
-export async function collectRouterLogits(model: OlmoeModel, sequences: readonly ArrayLike<number>[], options: Pick<CalibrationOptions, 'batchSize' | 'onProgress'>): Promise<Float32Array[]> {
-  const { numLayers: L, numExperts: E } = model.config;
+/** Router logits of every MoE layer, [L_moe][tokens × E], under the model's own routing. */
+export async function collectRouterLogits(model: MoeModel, sequences: readonly ArrayLike<number>[], options: Pick<CalibrationOptions, 'batchSize' | 'onProgress'>): Promise<Float32Array[]> {
+  const L = model.numMoeLayers;
+  const E = model.architecture.moe.numExperts;
   const total = sequences.reduce((n, s) => n + s.length, 0);
   const logits = Array.from({ length: L }, () => new Float32Array(total * E));
   let done = 0;
@@ -32,7 +33,7 @@ export async function collectRouterLogits(model: OlmoeModel, sequences: readonly
     const offset = done;
     await model.forward(batch, {
       logits: 'none',
-      observer: { onRouting: ({ layer, routerLogits }) => logits[layer].set(routerLogits, offset * E) },
+      observer: { onRouting: ({ moeLayer, routerLogits }) => logits[moeLayer].set(routerLogits, offset * E) },
     });
     done += batch.reduce((n, s) => n + s.length, 0);
     options.onProgress?.(done, total);

@@ -7,7 +7,8 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync 
 import { join } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { expectedTensorShapes, parseOlmoeConfig } from '../model/config.js';
+import { parseArchitecture } from '../model/families/index.js';
+import { type TensorSpec, tensorLayout } from '../model/tensors.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { numberFlag } from './command.js';
 
@@ -47,10 +48,16 @@ export function holdsCheckpoint(dir: string, config: object): boolean {
   }
 }
 
+/** The tensors a config.json implies, as its family names and shapes them. */
+function layoutOf(raw: object): TensorSpec[] {
+  const { family, architecture } = parseArchitecture(raw);
+  return tensorLayout(family, architecture);
+}
+
 /** Bytes of a config's BF16 weights. */
 export function checkpointBytes(raw: object): number {
   let n = 0;
-  for (const shape of expectedTensorShapes(parseOlmoeConfig(raw)).values()) n += shape.reduce((a, b) => a * b, 1) * 2;
+  for (const { shape } of layoutOf(raw)) n += shape.reduce((a, b) => a * b, 1) * 2;
   return n;
 }
 
@@ -61,21 +68,21 @@ export function checkpointBytes(raw: object): number {
  * so a directory with one is complete.
  */
 export function writeRandomCheckpoint(dir: string, raw: object): void {
-  const groups = new Map<string, [string, number[]][]>();
-  for (const entry of expectedTensorShapes(parseOlmoeConfig(raw))) {
-    const layer = /^model\.layers\.(\d+)\./.exec(entry[0]);
-    const key = layer ? `layer${layer[1]}` : 'rest';
+  const groups = new Map<string, TensorSpec[]>();
+  for (const spec of layoutOf(raw)) {
+    const key = spec.layer !== null ? `layer${spec.layer}` : 'rest';
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(entry);
+    groups.get(key)!.push(spec);
   }
   const weightMap: Record<string, string> = {};
   let seed = 7;
   let index = 0;
   for (const tensors of groups.values()) {
     const file = `model-${String(++index).padStart(5, '0')}-of-${String(groups.size).padStart(5, '0')}.safetensors`;
-    const out: TensorToWrite[] = tensors.map(([name, shape]) => {
+    const out: TensorToWrite[] = tensors.map(({ name, shape: dims, role }) => {
+      const shape = [...dims];
       const n = shape.reduce((a, b) => a * b, 1);
-      const data = name.endsWith('norm.weight') ? randomBf16(n, 0.2, seed++, 1) : randomBf16(n, name.includes('embed') ? 1 : 0.04, seed++);
+      const data = /norm$/i.test(role) ? randomBf16(n, 0.2, seed++, 1) : randomBf16(n, role === 'embed' ? 1 : 0.04, seed++);
       weightMap[name] = file;
       return { name, dtype: 'BF16', shape, data };
     });

@@ -17,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { createWebGpuBackend } from '../backends/webgpu.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { OlmoeModel } from '../model/olmoe.js';
+import type { Architecture } from '../model/architecture.js';
+import { MoeModel } from '../model/model.js';
+import { flopsPerToken, type TensorSpec } from '../model/tensors.js';
 import { benchConfig, benchShapeFlags, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { numberFlag } from './command.js';
 
@@ -130,11 +132,11 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
     }
     const tWrite = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    const model = OlmoeModel.load(Checkpoint.open(dir), be);
+    const model = MoeModel.load(Checkpoint.open(dir), be);
     await model.forward([[1, 2, 3, 4, 5, 6, 7, 8]], { logits: 'last' }); // pipelines compiled, weights resident
     const tLoad = (performance.now() - t1) / 1000;
     log(`bench gpu: checkpoint ${tWrite.toFixed(1)} s, routelab load + first forward ${tLoad.toFixed(1)} s`);
-    const c = model.config;
+    const c = model.architecture;
 
     // Prefill: one warm-up at each shape (buffer pool sized), then the best of --reps.
     const configs: BenchConfig[] = batches.map((B) => ({ B, S: seq }));
@@ -194,7 +196,7 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
     const peak = peakSource?.tflops ?? null;
     const main = torch?.results[0] ?? null;
     const perConfig = ours.map((r, i) => {
-      const flops = prefillFlops(c, r.batch, r.length);
+      const flops = prefillFlops(c, model.tensors, r.batch, r.length);
       const tf = flops / r.seconds / 1e12;
       const byDtype = Object.fromEntries((torch?.results ?? []).map((d) => {
         const tr = d.runs[i];
@@ -255,14 +257,15 @@ export async function runBenchGpu(values: Record<string, unknown>, positionals: 
   console.log(JSON.stringify(result));
 }
 
-/** Analytic prefill FLOPs: 2 × active parameters per token, causal attention (QKᵀ and AV, the useful half), lm_head on the last position. */
-export function prefillFlops(c: { numLayers: number; hiddenSize: number; numHeads: number; numKvHeads: number; headDim: number; numExperts: number; numExpertsPerTok: number; intermediateSize: number; vocabSize: number }, B: number, S: number): number {
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const H = c.hiddenSize;
-  const perToken = 2 * c.numLayers * (H * q + 2 * H * kv + q * H + H * c.numExperts + c.numExpertsPerTok * 3 * H * c.intermediateSize);
-  const attention = c.numLayers * 2 * q * S * (S + 1); // Σ_{i=1..S} 4·q·i
-  return B * (S * perToken + attention + 2 * H * c.vocabSize);
+/**
+ * Analytic prefill FLOPs of B sequences of S tokens, from the model's declared tensors (flopsPerToken): every
+ * token's projections and k experts, causal attention over 1…S keys, lm_head on the last position only.
+ */
+export function prefillFlops(a: Architecture, specs: readonly TensorSpec[], B: number, S: number): number {
+  const lmHead = 2 * a.vocabSize * a.hiddenSize;
+  const perToken = flopsPerToken(a, specs, a.moe.numExpertsPerTok, 0) - lmHead;
+  const attention = flopsPerToken(a, specs, a.moe.numExpertsPerTok, 1) - lmHead - perToken; // per key of context
+  return B * (S * perToken + (attention * S * (S + 1)) / 2 + lmHead);
 }
 
 function detectPeak(names: readonly string[]): { tflops: number; from: string } | null {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeBackend } from '../backends/native.js';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { OlmoeModel } from '../model/olmoe.js';
+import { MoeModel } from '../model/model.js';
 import { BENCH_SHAPES, benchConfig, benchShapeFlags, type BenchShape, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
 import { numberFlag, type Command } from './command.js';
@@ -101,7 +101,7 @@ ${BENCH_GPU_USAGE}`,
       try {
         log(`bench: writing the random OLMoE-shaped checkpoint (${BENCH_CONFIG.num_hidden_layers} layers, BF16) to ${dir}`);
         writeRandomCheckpoint(dir, BENCH_CONFIG);
-        const model = OlmoeModel.load(Checkpoint.open(dir), be);
+        const model = MoeModel.load(Checkpoint.open(dir), be);
         await model.forward([[1, 2, 3, 4, 5, 6, 7, 8]]); // warm-up: fault the weights in
         const runs = [{ batch: 1, length: 512 }, { batch: 8, length: 512 }];
         const ours: { batch: number; length: number; tokensPerS: number; rss: number; logits: Float32Array; ids: string; logitsFile: string }[] = [];

@@ -76,7 +76,7 @@ export const calibrateCommand: Command = {
       onProgress: (done, total) => process.stderr.write(`\rcalibrate: ${done}/${total} tokens`),
     });
     process.stderr.write('\n');
-    const nullModel = fitNullModel(logits, model.config.numExperts, {
+    const nullModel = fitNullModel(logits, model.architecture.moe.numExperts, {
       perExpert: values['per-expert'] as boolean,
       points,
       meta: {
@@ -86,7 +86,7 @@ export const calibrateCommand: Command = {
       },
     });
     writeFileAtomic(out, JSON.stringify(nullModel));
-    console.error(`calibrate: ${text.tokens} tokens, ${model.config.numLayers} layers in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${out}`);
+    console.error(`calibrate: ${text.tokens} tokens, ${model.numMoeLayers} MoE layers in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${out}`);
     console.log(summariseNullModel(out));
   },
 };

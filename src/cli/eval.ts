@@ -80,7 +80,7 @@ export const evalCommand: Command = {
     const loadSeconds = (performance.now() - loadStart) / 1000;
     if (docs.length === 0) throw new RoutelabError(dataPath, `no ${task.name} documents to evaluate`);
 
-    const config = configName(router, model.config);
+    const config = configName(router, model.architecture.routing);
     mkdirSync(outDir, { recursive: true });
     const base = join(outDir, `${config}_${task.name}`);
     const traceFile = `${base}_routing.parquet`;

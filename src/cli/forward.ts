@@ -45,7 +45,9 @@ export const forwardCommand: Command = {
     const out = await forwardPadded(model, sequences, router);
     const seconds = (performance.now() - started) / 1000;
     const { batch: B, length: S } = out;
-    const { numLayers: L, numExperts: E, vocabSize: V } = model.config;
+    const L = model.numMoeLayers;
+    const E = model.architecture.moe.numExperts;
+    const V = model.architecture.vocabSize;
     const tokens = sequences.reduce((n, s) => n + s.length, 0);
     let experts = 0;
     for (const c of out.expertCounts) experts += c;

@@ -48,7 +48,7 @@ export const generateCommand: Command = {
     const router = parseRouterSpec(values.router as string, model.routerDefaults);
     const promptIds = tok.encode(prompt);
     if (promptIds.length === 0) throw new RoutelabError('--prompt', 'encodes to no tokens');
-    const eos = values['ignore-eos'] ? [] : [tok.eosTokenId ?? model.config.eosTokenId].filter((id): id is number => id !== null);
+    const eos = values['ignore-eos'] ? [] : [tok.eosTokenId ?? model.architecture.eosTokenId].filter((id): id is number => id !== null);
 
     process.stdout.write(prompt);
     const decoder = createStreamDecoder(tok);

@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
-import type { OlmoeModel, RoutingEvent } from '../model/olmoe.js';
+import { flopsPerToken } from '../model/tensors.js';
+import type { MoeModel, RoutingEvent } from '../model/model.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { Router } from '../routers/router.js';
 import { BhRouter } from '../routers/bh.js';
@@ -61,7 +62,7 @@ export interface EvalSummary {
   format: 'routelab.eval/1';
   config: string;
   router: string;
-  model: { id: string; config_sha256: string | null; num_layers: number; num_experts: number; num_experts_per_tok: number };
+  model: { id: string; config_sha256: string | null; family?: string; num_layers: number; moe_layers?: number[]; num_experts: number; num_experts_per_tok: number };
   task: string;
   split: string;
   primary_metric: string;
@@ -132,14 +133,15 @@ function sanitize(s: string): string {
 
 /** Evaluate `docs` (already selected) of `task` with `model` under one router. */
 export async function evaluate<D extends TaskDoc>(
-  model: OlmoeModel,
+  model: MoeModel,
   tokenizer: TextTokenizer,
   task: Task<D>,
   docs: readonly D[],
   options: EvaluateOptions = {},
 ): Promise<EvalSummary> {
   const wallStart = performance.now();
-  const c = model.config;
+  const c = model.architecture;
+  const E = c.moe.numExperts;
   const router = options.router ?? model.defaultRouter();
   const defaultRouter = model.defaultRouter();
   const maxLength = options.maxLength ?? c.maxPositionEmbeddings;
@@ -150,7 +152,7 @@ export async function evaluate<D extends TaskDoc>(
   if (prefixToken === null) throw new RoutelabError('config.json', 'neither bos_token_id nor eos_token_id is set: loglikelihood needs a prefix token');
   const batchSize = options.batchSize ?? 16;
   const traceLevel = options.trace ?? 'off';
-  const config = configName(router, c);
+  const config = configName(router, c.routing);
 
   // Requests → scoring units (rolling requests have several windows).
   const scoring: ScoringInput[] = [];
@@ -173,18 +175,18 @@ export async function evaluate<D extends TaskDoc>(
   });
 
   // Routing observation of the scored positions; optional trace.
-  const acc = new RoutingAccumulator({ numLayers: c.numLayers, numExperts: c.numExperts, minK: router.minK, maxK: router.maxK });
+  const acc = new RoutingAccumulator({ numLayers: model.numMoeLayers, numExperts: E, minK: router.minK, maxK: router.maxK });
   let trace: TraceWriter | null = null;
   if (traceLevel !== 'off') {
     if (!options.traceFile) throw new Error('evaluate: trace level set without traceFile');
     trace = TraceWriter.open(options.traceFile, {
       format: TRACE_FORMAT,
       level: traceLevel,
-      numLayers: c.numLayers,
-      numExperts: c.numExperts,
+      numLayers: model.numMoeLayers,
+      numExperts: E,
       minK: router.minK,
       maxK: router.maxK,
-      expertBytes: c.numExperts <= 256 ? 1 : 2,
+      expertBytes: E <= 256 ? 1 : 2,
       router: router.spec,
       config,
       task: task.name,
@@ -196,7 +198,6 @@ export async function evaluate<D extends TaskDoc>(
   let seqDoc = new Int32Array(0);
   let seqSeq = new Int32Array(0);
   let seqOffset = new Int32Array(0);
-  const E = c.numExperts;
   const mark = new Uint8Array(E);
   // Per-batch scratch, reused across layers.
   let scratch: { key: ScoredRows; counts: Int32Array; experts: Int32Array; logits: Float32Array; overlap: Float64Array; doc: Int32Array; seq: Int32Array; pos: Int32Array; token: Int32Array; index: Int32Array } | null = null;
@@ -204,7 +205,7 @@ export async function evaluate<D extends TaskDoc>(
 
   const observer = {
     onRouting(event: RoutingEvent, scored: ScoredRows) {
-      const { routing, routerLogits, layer } = event;
+      const { routing, routerLogits, moeLayer: layer } = event;
       const n = scored.n;
       const K = routing.maxK;
       if (!scratch || scratch.key !== scored) {
@@ -317,7 +318,8 @@ export async function evaluate<D extends TaskDoc>(
     const b = (await model.forward([probe], { router, logits: 'all' })).logits;
     determinism = outputDeterminism(a, b);
   }
-  const routing = acc.finish({ config: c, defaultK: c.numExpertsPerTok, forwardSeconds: out.forwardSeconds, determinism });
+  const routing = acc.finish({
+    flops: (avg, context) => flopsPerToken(c, model.tensors, avg, context), defaultK: c.moe.numExpertsPerTok, forwardSeconds: out.forwardSeconds, determinism });
 
   const data = options.data;
   const badRows = data?.badRows ?? [];
@@ -328,9 +330,11 @@ export async function evaluate<D extends TaskDoc>(
     model: {
       id: options.model?.id ?? '',
       config_sha256: options.model?.dir ? configHash(options.model.dir) : null,
+      family: c.modelType,
       num_layers: c.numLayers,
-      num_experts: c.numExperts,
-      num_experts_per_tok: c.numExpertsPerTok,
+      moe_layers: [...model.moeLayers],
+      num_experts: E,
+      num_experts_per_tok: c.moe.numExpertsPerTok,
     },
     task: task.name,
     split: task.split,

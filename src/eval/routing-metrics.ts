@@ -16,7 +16,6 @@
  * - selection_entropy pools the histogram of c over all (t, ℓ), in nats.
  * - layer_consistency averages the adjacent-layer Pearson correlations that are defined; null when none is.
  */
-import type { OlmoeConfig } from '../model/config.js';
 
 export interface RoutingShape {
   readonly numLayers: number; // L
@@ -143,10 +142,11 @@ export class RoutingAccumulator {
   }
 
   /**
-   * The metrics. `flops` prices a token for a given mean expert count (see flopsPerToken); `forwardSeconds` is the
+   * The metrics. `flops` prices a token for a mean expert count and context length (the model's flopsPerToken),
+   * `defaultK` is the model's own experts per token (the FLOPs baseline); `forwardSeconds` is the
    * wall time of the forward passes; `determinism` comes from outputDeterminism (null when not measured).
    */
-  finish(options: { config?: OlmoeConfig; defaultK?: number; forwardSeconds?: number; determinism?: number | null } = {}): RoutingMetrics {
+  finish(options: { flops?: (avgExperts: number, contextLength: number) => number; defaultK?: number; forwardSeconds?: number; determinism?: number | null } = {}): RoutingMetrics {
     const { L, E } = this;
     const n = this.scoredTokens;
     const cells = n * L;
@@ -202,9 +202,9 @@ export class RoutingAccumulator {
     const meanContext = this.contextCount > 0 ? this.contextSum / this.contextCount : 0;
     let flops = NaN;
     let reduction = NaN;
-    if (options.config) {
-      flops = flopsPerToken(options.config, avg, meanContext);
-      const base = flopsPerToken(options.config, options.defaultK ?? options.config.numExpertsPerTok, meanContext);
+    if (options.flops && options.defaultK !== undefined) {
+      flops = options.flops(avg, meanContext);
+      const base = options.flops(options.defaultK, meanContext);
       reduction = 100 * (1 - flops / base);
     }
     const seconds = options.forwardSeconds ?? NaN;
@@ -257,29 +257,6 @@ export function pearsonFromSums(s: ArrayLike<number>): number | null {
   const vy = n * syy - sy * sy;
   if (vx <= 0 || vy <= 0) return null;
   return (n * sxy - sx * sy) / Math.sqrt(vx * vy);
-}
-
-/**
- * Analytic forward FLOPs of one token (multiply-add = 2 FLOPs), for `avgExperts` experts per layer and attention
- * over `contextLength` keys:
- *
- *   flops = L · [ 2·H·(nh·hd) + 2·2·H·(nkv·hd) + 2·(nh·hd)·H      q, k, v, o projections
- *               + 2·2·nh·hd·ctx                                  scores q·kᵀ and the weighted sum of v
- *               + 2·H·E                                          router
- *               + c · 3·H·I·2 ]                                  c SwiGLU experts (gate, up, down)
- *         + 2·H·V                                                lm_head
- *
- * Norms, rotary, softmaxes, the embedding lookup and the weighted expert sum are O(H) and left out.
- */
-export function flopsPerToken(c: OlmoeConfig, avgExperts: number, contextLength: number): number {
-  const H = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const projections = 2 * H * q + 2 * 2 * H * kv + 2 * q * H;
-  const attention = 2 * 2 * c.numHeads * c.headDim * contextLength;
-  const router = 2 * H * c.numExperts;
-  const experts = avgExperts * 3 * H * c.intermediateSize * 2;
-  return c.numLayers * (projections + attention + router + experts) + 2 * H * c.vocabSize;
 }
 
 /**

@@ -16,7 +16,7 @@
  * (sequences are packed without padding and never attend to each other): a prefix run then computes exactly the keys
  * and values the whole input would, so sharing (which depends on which inputs meet in a batch) changes nothing either.
  */
-import type { KvCache, OlmoeModel, RoutingEvent } from '../model/olmoe.js';
+import type { KvCache, MoeModel, RoutingEvent } from '../model/model.js';
 import type { Router } from '../routers/router.js';
 import type { ScoringUnit } from './requests.js';
 
@@ -76,8 +76,8 @@ export interface ScoreOutput {
   readonly batches: number;
 }
 
-export async function scoreUnits(model: OlmoeModel, units: readonly ScoringInput[], options: ScoreOptions = {}): Promise<ScoreOutput> {
-  const V = model.config.vocabSize;
+export async function scoreUnits(model: MoeModel, units: readonly ScoringInput[], options: ScoreOptions = {}): Promise<ScoreOutput> {
+  const V = model.architecture.vocabSize;
   const batchSize = Math.max(1, options.batchSize ?? 16);
   const maxBatchTokens = Math.max(1, options.maxBatchTokens ?? 16384);
   const maxRows = Math.max(1, options.maxBatchLogitRows ?? Math.floor(2 ** 29 / (4 * V)));
@@ -291,7 +291,7 @@ class PrefixPrefill {
   private inputs: KvCache | null = null;
 
   constructor(
-    private readonly model: OlmoeModel,
+    private readonly model: MoeModel,
     private readonly sequences: readonly Int32Array[],
     private readonly owner: Int32Array,
     private readonly router?: Router,

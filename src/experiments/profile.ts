@@ -2,7 +2,7 @@
  * The profiler: latency of single-sequence forward passes per sequence length, throughput over batch sizes, and
  * peak memory, for one model and router. Token ids are seeded random ids, so runs are repeatable.
  */
-import type { OlmoeModel } from '../model/olmoe.js';
+import type { MoeModel } from '../model/model.js';
 import type { Router } from '../routers/router.js';
 import { createRandom } from '../sampling.js';
 import { summarise, type Summary } from './stats.js';
@@ -49,10 +49,10 @@ function randomSequences(batch: number, length: number, vocab: number, random: (
   return Array.from({ length: batch }, () => Array.from({ length }, () => Math.floor(random() * vocab)));
 }
 
-export async function profileModel(model: OlmoeModel, options: ProfileOptions): Promise<ProfileResult> {
+export async function profileModel(model: MoeModel, options: ProfileOptions): Promise<ProfileResult> {
   const { router, warmup, runs } = options;
   const random = createRandom(options.seed);
-  const V = model.config.vocabSize;
+  const V = model.architecture.vocabSize;
   let peakHostBuffers = 0;
   const timed = async (sequences: number[][]) => {
     const start = performance.now();

@@ -1,5 +1,5 @@
 /**
- * An OLMoE checkpoint in Hugging Face layout: `config.json` plus weights in `model.safetensors`, or in shards listed
+ * A checkpoint of any supported family in Hugging Face layout: `config.json` plus weights in `model.safetensors`, or in shards listed
  * by `model.safetensors.index.json`. Opening validates the whole layout against config.json from the safetensors
  * headers alone; tensor bytes are read only when asked for.
  */
@@ -9,7 +9,10 @@ import { RoutelabError } from '../errors.js';
 import {
   cachedSnapshot, defaultHubCacheDir, describeFailure, hubAccess, offlineByEnvironment, parseRepoId, repoCacheDir, writeRef,
 } from '../hub.js';
-import { expectedTensorShapes, parseOlmoeConfig, type OlmoeConfig } from './config.js';
+import type { Architecture } from './architecture.js';
+import type { Family } from './family.js';
+import { parseArchitecture } from './families/index.js';
+import { type TensorSpec, tensorLayout } from './tensors.js';
 import { isWeightDtype, SafetensorsFile, type SafetensorsDtype, type TensorEntry } from './safetensors.js';
 import { numel, type StoredTensor } from './tensor.js';
 
@@ -33,7 +36,10 @@ export interface TensorLocation {
 export class Checkpoint {
   private constructor(
     readonly dir: string,
-    readonly config: OlmoeConfig,
+    readonly family: Family,
+    readonly architecture: Architecture,
+    /** Every tensor the architecture implies, as the family names them. */
+    readonly layout: readonly TensorSpec[],
     /** config.json exactly as parsed, for reports that want keys routelab does not interpret. */
     readonly rawConfig: Readonly<Record<string, unknown>>,
     private readonly shardFiles: readonly SafetensorsFile[],
@@ -47,18 +53,28 @@ export class Checkpoint {
    * are read). Throws a RoutelabError naming the file at fault when the layout is broken or does not match config.json.
    */
   static open(dir: string): Checkpoint {
+    const { family, architecture, layout, rawConfig } = Checkpoint.readArchitecture(dir);
+    const shardFiles = openWeightFiles(dir);
+    const locations = locateTensors(shardFiles);
+    const expected = new Map(layout.map((t) => [t.name, [...t.shape]]));
+    checkAgainstConfig(dir, expected, locations);
+    const unexpected = [...locations.keys()].filter((name) => !expected.has(name));
+    return new Checkpoint(dir, family, architecture, layout, rawConfig, shardFiles, locations, unexpected);
+  }
+
+  /** The family, architecture and tensor layout config.json describes (no weights needed: `inspect` on a config). */
+  static readArchitecture(dir: string): { family: Family; architecture: Architecture; layout: TensorSpec[]; rawConfig: Record<string, unknown> } {
     if (!isDirectory(dir)) throw new RoutelabError(dir, 'no such model directory');
     const configPath = path.join(dir, CONFIG_FILE);
     if (!fs.existsSync(configPath)) throw new RoutelabError(configPath, 'missing: a model directory needs config.json');
-    const rawConfig = readJson(configPath);
-    const config = parseOlmoeConfig(rawConfig, configPath);
+    const rawConfig = readJson(configPath) as Record<string, unknown>;
+    const { family, architecture } = parseArchitecture(rawConfig, configPath);
+    return { family, architecture, layout: tensorLayout(family, architecture), rawConfig };
+  }
 
-    const shardFiles = openWeightFiles(dir);
-    const locations = locateTensors(shardFiles);
-    const expected = expectedTensorShapes(config);
-    checkAgainstConfig(dir, expected, locations);
-    const unexpected = [...locations.keys()].filter((name) => !expected.has(name));
-    return new Checkpoint(dir, config, rawConfig as Record<string, unknown>, shardFiles, locations, unexpected);
+  /** Whether a directory holds weights (a config.json alone can still be inspected). */
+  static hasWeights(dir: string): boolean {
+    return fs.existsSync(path.join(dir, SINGLE_WEIGHTS_FILE)) || fs.existsSync(path.join(dir, INDEX_FILE));
   }
 
   /** Reads one tensor from its shard. Nothing is cached here: the caller owns the memory. */

@@ -1,5 +1,5 @@
 import type { Router } from '../routers/router.js';
-import type { OlmoeModel } from './olmoe.js';
+import type { MoeModel } from './model.js';
 
 /**
  * A forward pass laid out like Hugging Face's outputs for a right-padded batch [B, S]: sequence b's token s at
@@ -9,12 +9,14 @@ export interface PaddedOutputs {
   readonly batch: number; // B
   readonly length: number; // S = longest sequence
   readonly logits: Float32Array; // [B, S, V]
-  readonly routerLogits: Float32Array; // [L, B·S, E]
-  readonly expertCounts: Int32Array; // [L, B·S]
+  readonly routerLogits: Float32Array; // [L_moe, B·S, E], MoE layers only
+  readonly expertCounts: Int32Array; // [L_moe, B·S]
 }
 
-export async function forwardPadded(model: OlmoeModel, sequences: readonly ArrayLike<number>[], router?: Router): Promise<PaddedOutputs> {
-  const { numLayers: L, numExperts: E, vocabSize: V } = model.config;
+export async function forwardPadded(model: MoeModel, sequences: readonly ArrayLike<number>[], router?: Router): Promise<PaddedOutputs> {
+  const L = model.numMoeLayers;
+  const E = model.architecture.moe.numExperts;
+  const V = model.architecture.vocabSize;
   const B = sequences.length;
   const S = Math.max(0, ...sequences.map((s) => s.length));
   const routerLogits = new Float32Array(L * B * S * E);
@@ -22,7 +24,7 @@ export async function forwardPadded(model: OlmoeModel, sequences: readonly Array
   const { logits: packed, layout } = await model.forward(sequences, {
     router,
     observer: {
-      onRouting({ layer, layout: { starts }, routerLogits: r, routing }) {
+      onRouting({ moeLayer: layer, layout: { starts }, routerLogits: r, routing }) {
         for (let b = 0; b < B; b++) {
           for (let t = starts[b], s = 0; t < starts[b + 1]; t++, s++) {
             const row = layer * B * S + b * S + s;

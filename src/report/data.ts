@@ -12,6 +12,7 @@ import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { BhRouter } from '../routers/bh.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec } from '../routers/registry.js';
+import { softmaxRouting } from '../model/family.js';
 import type { RouterDefaults } from '../routers/router.js';
 import { TopKRouter } from '../routers/topk.js';
 import type { ResultRow } from '../sweep/results.js';
@@ -58,8 +59,15 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
   const cells = rows.map((row) => readCell(dir, row));
 
   const { model } = cells[0].summary;
-  // Recorded router specs are canonical (renormalize spelled out), so normTopkProb's default is never consulted.
-  const defaults: RouterDefaults = { numLayers: model.num_layers, numExperts: model.num_experts, numExpertsPerTok: model.num_experts_per_tok, normTopkProb: false };
+  // Recorded router specs are canonical (every key spelled out), so the family's routing defaults are never consulted.
+  const defaults: RouterDefaults = {
+    numExperts: model.num_experts,
+    numExpertsPerTok: model.num_experts_per_tok,
+    moeLayers: model.moe_layers ?? Array.from({ length: model.num_layers }, (_, l) => l),
+    routing: softmaxRouting(false),
+    defaultSpec: `topk:k=${model.num_experts_per_tok}`,
+    selectionBias: () => null,
+  };
   const nullFile = locateNullModel(dir, manifest);
   const described = (manifest.configs as ManifestConfig[]).map((c) => describeConfig(c, defaults, nullFile, manifestFile));
   const unknown = cells.find((c) => !described.some((d) => d.name === c.config));

@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import { BhRouter } from './bh.js';
+import { DeepseekV2Router, DeepseekV3Router, type GroupLimit, requireGroups } from './deepseek.js';
+import { GraniteRouter } from './granite.js';
 import { readNullModel } from './null-model.js';
 import type { Router, RouterDefaults } from './router.js';
 import { TopKRouter } from './topk.js';
@@ -18,12 +20,26 @@ export interface RouterKind {
   build(args: SpecArgs, defaults: RouterDefaults): Router;
 }
 
+/** n_group / topk_group keys of the DeepSeek routers. */
+const GROUP_KEYS = [
+  { key: 'n_group', meaning: "groups of contiguous experts, an integer dividing E; default the model's n_group (1: no groups)" },
+  { key: 'topk_group', meaning: "groups experts may come from, an integer in [1, n_group]; default the model's topk_group" },
+] as const;
+
+/** The spec's group limit, checked against the model: the groups must split E evenly and keep at least k experts. */
+function groupLimit(a: SpecArgs, d: RouterDefaults, k: number, router: string): GroupLimit {
+  const numGroups = a.int('n_group', d.routing.numGroups, 1, d.numExperts);
+  const limit = { numGroups, topkGroups: a.int('topk_group', Math.min(d.routing.topkGroups, numGroups), 1, numGroups, `n_group = ${numGroups}`) };
+  requireGroups(router, limit, d.numExperts, k);
+  return limit;
+}
+
 export const ROUTER_KINDS: readonly RouterKind[] = [
   {
     name: 'default',
-    summary: "the model's own routing: topk with the config's num_experts_per_tok and norm_topk_prob",
+    summary: "the model's own routing, as its family's Hugging Face code computes it (OLMoE: topk with the config's num_experts_per_tok and norm_topk_prob)",
     keys: [],
-    build: (_, d) => new TopKRouter(d.numExpertsPerTok, d.normTopkProb),
+    build: (_, d) => parseRouterSpec(d.defaultSpec, d),
   },
   {
     name: 'topk',
@@ -32,7 +48,40 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
       { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
       { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" },
     ],
-    build: (a, d) => new TopKRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts), a.bool('renormalize', d.normTopkProb)),
+    build: (a, d) => new TopKRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts), a.bool('renormalize', d.routing.normTopkProb)),
+  },
+  {
+    name: 'granite',
+    summary: "Granite-MoE's routing: the k largest logits, weighted by a softmax over those k",
+    keys: [{ key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" }],
+    build: (a, d) => new GraniteRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts)),
+  },
+  {
+    name: 'deepseek_v2',
+    summary: "DeepSeek-V2's routing: softmax top-k (within the topk_group best groups by max probability), × scale, no renormalisation",
+    keys: [
+      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
+      ...GROUP_KEYS,
+      { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" },
+    ],
+    build: (a, d) => {
+      const k = a.int('k', d.numExpertsPerTok, 1, d.numExperts);
+      return new DeepseekV2Router(k, groupLimit(a, d, k, 'deepseek_v2'), a.real('scale', d.routing.routedScalingFactor, 0, Infinity));
+    },
+  },
+  {
+    name: 'deepseek_v3',
+    summary: "DeepSeek-V3's routing: sigmoid scores, top-k on scores + the model's e_score_correction_bias within the topk_group best groups, unbiased weights, × scale",
+    keys: [
+      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
+      ...GROUP_KEYS,
+      { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" },
+      { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" },
+    ],
+    build: (a, d) => {
+      const k = a.int('k', d.numExpertsPerTok, 1, d.numExperts);
+      return new DeepseekV3Router(k, groupLimit(a, d, k, 'deepseek_v3'), a.bool('renormalize', d.routing.normTopkProb), a.real('scale', d.routing.routedScalingFactor, 0, Infinity), d.selectionBias);
+    },
   },
   {
     name: 'topp',
@@ -70,7 +119,7 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
         maxK,
         minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
         temperature: a.real('temperature', 1, 0, Infinity),
-        nullModel: readNullModel(resolve(a.text('null')), d),
+        nullModel: readNullModel(resolve(a.text('null')), { numLayers: d.moeLayers.length, numExperts: d.numExperts }),
       });
     },
   },

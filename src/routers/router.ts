@@ -1,3 +1,5 @@
+import type { RoutingParameters } from '../model/architecture.js';
+
 /**
  * A router turns one layer's router logits r[T×E] into, per token, a set of experts and their weights
  * (SPEC §2). Results use a padded layout so the hot path allocates no per-token objects:
@@ -20,14 +22,23 @@ export interface Router {
   /** Bounds on the number of experts per token (topk: both k). */
   readonly minK: number;
   readonly maxK: number;
-  /** Route T tokens of layer `layer`; `logits` is r[T×E] row-major, float32. Must not modify `logits`. */
-  route(layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing;
+  /**
+   * Route T tokens of MoE layer `moeLayer` (its index among the model's MoE layers, which is the decoder-layer index
+   * when every layer is MoE); `logits` is r[T×E] row-major, float32. Must not modify `logits`.
+   */
+  route(moeLayer: number, logits: Float32Array, tokens: number, numExperts: number): Routing;
 }
 
-/** What a router is built from besides its own parameters: the model's routing defaults. */
+/** What a router is built from besides its own parameters: the model's experts, MoE layers and routing parameters. */
 export interface RouterDefaults {
-  readonly numExperts: number; // E
+  readonly numExperts: number; // E routed experts
   readonly numExpertsPerTok: number; // config num_experts_per_tok
-  readonly normTopkProb: boolean; // config norm_topk_prob
-  readonly numLayers: number;
+  /** Decoder-layer indices of the MoE layers (dense layers have no router). */
+  readonly moeLayers: readonly number[];
+  /** The family's routing parameters (norm_topk_prob, routed_scaling_factor, groups). */
+  readonly routing: RoutingParameters;
+  /** The family's own routing as a spec, which `default` builds. */
+  readonly defaultSpec: string;
+  /** A MoE layer's per-expert selection bias (DeepSeek-V3's e_score_correction_bias), null when the model has none. */
+  selectionBias(moeLayer: number): Float32Array | null;
 }

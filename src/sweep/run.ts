@@ -145,7 +145,7 @@ async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenize
   }
   progress.log(`sweep: calibrating the bh null model on ${text.tokens} tokens of ${source}`);
   const logits = await collectRouterLogits(loaded.model, text.sequences, { batchSize: 4 });
-  const nullModel = fitNullModel(logits, loaded.model.config.numExperts, {
+  const nullModel = fitNullModel(logits, loaded.model.architecture.moe.numExperts, {
     perExpert: spec.calibration.perExpert,
     points: 512,
     meta: {
@@ -196,7 +196,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
   const nullFile = needsNull ? await nullModelFor(options, loaded, tokenizer, data) : null;
   const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
-  const configs = routers.map((r) => configName(r, model.config));
+  const configs = routers.map((r) => configName(r, model.architecture.routing));
   const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
   if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
 
@@ -261,7 +261,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     }
   }
 
-  const rows = finishResults(cells, summaries, spec, model.config.numExpertsPerTok);
+  const rows = finishResults(cells, summaries, spec, model.architecture.moe.numExpertsPerTok);
   writeResults(runDir, rows);
   writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
     format: 'routelab.sweep/1',
