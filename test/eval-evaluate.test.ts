@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { configName, evaluate } from '../src/eval/evaluate.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { softmaxRouting } from '../src/model/family.js';
 import { rollingWindows } from '../src/eval/requests.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
 import { BhRouter } from '../src/routers/bh.js';
@@ -49,10 +50,10 @@ test('wikitext through evaluate(): rolling windows count every document token on
 });
 
 test('configuration names', () => {
-  assert.equal(configName(new TopKRouter(8, false), { normTopkProb: false }), '8experts_topk_baseline');
-  assert.equal(configName(new TopKRouter(16, true), { normTopkProb: false }), '16experts_topk_renorm_baseline');
+  assert.equal(new TopKRouter(8, false).configName(softmaxRouting(false)), '8experts_topk_baseline');
+  assert.equal(new TopKRouter(16, true).configName(softmaxRouting(false)), '16experts_topk_renorm_baseline');
   const nullModel = { file: '/x/null.json', layers: [], meta: {} };
-  assert.equal(configName(new BhRouter({ alpha: 0.4, maxK: 8, minK: 1, temperature: 1, nullModel })), '8experts_bh_a040');
-  assert.equal(configName(new BhRouter({ alpha: 0.05, maxK: 16, minK: 2, temperature: 1, nullModel })), '16experts_bh_a005_mink2');
-  assert.equal(configName(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, renormalize: false })), 'topp_p0.7_min-k1_max-k16_renormalizefalse');
+  assert.equal(new BhRouter({ alpha: 0.4, maxK: 8, minK: 1, temperature: 1, nullModel }).configName(), '8experts_bh_a040');
+  assert.equal(new BhRouter({ alpha: 0.05, maxK: 16, minK: 2, temperature: 1, nullModel }).configName(), '16experts_bh_a005_mink2');
+  assert.equal(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, renormalize: false }).configName(), 'topp_p0.7_min-k1_max-k16_renormalizefalse');
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,4 +79,21 @@ export async function assertKvCacheMatchesFullForward(model: MoeModel, vocab: nu
     step = await model.forward(seqs.map((s, b) => [s[prefill[b] + i]]), { cache, logits: 'last' });
   }
   if (cache.lengths[0] !== 16 || cache.lengths[1] !== 13) throw new Error(`cache lengths ${cache.lengths}`);
+}
+
+/**
+ * A copy of a model directory with a byte-level BPE tokenizer cut down from the bundled model's OLMoE tokenizer to
+ * ids below `vocabLimit` (merges kept only when both parts and the result survive): text tasks can then run on the
+ * tiny family fixtures, whose vocabularies have 1000 ids.
+ */
+export function withSmallTokenizer(modelDir: string, vocabLimit: number): string {
+  const dir = tempDir('routelab-tokenized-');
+  cpSync(modelDir, dir, { recursive: true });
+  const full = JSON.parse(readFileSync(join(gutenbergDir, 'tokenizer.json'), 'utf8'));
+  const vocab = Object.fromEntries(Object.entries(full.model.vocab as Record<string, number>).filter(([, id]) => id < vocabLimit));
+  const merges = (full.model.merges as string[]).filter((m) => m.replace(' ', '') in vocab && m.split(' ').every((part) => part in vocab));
+  const added = (full.added_tokens as { id: number }[]).filter((t) => t.id < vocabLimit);
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...full, added_tokens: added, model: { ...full.model, vocab, merges } }));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, add_eos_token: false, clean_up_tokenization_spaces: false }));
+  return dir;
 }

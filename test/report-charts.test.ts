@@ -8,11 +8,11 @@ import type { Chart, ConfigInfo, DocumentView, NullLayerView, ReportCell, RunDat
 import type { ResultRow } from '../src/sweep/results.js';
 
 const topk = (k: number, isBaseline = false): ConfigInfo =>
-  ({ name: `${k}experts_topk_baseline`, router: `topk:k=${k}`, family: 'topk', maxK: k, minK: k, alpha: null, isBaseline });
+  ({ name: `${k}experts_topk_baseline`, router: `topk:k=${k}`, routerKind: 'fixed', maxK: k, minK: k, alpha: null, isBaseline });
 const bh = (maxK: number, alpha: number): ConfigInfo => ({
   name: `${maxK}experts_bh_a${String(100 * alpha).padStart(3, '0')}`,
   router: `bh:alpha=${alpha},max_k=${maxK},min_k=1`,
-  family: 'bh',
+  routerKind: 'bh',
   maxK,
   minK: 1,
   alpha,
@@ -28,7 +28,7 @@ const NUM_EXPERTS = 16;
 
 /** Experts per token: k for top-k; for BH it grows with alpha and max_k, a little differently per task. */
 function expertsOf(c: ConfigInfo, task: string): number {
-  return c.family === 'topk' ? (c.maxK as number) : 1 + ((c.maxK as number) - 1) * (c.alpha as number) * (1 + 0.1 * TASKS.indexOf(task));
+  return c.routerKind === 'fixed' ? (c.maxK as number) : 1 + ((c.maxK as number) - 1) * (c.alpha as number) * (1 + 0.1 * TASKS.indexOf(task));
 }
 
 /** Task metrics that improve with experts (so BH loses quality and gains speed against the baseline). */
@@ -51,9 +51,9 @@ function cellOf(c: ConfigInfo, task: string): ReportCell {
     primary_value: metrics[primary],
     avg_experts: experts,
     tokens_per_second: (1000 * 8) / (experts + 4),
-    floor_hit_rate: c.family === 'bh' ? 0.6 - 0.5 * alpha : 1,
-    ceiling_hit_rate: c.family === 'bh' ? 0.1 + 0.2 * alpha : 1,
-    expert_utilization: c.family === 'bh' ? 0.5 + alpha : 1,
+    floor_hit_rate: c.routerKind === 'bh' ? 0.6 - 0.5 * alpha : 1,
+    ceiling_hit_rate: c.routerKind === 'bh' ? 0.1 + 0.2 * alpha : 1,
+    expert_utilization: c.routerKind === 'bh' ? 0.5 + alpha : 1,
     baseline: c.isBaseline ? null : BASELINE,
   };
   if (!c.isBaseline) {
@@ -75,8 +75,8 @@ function traceOf(c: ConfigInfo, task: string): TraceAggregate {
   const countHistogram = new Float64Array(NUM_LAYERS * (K + 1));
   for (let layer = 0; layer < NUM_LAYERS; layer++) {
     const row = cellOf(c, task).row;
-    const floor = c.family === 'bh' ? (row.floor_hit_rate as number) : 0;
-    const ceiling = c.family === 'bh' ? (row.ceiling_hit_rate as number) : 1;
+    const floor = c.routerKind === 'bh' ? (row.floor_hit_rate as number) : 0;
+    const ceiling = c.routerKind === 'bh' ? (row.ceiling_hit_rate as number) : 1;
     countHistogram[layer * (K + 1) + 1] += floor;
     countHistogram[layer * (K + 1) + 2] += 1 - floor - ceiling;
     countHistogram[layer * (K + 1) + K] += ceiling;
@@ -229,7 +229,7 @@ test('the BH figure: nine fixed-size panels in three columns with their own titl
   assert.equal(grid.data.values[0].label, `+${(100 * change).toFixed(1)}%`);
   // Routing behaviour: floor, middle and ceiling shares of each BH configuration add up to 1.
   const behaviour = spec.concat.find((p: any) => p.title.text.includes('Routing behaviour'));
-  for (const c of CONFIGS.filter((c) => c.family === 'bh')) {
+  for (const c of CONFIGS.filter((c) => c.routerKind === 'bh')) {
     const shares = behaviour.data.values.filter((v: any) => v.config === c.name).map((v: any) => v.share);
     assert.equal(shares.length, 3);
     assert.ok(Math.abs(shares.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-12);
@@ -262,7 +262,7 @@ test('charts whose data the run lacks are left out, never drawn empty', () => {
   const full = names(FULL);
   const withoutBh = names({
     ...FULL,
-    configs: CONFIGS.filter((c) => c.family !== 'bh'),
+    configs: CONFIGS.filter((c) => c.routerKind !== 'bh'),
     cells: FULL.cells.filter((c) => c.config.includes('topk')),
     traces: FULL.traces.filter((t) => t.config.includes('topk')),
     documents: [],

@@ -51,10 +51,10 @@ test('a run directory loads: configurations through the router registry, tasks i
   const data = await loadRunData(dir);
   assert.equal(data.runDir, dir);
   assert.deepEqual(data.configs.map((c) => ({ ...c, router: undefined })), [
-    { name: '8experts_topk_baseline', router: undefined, family: 'topk', maxK: 8, minK: 8, alpha: null, isBaseline: true },
-    { name: '2experts_topk_baseline', router: undefined, family: 'topk', maxK: 2, minK: 2, alpha: null, isBaseline: false },
-    { name: '8experts_bh_a030', router: undefined, family: 'bh', maxK: 8, minK: 1, alpha: 0.3, isBaseline: false },
-    { name: '8experts_bh_a060', router: undefined, family: 'bh', maxK: 8, minK: 1, alpha: 0.6, isBaseline: false },
+    { name: '8experts_topk_baseline', router: undefined, routerKind: 'fixed', maxK: 8, minK: 8, alpha: null, isBaseline: true },
+    { name: '2experts_topk_baseline', router: undefined, routerKind: 'fixed', maxK: 2, minK: 2, alpha: null, isBaseline: false },
+    { name: '8experts_bh_a030', router: undefined, routerKind: 'bh', maxK: 8, minK: 1, alpha: 0.3, isBaseline: false },
+    { name: '8experts_bh_a060', router: undefined, routerKind: 'bh', maxK: 8, minK: 1, alpha: 0.6, isBaseline: false },
   ]);
   assert.equal(data.baseline, '8experts_topk_baseline');
   assert.deepEqual(data.tasks, ['lambada_openai', 'hellaswag']);

@@ -7,9 +7,9 @@ import type { ConfigInfo, ReportCell, RunData } from '../src/report/types.js';
 import type { ResultRow } from '../src/sweep/results.js';
 
 const topk = (name: string, k: number, isBaseline = false): ConfigInfo =>
-  ({ name, router: `topk:k=${k}`, family: 'topk', maxK: k, minK: k, alpha: null, isBaseline });
+  ({ name, router: `topk:k=${k}`, routerKind: 'fixed', maxK: k, minK: k, alpha: null, isBaseline });
 const bh = (name: string, maxK: number, alpha: number): ConfigInfo =>
-  ({ name, router: `bh:alpha=${alpha},max_k=${maxK}`, family: 'bh', maxK, minK: 1, alpha, isBaseline: false });
+  ({ name, router: `bh:alpha=${alpha},max_k=${maxK}`, routerKind: 'bh', maxK, minK: 1, alpha, isBaseline: false });
 
 /** A cell as findings and the table see it: its results row (the summary is not read by either). */
 const cell = (config: string, task: string, row: ResultRow): ReportCell =>

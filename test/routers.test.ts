@@ -21,7 +21,7 @@ function routerDefaults(o: { normTopkProb?: boolean; numLayers?: number } = {}):
   const normTopkProb = o.normTopkProb ?? false;
   return {
     numExperts: E, numExpertsPerTok: 2, moeLayers: Array.from({ length: o.numLayers ?? 2 }, (_, l) => l),
-    routing: softmaxRouting(normTopkProb), defaultSpec: `topk:k=2,renormalize=${normTopkProb}`, selectionBias: () => null,
+    routing: softmaxRouting(normTopkProb), defaultSpec: (k) => `topk:k=${k},renormalize=${normTopkProb}`, selectionBias: () => null,
   };
 }
 const defaults = routerDefaults();
@@ -223,6 +223,7 @@ test('router specs: every valid form, with defaults filled in canonically', () =
   const spec = (s: string, d = defaults) => parseRouterSpec(s, d).spec;
   assert.equal(spec(''), 'topk:k=2,renormalize=false');
   assert.equal(spec('default'), 'topk:k=2,renormalize=false');
+  assert.equal(spec('default:k=3'), 'topk:k=3,renormalize=false'); // the model's own routing at another k
   assert.equal(spec(' default ', routerDefaults({ normTopkProb: true })), 'topk:k=2,renormalize=true');
   assert.equal(spec('topk'), 'topk:k=2,renormalize=false');
   assert.equal(spec('topk:k=3'), 'topk:k=3,renormalize=false');
@@ -261,7 +262,8 @@ test('bad router specs are one --router error naming the key, the value and the 
     );
   rejects('topq:p=0.5', /unknown router "topq"/, /default \(/, /topk \(/, /topp \(/, /bh \(/);
   rejects('topk:kk=3', /topk: unknown key "kk"/, /k \(experts per token/, /renormalize \(true or false/);
-  rejects('default:k=3', /default: unknown key "k"; it takes no keys/);
+  rejects('default:r=3', /default: unknown key "r"; valid keys: k \(experts per token/);
+  rejects('default:k=5', /default: invalid k=5; expected an integer in \[1, 4\]/);
   rejects('topk:k', /expected key=value, got "k"/);
   rejects('topk:k=2,k=3', /k is given twice/);
   rejects('topk:k=5', /invalid k=5; expected an integer in \[1, 4\]/);

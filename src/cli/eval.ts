@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
-import { configName, evaluate } from '../eval/evaluate.js';
+import { evaluate } from '../eval/evaluate.js';
 import { loadModel } from '../load.js';
 import { requireTokenizer } from '../model/tokenizer.js';
 import { parseRouterSpec } from '../routers/registry.js';
@@ -80,7 +80,7 @@ export const evalCommand: Command = {
     const loadSeconds = (performance.now() - loadStart) / 1000;
     if (docs.length === 0) throw new RoutelabError(dataPath, `no ${task.name} documents to evaluate`);
 
-    const config = configName(router, model.architecture.routing);
+    const config = router.configName(model.architecture.routing);
     mkdirSync(outDir, { recursive: true });
     const base = join(outDir, `${config}_${task.name}`);
     const traceFile = `${base}_routing.parquet`;

@@ -1,3 +1,4 @@
+import { Checkpoint, resolveModelPath } from '../model/checkpoint.js';
 import { RoutelabError } from '../errors.js';
 import { createProgress } from '../sweep/progress.js';
 import { runSweep } from '../sweep/run.js';
@@ -48,7 +49,11 @@ export const sweepCommand: Command = {
     if (mode === 'custom') spec = readCustomSpec(requireString(values, 'spec'));
     else if (mode === 'quick' || mode === 'full') {
       if (values.spec !== undefined) throw new RoutelabError('--spec', `only with --mode custom (got --mode ${mode})`);
-      spec = mode === 'quick' ? quickSpec(values.smallbench === true) : fullSpec(values.smallbench === true);
+      // The grid's k values follow the model's own k and expert count, read from its config.json.
+      const { architecture } = Checkpoint.readArchitecture(await resolveModelPath(requireString(values, 'model')));
+      const { moe, routing } = architecture;
+      const maxRoutableK = (routing.topkGroups * moe.numExperts) / routing.numGroups;
+      spec = (mode === 'quick' ? quickSpec : fullSpec)(values.smallbench === true, { ...moe, maxRoutableK });
     } else throw new RoutelabError('--mode', `expected quick, full or custom, got ${JSON.stringify(mode)}`);
 
     if (values.tasks !== undefined) {

@@ -59,7 +59,8 @@ export async function describeTrace(trace: Trace): Promise<{ text: string; first
   const lines = [
     `${trace.file}: ${m.format}, level ${m.level}`,
     `  config ${m.config}, task ${m.task}, router ${m.router}, model ${m.model}`,
-    `  ${m.numLayers} layers × ${m.numExperts} experts, ${m.minK}…${m.maxK} per token; ${trace.rows} rows (token × layer) ` +
+    `  ${m.numLayers} MoE layers${m.moeLayers ? ` (decoder layers ${m.moeLayers.join(', ')})` : ''} × ${m.numExperts} experts, ` +
+      `${m.minK}…${m.maxK} per token; ${trace.rows} rows (token × layer) ` +
       `in ${trace.rowGroups} row groups, ${docs.size} documents`,
     `  mean experts per layer: ${Array.from(sums, (s, l) => (rows[l] ? (s / rows[l]).toFixed(2) : '-')).join(' ')}`,
   ];

@@ -13,8 +13,6 @@ import { flopsPerToken } from '../model/tensors.js';
 import type { MoeModel, RoutingEvent } from '../model/model.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { Router } from '../routers/router.js';
-import { BhRouter } from '../routers/bh.js';
-import { TopKRouter } from '../routers/topk.js';
 import { fingerprintDocs } from '../tasks/selection.js';
 import type { BadRow, DocScores, RequestResult, Task, TaskDoc } from '../tasks/task.js';
 import { TRACE_FORMAT, type TraceLevel } from '../trace/format.js';
@@ -104,33 +102,6 @@ export interface EvalSummary {
   created: string;
 }
 
-/** Configuration name (SPEC §4): `{k}experts_topk_baseline`, `{max_k}experts_bh_a040`, else a sanitized spec. */
-export function configName(router: Router, defaults?: { normTopkProb: boolean }): string {
-  if (router instanceof TopKRouter) {
-    const renorm = defaults && router.renormalize !== defaults.normTopkProb ? (router.renormalize ? '_renorm' : '_norenorm') : '';
-    return `${router.k}experts_topk${renorm}_baseline`;
-  }
-  if (router instanceof BhRouter) {
-    const a = String(Math.round(100 * router.alpha)).padStart(3, '0');
-    const minK = router.minK !== 1 ? `_mink${router.minK}` : '';
-    const temp = router.temperature !== 1 ? `_t${sanitize(String(router.temperature))}` : '';
-    return `${router.maxK}experts_bh_a${a}${minK}${temp}`;
-  }
-  // name:key=value,… → name_keyvalue_… (paths reduced to their file stem)
-  const [name, body = ''] = router.spec.split(/:(.*)/s);
-  const parts = body ? body.split(/,(?=\s*[a-z_]+\s*=)/) : [];
-  const pieces = parts.map((p) => {
-    const [k, v = ''] = p.split(/=(.*)/s);
-    const value = /[\\/]/.test(v) ? v.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') : v;
-    return `${sanitize(k.trim())}${sanitize(value.trim())}`;
-  });
-  return [sanitize(name), ...pieces].join('_');
-}
-
-function sanitize(s: string): string {
-  return s.replace(/[^A-Za-z0-9.]+/g, '-');
-}
-
 /** Evaluate `docs` (already selected) of `task` with `model` under one router. */
 export async function evaluate<D extends TaskDoc>(
   model: MoeModel,
@@ -152,7 +123,7 @@ export async function evaluate<D extends TaskDoc>(
   if (prefixToken === null) throw new RoutelabError('config.json', 'neither bos_token_id nor eos_token_id is set: loglikelihood needs a prefix token');
   const batchSize = options.batchSize ?? 16;
   const traceLevel = options.trace ?? 'off';
-  const config = configName(router, c.routing);
+  const config = router.configName(c.routing);
 
   // Requests → scoring units (rolling requests have several windows).
   const scoring: ScoringInput[] = [];
@@ -183,6 +154,7 @@ export async function evaluate<D extends TaskDoc>(
       format: TRACE_FORMAT,
       level: traceLevel,
       numLayers: model.numMoeLayers,
+      moeLayers: [...model.moeLayers],
       numExperts: E,
       minK: router.minK,
       maxK: router.maxK,

@@ -205,7 +205,7 @@ export function routerDefaultsOf(family: Family, a: Architecture, selectionBias:
     numExpertsPerTok: a.moe.numExpertsPerTok,
     moeLayers: moeLayerIndices(a),
     routing: a.routing,
-    defaultSpec: family.defaultRouter(a),
+    defaultSpec: (k) => family.defaultRouter({ ...a, moe: { ...a.moe, numExpertsPerTok: k } }),
     selectionBias,
   };
 }

@@ -304,9 +304,9 @@ function speedQualityPanel(data: RunData, summaries: readonly ConfigSummary[], t
 }
 
 export function bhCharts(data: RunData, records: readonly CellRecord[]): Chart[] {
-  const bh = data.configs.filter((c) => c.family === 'bh');
+  const bh = data.configs.filter((c) => c.routerKind === 'bh');
   if (bh.length === 0) return [];
-  const shown = data.configs.filter((c) => c.isBaseline || c.family === 'bh').map((c) => c.name);
+  const shown = data.configs.filter((c) => c.isBaseline || c.routerKind === 'bh').map((c) => c.name);
   const summaries = configSummaries(data, records);
   const experts = new Map(summaries.map((s) => [s.config, s.experts]));
   const change = new Map(summaries.map((s) => [s.config, s.perplexityChange]));

@@ -90,7 +90,7 @@ function activationHeatmap(trace: PooledTrace): Chart {
 
 /** Top-k selects exactly k everywhere, so only adaptive configurations have a distribution worth drawing. */
 function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace[]): Chart | null {
-  const adaptive = traces.filter((t) => data.configs.find((c) => c.name === t.config)?.family !== 'topk');
+  const adaptive = traces.filter((t) => data.configs.find((c) => c.name === t.config)?.routerKind !== 'fixed');
   if (adaptive.length === 0) return null;
   const values = adaptive.flatMap((t) => {
     const K = t.maxK;

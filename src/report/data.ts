@@ -14,7 +14,6 @@ import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec } from '../routers/registry.js';
 import { softmaxRouting } from '../model/family.js';
 import type { RouterDefaults } from '../routers/router.js';
-import { TopKRouter } from '../routers/topk.js';
 import type { ResultRow } from '../sweep/results.js';
 import { readTrace } from '../trace/reader.js';
 import type { ConfigInfo, DocumentView, NullLayerView, ReportCell, RunData, TraceAggregate } from './types.js';
@@ -65,7 +64,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     numExpertsPerTok: model.num_experts_per_tok,
     moeLayers: model.moe_layers ?? Array.from({ length: model.num_layers }, (_, l) => l),
     routing: softmaxRouting(false),
-    defaultSpec: `topk:k=${model.num_experts_per_tok}`,
+    defaultSpec: (k) => `topk:k=${k}`,
     selectionBias: () => null,
   };
   const nullFile = locateNullModel(dir, manifest);
@@ -73,7 +72,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
   const unknown = cells.find((c) => !described.some((d) => d.name === c.config));
   if (unknown) throw new RoutelabError(resultsFile, `has a row for configuration ${unknown.config}, which manifest.json does not list`);
   const baseline = rows.map((r) => r.baseline).find((b): b is string => typeof b === 'string') ??
-    described.find((c) => c.family === 'topk' && c.maxK === defaults.numExpertsPerTok)?.name ?? null;
+    described.find((c) => c.routerKind === 'fixed' && c.maxK === defaults.numExpertsPerTok)?.name ?? null;
   const configs = described.map((c) => ({ ...c, isBaseline: c.name === baseline }));
   const tasks = taskOrder(manifest, cells);
 
@@ -183,9 +182,8 @@ function describeConfig(entry: ManifestConfig, defaults: RouterDefaults, nullFil
     throw new RoutelabError(`${manifestFile}: configs`, `${entry.config}: ${e.message}`);
   }
   const base = { name: entry.config, router: entry.router };
-  if (router instanceof TopKRouter) return { ...base, family: 'topk', maxK: router.k, minK: router.k, alpha: null };
-  if (router instanceof BhRouter) return { ...base, family: 'bh', maxK: router.maxK, minK: router.minK, alpha: router.alpha };
-  return { ...base, family: 'other', maxK: null, minK: null, alpha: null };
+  if (router instanceof BhRouter) return { ...base, routerKind: 'bh', maxK: router.maxK, minK: router.minK, alpha: router.alpha };
+  return { ...base, routerKind: router.adaptive ? 'adaptive' : 'fixed', maxK: router.maxK, minK: router.minK, alpha: null };
 }
 
 /** The sweep's task order (manifest `data`), then any task only the rows name. */
@@ -230,9 +228,9 @@ function documentChoice(
     }
     chosen = [cell];
   } else {
-    const family = new Map(run.configs.map((c) => [c.name, c.family]));
+    const routerKind = new Map(run.configs.map((c) => [c.name, c.routerKind]));
     const adaptive = here
-      .filter((c) => family.get(c.config) === 'bh')
+      .filter((c) => routerKind.get(c.config) === 'bh')
       .reduce<LoadedCell | null>((best, c) => (best === null || c.summary.routing.std_experts > best.summary.routing.std_experts ? c : best), null);
     chosen = [here.find((c) => c.config === run.baseline), adaptive].filter((c): c is LoadedCell => c !== undefined && c !== null);
     if (chosen.length === 0) chosen = [here[0]];

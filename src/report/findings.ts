@@ -188,7 +188,7 @@ function trendOf(values: readonly number[]): Trend {
  * per task, whether it moves monotonically and by how much from the lowest to the highest setting.
  */
 function bhResponseFindings(data: RunData): Finding[] {
-  const bh = data.configs.filter((c) => c.family === 'bh' && c.alpha !== null && c.maxK !== null);
+  const bh = data.configs.filter((c) => c.routerKind === 'bh' && c.alpha !== null && c.maxK !== null);
   const minK = (c: ConfigInfo) => (c.minK !== null && c.minK !== 1 ? `, min_k = ${c.minK}` : '');
   return [
     ...seriesOf(bh, (c) => c.alpha!, (c) => `max_k = ${c.maxK}${minK(c)}`).map((s) => bhResponse(data, 'alpha', s)),
@@ -242,7 +242,7 @@ function bhResponse(data: RunData, axis: 'alpha' | 'max_k', series: Series): Fin
 
 /** How often a BH configuration sits at its bounds, when that is a large share of its decisions. */
 function routingFinding(data: RunData, config: ConfigInfo): Finding[] {
-  if (config.family !== 'bh' || config.minK === null || config.maxK === null || config.minK === config.maxK) return [];
+  if (config.routerKind !== 'bh' || config.minK === null || config.maxK === null || config.minK === config.maxK) return [];
   const cells = data.tasks.flatMap((task) => {
     const cell = data.cells.find((c) => c.config === config.name && c.task === task);
     const floor = cell && rowNumber(cell, 'floor_hit_rate');

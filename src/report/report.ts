@@ -140,7 +140,7 @@ export async function reportContent(runDir: string, sortBy?: string): Promise<{ 
       .filter((s) => s.charts.length > 0),
     configurations: {
       header: ['Configuration', 'Router', 'Family', 'max_k', 'min_k', 'alpha', 'Baseline'],
-      rows: data.configs.map((c) => [c.name, c.router, c.family, orDash(c.maxK), orDash(c.minK), orDash(c.alpha), c.isBaseline ? 'yes' : '']),
+      rows: data.configs.map((c) => [c.name, c.router, c.routerKind, orDash(c.maxK), orDash(c.minK), orDash(c.alpha), c.isBaseline ? 'yes' : '']),
     },
     provenance: provenance(data),
   };

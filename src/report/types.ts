@@ -5,15 +5,18 @@
 import type { EvalSummary } from '../eval/evaluate.js';
 import type { ResultRow } from '../sweep/results.js';
 
-/** How a configuration routes: the family decides which charts it appears in (top-k baselines vs BH). */
-export type RouterFamily = 'topk' | 'bh' | 'other';
+/**
+ * How a configuration routes, which decides the charts it appears in: 'fixed' k per token (the baselines: topk and
+ * the family routers), 'bh', or another 'adaptive' router (topp, …).
+ */
+export type RouterKindName = 'fixed' | 'bh' | 'adaptive';
 
 /** One router configuration of the sweep, in the order of the sweep's spec (baselines first). */
 export interface ConfigInfo {
   readonly name: string; // e.g. 8experts_bh_a040
   readonly router: string; // the router spec string
-  readonly family: RouterFamily;
-  /** topk: k; bh: max_k; other: null. */
+  readonly routerKind: RouterKindName;
+  /** The router's k (fixed) or max_k / min_k (adaptive). */
   readonly maxK: number | null;
   readonly minK: number | null;
   /** bh only. */

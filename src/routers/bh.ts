@@ -25,6 +25,7 @@ export class BhRouter implements Router {
   readonly maxK: number;
   readonly temperature: number;
   readonly nullModel: NullModel;
+  readonly adaptive = true;
 
   constructor({ alpha, maxK, minK, temperature, nullModel }: BhParams) {
     this.spec = `bh:alpha=${alpha},max_k=${maxK},min_k=${minK},temperature=${temperature},null=${nullModel.file}`;
@@ -33,6 +34,14 @@ export class BhRouter implements Router {
     this.maxK = maxK;
     this.temperature = temperature;
     this.nullModel = nullModel;
+  }
+
+  /** `{max_k}experts_bh_a{100·alpha}`, with `_mink{n}` / `_t{temperature}` when not 1. */
+  configName(): string {
+    const a = String(Math.round(100 * this.alpha)).padStart(3, '0');
+    const minK = this.minK !== 1 ? `_mink${this.minK}` : '';
+    const temp = this.temperature !== 1 ? `_t${String(this.temperature).replace(/[^A-Za-z0-9.]+/g, '-')}` : '';
+    return `${this.maxK}experts_bh_a${a}${minK}${temp}`;
   }
 
   route(layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {

@@ -1,4 +1,5 @@
 import { RoutelabError } from '../errors.js';
+import type { RoutingParameters } from '../model/architecture.js';
 import type { Router, Routing } from './router.js';
 import { largestFirst, requireExperts } from './selection.js';
 import { softmaxRow } from './softmax.js';
@@ -62,6 +63,12 @@ export class DeepseekV2Router implements Router {
     this.maxK = k;
   }
 
+  readonly adaptive = false;
+
+  configName(model: RoutingParameters): string {
+    return `${this.k}experts_deepseek_v2${groupSuffix(this.groups, model)}${this.scale !== model.routedScalingFactor ? `_scale${this.scale}` : ''}_baseline`;
+  }
+
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {
     const { k, groups, scale } = this;
     requireExperts(this.spec, k, numExperts);
@@ -112,6 +119,13 @@ export class DeepseekV3Router implements Router {
     this.maxK = k;
   }
 
+  readonly adaptive = false;
+
+  configName(model: RoutingParameters): string {
+    const renorm = this.renormalize !== model.normTopkProb ? (this.renormalize ? '_renorm' : '_norenorm') : '';
+    return `${this.k}experts_deepseek_v3${groupSuffix(this.groups, model)}${renorm}${this.scale !== model.routedScalingFactor ? `_scale${this.scale}` : ''}_baseline`;
+  }
+
   route(layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {
     const { k, groups, renormalize } = this;
     requireExperts(this.spec, k, numExperts);
@@ -146,6 +160,11 @@ export class DeepseekV3Router implements Router {
     }
     return { tokens, maxK: k, counts, experts, weights };
   }
+}
+
+/** `_g{n_group}of{topk_group}` when the group limit differs from the model's own. */
+function groupSuffix(g: GroupLimit, model: RoutingParameters): string {
+  return g.numGroups !== model.numGroups || g.topkGroups !== model.topkGroups ? `_g${g.topkGroups}of${g.numGroups}` : '';
 }
 
 /** A group limit must split the experts evenly and keep at least k of them. */

@@ -9,11 +9,16 @@ export class GraniteRouter implements Router {
   readonly spec: string;
   readonly minK: number;
   readonly maxK: number;
+  readonly adaptive = false;
 
   constructor(readonly k: number) {
     this.spec = `granite:k=${k}`;
     this.minK = k;
     this.maxK = k;
+  }
+
+  configName(): string {
+    return `${this.k}experts_granite_baseline`;
   }
 
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {

@@ -38,8 +38,8 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
   {
     name: 'default',
     summary: "the model's own routing, as its family's Hugging Face code computes it (OLMoE: topk with the config's num_experts_per_tok and norm_topk_prob)",
-    keys: [],
-    build: (_, d) => parseRouterSpec(d.defaultSpec, d),
+    keys: [{ key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" }],
+    build: (a, d) => parseRouterSpec(d.defaultSpec(a.int('k', d.numExpertsPerTok, 1, d.numExperts)), d),
   },
   {
     name: 'topk',

@@ -19,6 +19,13 @@ export interface Routing {
 export interface Router {
   /** Canonical spec string, e.g. `topk:k=8,renormalize=false`; parsing it gives back an equal router. */
   readonly spec: string;
+  /** Whether the number of experts varies per token (bh, topp) or is fixed (the baselines: topk and the family routers). */
+  readonly adaptive: boolean;
+  /**
+   * The configuration name results, traces and reports use (SPEC §4): `{k}experts_topk_baseline`,
+   * `{max_k}experts_bh_a040`, …; settings that differ from the model's routing parameters are spelled out.
+   */
+  configName(model: RoutingParameters): string;
   /** Bounds on the number of experts per token (topk: both k). */
   readonly minK: number;
   readonly maxK: number;
@@ -37,8 +44,24 @@ export interface RouterDefaults {
   readonly moeLayers: readonly number[];
   /** The family's routing parameters (norm_topk_prob, routed_scaling_factor, groups). */
   readonly routing: RoutingParameters;
-  /** The family's own routing as a spec, which `default` builds. */
-  readonly defaultSpec: string;
+  /** The family's own routing with k experts per token, as a spec (`default`, `default:k=16`). */
+  defaultSpec(k: number): string;
   /** A MoE layer's per-expert selection bias (DeepSeek-V3's e_score_correction_bias), null when the model has none. */
   selectionBias(moeLayer: number): Float32Array | null;
+}
+
+/** A spec as a file-name-safe configuration name: `name:key=value,…` → `name_keyvalue_…` (paths reduced to their stem). */
+export function specConfigName(spec: string): string {
+  const [name, body = ''] = spec.split(/:(.*)/s);
+  const parts = body ? body.split(/,(?=\s*[a-z_]+\s*=)/) : [];
+  const pieces = parts.map((p) => {
+    const [k, v = ''] = p.split(/=(.*)/s);
+    const value = /[\\/]/.test(v) ? v.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') : v;
+    return `${sanitize(k.trim())}${sanitize(value.trim())}`;
+  });
+  return [sanitize(name), ...pieces].join('_');
+}
+
+function sanitize(s: string): string {
+  return s.replace(/[^A-Za-z0-9.]+/g, '-');
 }

@@ -1,3 +1,4 @@
+import type { RoutingParameters } from '../model/architecture.js';
 import type { Router, Routing } from './router.js';
 import { largestFirst, requireExperts, writeSelection } from './selection.js';
 import { softmaxRow } from './softmax.js';
@@ -10,6 +11,7 @@ export class TopKRouter implements Router {
   readonly spec: string;
   readonly minK: number;
   readonly maxK: number;
+  readonly adaptive = false;
 
   constructor(
     readonly k: number,
@@ -18,6 +20,12 @@ export class TopKRouter implements Router {
     this.spec = `topk:k=${k},renormalize=${renormalize}`;
     this.minK = k;
     this.maxK = k;
+  }
+
+  /** `{k}experts_topk_baseline`; `_renorm` / `_norenorm` when renormalisation differs from the model's own. */
+  configName(model: RoutingParameters): string {
+    const renorm = this.renormalize !== model.normTopkProb ? (this.renormalize ? '_renorm' : '_norenorm') : '';
+    return `${this.k}experts_topk${renorm}_baseline`;
   }
 
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {

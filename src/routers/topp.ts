@@ -1,4 +1,4 @@
-import type { Router, Routing } from './router.js';
+import { type Router, type Routing, specConfigName } from './router.js';
 import { largestFirst, requireExperts, writeSelection } from './selection.js';
 import { softmaxRow } from './softmax.js';
 
@@ -20,6 +20,7 @@ export class TopPRouter implements Router {
   readonly minK: number;
   readonly maxK: number;
   readonly renormalize: boolean;
+  readonly adaptive = true;
 
   constructor({ p, minK, maxK, renormalize }: TopPParams) {
     this.spec = `topp:p=${p},min_k=${minK},max_k=${maxK},renormalize=${renormalize}`;
@@ -27,6 +28,10 @@ export class TopPRouter implements Router {
     this.minK = minK;
     this.maxK = maxK;
     this.renormalize = renormalize;
+  }
+
+  configName(): string {
+    return specConfigName(this.spec);
   }
 
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../atomic.js';
 import { collectRouterLogits, fitNullModel } from '../calibrate/calibrate.js';
 import { readCalibrationText } from '../calibrate/text.js';
 import { RoutelabError } from '../errors.js';
-import { configHash, configName, evaluate, gitCommit, type EvalSummary } from '../eval/evaluate.js';
+import { configHash, evaluate, gitCommit, type EvalSummary } from '../eval/evaluate.js';
 import { profileModel } from '../experiments/profile.js';
 import { loadModel, type LoadedModel } from '../load.js';
 import type { Checkpoint } from '../model/checkpoint.js';
@@ -196,7 +196,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
   const nullFile = needsNull ? await nullModelFor(options, loaded, tokenizer, data) : null;
   const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
-  const configs = routers.map((r) => configName(r, model.architecture.routing));
+  const configs = routers.map((r) => r.configName(model.architecture.routing));
   const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
   if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
 
@@ -261,7 +261,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     }
   }
 
-  const rows = finishResults(cells, summaries, spec, model.architecture.moe.numExpertsPerTok);
+  const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing));
   writeResults(runDir, rows);
   writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
     format: 'routelab.sweep/1',
@@ -284,10 +284,10 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
 
 /**
  * avg_task_accuracy per configuration (mean acc over its accuracy tasks) and each cell's paired bootstrap against
- * the model's own top-k on the same task; both are written back into the summaries (atomically) and into the rows.
+ * the model's own routing (`baselineConfig`) on the same task; both are written back into the summaries (atomically) and
+ * into the rows.
  */
-function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>, spec: SweepSpec, defaultK: number): ResultRow[] {
-  const baselineConfig = `${defaultK}experts_topk_baseline`;
+function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>, spec: SweepSpec, baselineConfig: string): ResultRow[] {
   const baselineOf = new Map<string, EvalSummary>();
   for (const cell of cells) if (cell.config === baselineConfig) baselineOf.set(cell.data.task.name, summaries.get(cell)!);
   const accuracy = new Map<string, number[]>();

@@ -43,13 +43,28 @@ export interface SweepSpec {
   readonly profile: boolean;
 }
 
-const BASELINE_K = [8, 16, 32, 64];
-const BH_MAX_K = [8, 16, 32, 64];
+/** The grid's k values as multiples of the model's own k (OLMoE-1B-7B, k = 8 of 64: 8, 16, 32, 64), at most E. */
+const K_MULTIPLES = [1, 2, 4, 8];
 const BH_ALPHA = [0.3, 0.4, 0.5, 0.6];
 
-/** Phase 1 then phase 2, as router specs. */
-export function gridRouters(baselines: readonly number[], bh: { maxK: readonly number[]; alpha: readonly number[]; minK: number } | null): string[] {
-  const routers = baselines.map((k) => `topk:k=${k}`);
+/** What the quick and full grids are built from: the model's experts, its own k, and the most its routing can pick. */
+export interface GridModel {
+  readonly numExperts: number;
+  readonly numExpertsPerTok: number;
+  /** The model's own routing can choose at most this many (DeepSeek's group limit: topk_group · E / n_group). */
+  readonly maxRoutableK: number;
+}
+
+function gridK(model: GridModel, max: number): number[] {
+  return [...new Set(K_MULTIPLES.map((m) => m * model.numExpertsPerTok).filter((k) => k <= max))];
+}
+
+/**
+ * Phase 1 then phase 2, as router specs: phase 1 is the model's own routing at each baseline k (`default:k=…`: top-k
+ * for OLMoE, Mixtral and Qwen, the family's router for DeepSeek and Granite), phase 2 BH over max_k × alpha.
+ */
+export function gridRouters(baselines: readonly number[], bh: { maxK: readonly number[]; alpha: readonly number[]; minK: number } | null, baseline = (k: number) => `topk:k=${k}`): string[] {
+  const routers = baselines.map(baseline);
   if (bh) for (const maxK of bh.maxK) for (const alpha of bh.alpha) routers.push(`bh:alpha=${alpha},max_k=${maxK},min_k=${bh.minK}`);
   return routers;
 }
@@ -65,12 +80,12 @@ const COMMON = {
   profile: false,
 };
 
-/** The seeds' sweep over whole splits: 4 baselines + 16 BH configurations. */
-export function fullSpec(smallbench: boolean): SweepSpec {
+/** The seeds' sweep over whole splits: 4 baselines + 16 BH configurations (for OLMoE-1B-7B; fewer when E < 8·k). */
+export function fullSpec(smallbench: boolean, model: GridModel): SweepSpec {
   return {
     ...COMMON,
     mode: 'full',
-    routers: gridRouters(BASELINE_K, { maxK: BH_MAX_K, alpha: BH_ALPHA, minK: 1 }),
+    routers: gridRouters(gridK(model, model.maxRoutableK), { maxK: gridK(model, model.numExperts), alpha: BH_ALPHA, minK: 1 }, (k) => `default:k=${k}`),
     tasks: [...DEFAULT_TASKS, ...(smallbench ? SMALLBENCH_TASKS : [])].map((name) => ({ name, explicit: false })),
     limit: null,
     maxLength: null,
@@ -78,11 +93,11 @@ export function fullSpec(smallbench: boolean): SweepSpec {
 }
 
 /** A few minutes on a CPU: the same grid with one BH max_k, 10 documents per task, 512-token windows. */
-export function quickSpec(smallbench: boolean): SweepSpec {
+export function quickSpec(smallbench: boolean, model: GridModel): SweepSpec {
   return {
-    ...fullSpec(smallbench),
+    ...fullSpec(smallbench, model),
     mode: 'quick',
-    routers: gridRouters(BASELINE_K, { maxK: [8], alpha: BH_ALPHA, minK: 1 }),
+    routers: gridRouters(gridK(model, model.maxRoutableK), { maxK: [model.numExpertsPerTok], alpha: BH_ALPHA, minK: 1 }, (k) => `default:k=${k}`),
     limit: 10,
     maxLength: 512,
     calibration: { data: null, tokens: 4096, perExpert: false },

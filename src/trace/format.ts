@@ -9,7 +9,7 @@
  *                   also the index of the document token this position predicts; context ++ continuation for
  *                   loglikelihood requests, before left truncation)
  *   token   INT32   the input token id at this position (what the router saw; decode it for display)
- *   layer   INT32   ℓ
+ *   layer   INT32   ℓ, the MoE layer's index among the model's MoE layers (meta.moeLayers[ℓ] is its decoder layer)
  *   count   INT32   c[t, ℓ], the number of selected experts
  *   experts BYTE_ARRAY  the c selected expert ids in the router's order, 1 byte each (E ≤ 256) or uint16 LE
  *   weights BYTE_ARRAY  their c weights as IEEE float16 LE (relative error ≤ 2⁻¹¹; full traces keep exact logits)
@@ -27,7 +27,9 @@ export const TRACE_LEVELS: readonly TraceLevel[] = ['off', 'counts', 'full'];
 export interface TraceMeta {
   readonly format: typeof TRACE_FORMAT;
   readonly level: Exclude<TraceLevel, 'off'>;
-  readonly numLayers: number; // L
+  readonly numLayers: number; // L, MoE layers (dense layers have no router)
+  /** Decoder-layer index of each MoE layer; absent in traces of models whose every layer is MoE. */
+  readonly moeLayers?: readonly number[];
   readonly numExperts: number; // E
   readonly minK: number;
   readonly maxK: number;
