@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import type { Backend } from './backends/backend.js';
 import { CpuBackend } from './backends/cpu.js';
 import { createFastBackend, NativeBackend } from './backends/native.js';
@@ -43,6 +44,21 @@ export interface LoadOptions {
   readonly dtype?: string;
 }
 
+/** Bytes this process may still allocate: the OS's available memory, within a cgroup limit (Slurm, Kubernetes) if set. */
+export function availableMemory(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const free = freemem();
+  return constrained > 0 ? Math.min(free, Math.max(0, constrained - process.memoryUsage.rss())) : free;
+}
+
+/** One clear error when a model's weights cannot fit, naming what they need and what there is. */
+export function requireMemory(needed: number, available: number, dir: string): void {
+  if (needed > available) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    throw new RoutelabError(dir, `its weights need ${gb(needed)} (${needed} bytes) of memory, but only ${gb(available)} (${available} bytes) is available; use a machine with more memory, or --backend webgpu on a GPU that holds them`);
+  }
+}
+
 /** Open a model directory or Hugging Face repo id (`org/name[@revision]`) and load it into a backend. */
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const dtype = options.dtype ?? 'f32';
@@ -50,6 +66,8 @@ export async function loadModel(spec: string, options: LoadOptions = {}): Promis
   const backend = typeof options.backend === 'object' ? options.backend : await createBackend(options.backend);
   const dir = await resolveModelPath(spec);
   const checkpoint = await Checkpoint.open(dir);
+  // Host backends hold every weight in process memory: refuse before reading any rather than die half-way.
+  if (backend.deviceMemory() === null) requireMemory(checkpoint.weightBytes, availableMemory(), dir);
   const model = MoeModel.load(checkpoint, backend);
   return { dir, checkpoint, model, tokenizer: await loadTokenizer(dir) };
 }

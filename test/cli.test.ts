@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parseArchitecture } from '../src/model/families/index.js';
 import { SafetensorsFile, writeSafetensors } from '../src/model/safetensors.js';
+import { tensorLayout } from '../src/model/tensors.js';
 import { gutenbergDir, maxAbsDiff, parityDir, parityExpected, repoRoot, tempDir } from './helpers.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -116,4 +118,35 @@ test('inspect prints architecture, parameter counts, dtypes and shards', () => {
   assert.match(r.stdout, /model\.safetensors .*807 tensors/);
   const json = JSON.parse(routelab('inspect', gutenbergDir, '--router', 'topp:p=0.5,min_k=2,max_k=16', '--json').stdout);
   assert.deepEqual(json.parameters.activePerToken, [25757824 - 4 * 62 * 3 * 128 * 128, 25757824 - 4 * 48 * 3 * 128 * 128]);
+});
+
+test('a checkpoint larger than the memory available is refused before any weight is read', () => {
+  // An OLMoE-shaped checkpoint of 103 GB as a sparse file: the header is real, the bytes are holes on disk.
+  const dir = tempDir();
+  const config = {
+    model_type: 'olmoe', hidden_size: 4096, intermediate_size: 4096, num_hidden_layers: 16, num_attention_heads: 32,
+    num_experts: 64, num_experts_per_tok: 8, vocab_size: 1024, eos_token_id: 1,
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const { family, architecture } = parseArchitecture(config);
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const t of tensorLayout(family, architecture)) {
+    const bytes = 2 * t.shape.reduce((a, b) => a * b, 1);
+    header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const file = join(dir, 'model.safetensors');
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(file, Buffer.concat([length, json]));
+  truncateSync(file, 8 + json.length + offset);
+  writeFileSync(join(dir, 'ids.json'), '[[1, 2, 3]]');
+  const started = performance.now();
+  const r = routelab('forward', '--model', dir, '--input', join(dir, 'ids.json'), '--out', join(dir, 'out.safetensors'));
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /its weights need 10[0-9]\.\d\d GB \(\d+ bytes\) of memory, but only [\d.]+ GB \(\d+ bytes\) is available/);
+  assert.ok(performance.now() - started < 20_000, 'refused without reading the weights');
+  assert.ok(!existsSync(join(dir, 'out.safetensors')));
 });

@@ -109,6 +109,13 @@ export class Checkpoint {
     return histogram;
   }
 
+  /** Bytes of the tensors the model reads (each stays in its stored dtype in memory). */
+  get weightBytes(): number {
+    let bytes = 0;
+    for (const spec of this.layout) bytes += this.locate(spec.name).entry.byteLength;
+    return bytes;
+  }
+
   /** Total elements over every tensor in the checkpoint. */
   get parameterCount(): number {
     let total = 0;
