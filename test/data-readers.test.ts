@@ -12,7 +12,8 @@ import { readTsv } from '../src/data/tsv.js';
 import { readParquet } from '../src/data/parquet.js';
 import { readArrow } from '../src/data/arrow.js';
 import { chooseSplitFiles, formatOfFile, locateInDirectory } from '../src/data/locate.js';
-import { readRecords, resolveData, type SourcedRecord } from '../src/data/records.js';
+import type { SourcedRecord } from '../src/data/fields.js';
+import { readRecords, resolveData } from '../src/data/records.js';
 import { resolveHubDataset } from '../src/data/hub-dataset.js';
 import { RoutelabError } from '../src/errors.js';
 

@@ -8,7 +8,8 @@ import { htmlReport } from '../src/report/html.js';
 import { markdownReport } from '../src/report/markdown.js';
 import { PDF_TABLE_ROWS_PER_PAGE, pdfPagePlan } from '../src/report/pdf.js';
 import { chartToSvg, compileToVega, svgSize } from '../src/report/render.js';
-import { reportContent, writeReport, type ReportContent, type ReportFormat } from '../src/report/report.js';
+import type { ReportContent } from '../src/report/content.js';
+import { reportContent, writeReport, type ReportFormat } from '../src/report/report.js';
 import type { Chart } from '../src/report/types.js';
 import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
 

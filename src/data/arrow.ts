@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecordBatchReader } from 'apache-arrow';
 import { RoutelabError } from '../errors.js';
-import type { SourcedRecord } from './records.js';
+import type { SourcedRecord } from './fields.js';
 
 /** Streams the records of one .arrow file; sources are `file#row` (0-based row of the file). Int64 stays bigint. */
 export async function* readArrow(file: string): AsyncGenerator<SourcedRecord> {

@@ -90,3 +90,10 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
+
+/** A record and where it came from. */
+export interface SourcedRecord {
+  readonly record: DataRecord;
+  /** `file:line` (line formats) or `file#row` (0-based row: arrow, parquet, JSON arrays). */
+  readonly source: string;
+}

@@ -1,5 +1,5 @@
 export { BadRows, RowError } from './bad-rows.js';
-export { booleanField, hasField, labelField, textField, textListField, type DataRecord } from './fields.js';
+export { booleanField, hasField, labelField, textField, textListField, type DataRecord, type SourcedRecord } from './fields.js';
 export { readLines, readRecordLines, type Line } from './lines.js';
 export { readJson, readJsonl } from './jsonl.js';
 export { readTsv } from './tsv.js';
@@ -16,4 +16,4 @@ export {
   type SplitQuery,
 } from './locate.js';
 export { resolveHubDataset, type HubDatasetOptions } from './hub-dataset.js';
-export { readRecords, resolveData, type SourcedRecord } from './records.js';
+export { readRecords, resolveData } from './records.js';

@@ -1,9 +1,8 @@
 /** JSON Lines (one object per line, blank lines ignored) and JSON files (an array of objects). */
 import * as fs from 'node:fs';
 import type { BadRows } from './bad-rows.js';
-import { type DataRecord, describe } from './fields.js';
+import { type DataRecord, describe, type SourcedRecord } from './fields.js';
 import { readRecordLines } from './lines.js';
-import type { SourcedRecord } from './records.js';
 
 /** Streams the records of a JSONL file; a line that is not a JSON object is a bad row at `file:line`. */
 export async function* readJsonl(file: string, bad: BadRows): AsyncGenerator<SourcedRecord> {

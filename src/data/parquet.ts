@@ -5,7 +5,7 @@
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { RoutelabError } from '../errors.js';
-import type { SourcedRecord } from './records.js';
+import type { SourcedRecord } from './fields.js';
 
 /** Streams the records of a parquet file; sources are `file#row` (0-based row of the file). */
 export async function* readParquet(file: string): AsyncGenerator<SourcedRecord> {

@@ -7,18 +7,13 @@ import { RoutelabError } from '../errors.js';
 import { parseRepoId } from '../hub.js';
 import { readArrow } from './arrow.js';
 import type { BadRows } from './bad-rows.js';
-import type { DataRecord } from './fields.js';
+import type { SourcedRecord } from './fields.js';
 import { resolveHubDataset, type HubDatasetOptions } from './hub-dataset.js';
 import { readJson, readJsonl } from './jsonl.js';
 import { formatOfFile, locateInDirectory, type LocatedFiles, type SplitQuery } from './locate.js';
 import { readParquet } from './parquet.js';
 import { readTsv } from './tsv.js';
 
-export interface SourcedRecord {
-  readonly record: DataRecord;
-  /** `file:line` (line formats) or `file#row` (0-based row: arrow, parquet, JSON arrays). */
-  readonly source: string;
-}
 
 /** The split's files for PATH: an existing file as is, a directory searched, else a hub dataset id. */
 export async function resolveData(spec: string, query: SplitQuery, hub: HubDatasetOptions = {}): Promise<LocatedFiles> {

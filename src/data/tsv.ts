@@ -4,7 +4,7 @@
  */
 import type { BadRows } from './bad-rows.js';
 import { readRecordLines } from './lines.js';
-import type { SourcedRecord } from './records.js';
+import type { SourcedRecord } from './fields.js';
 
 export async function* readTsv(file: string, bad: BadRows): AsyncGenerator<SourcedRecord> {
   let header: string[] | undefined;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { inlineMarkdown } from './markdown.js';
-import type { Fact, ReportContent, ShownTable, TextTable } from './report.js';
+import type { Fact, ReportContent, ShownTable, TextTable } from './content.js';
 import type { Chart } from './types.js';
 
 /** A chart as the page needs it: the compiled Vega spec drawn by the script, the static SVG for <noscript>. */

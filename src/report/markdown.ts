@@ -2,7 +2,7 @@
  * The report as Markdown (report.md, GitHub-flavoured: tables, images beside it under figures/), and the inline
  * Markdown subset the findings are written in (`code`, **strong**, *emphasis*), read back for the HTML and PDF.
  */
-import type { Fact, ReportContent, ShownTable, TextTable } from './report.js';
+import type { Fact, ReportContent, ShownTable, TextTable } from './content.js';
 
 /** Which figure files the report directory has, so the Markdown links only to files that exist. */
 export interface FigureFiles {

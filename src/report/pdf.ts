@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import PDFDocument from 'pdfkit';
 import { DEJAVU } from './fonts.js';
 import { inlineMarkdown } from './markdown.js';
-import type { Fact, ReportContent, TextTable } from './report.js';
+import type { Fact, ReportContent, TextTable } from './content.js';
 import { svgSize } from './render.js';
 
 /** svg-to-pdfkit ships no types; this is the part of its API used here. */

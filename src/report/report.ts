@@ -17,74 +17,11 @@ import { markdownReport } from './markdown.js';
 import { pdfReport } from './pdf.js';
 import { chartToSvg, compileToVega, svgToPng } from './render.js';
 import { formatNumber, resultsTable, type ResultsTable, type TableColumn } from './table.js';
+import type { Fact, ReportContent, ShownTable, TextTable } from './content.js';
 import type { Chart, Finding, RunData } from './types.js';
 
 export const REPORT_FORMATS = ['md', 'html', 'pdf', 'png', 'svg'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
-
-/** A labelled fact of the run; `code` values (hashes, paths, specs) are shown in a fixed-width font. */
-export interface Fact {
-  readonly label: string;
-  readonly value: string;
-  readonly code: boolean;
-}
-
-/** A small table of text (data sets, configurations). */
-export interface TextTable {
-  readonly header: readonly string[];
-  readonly rows: readonly (readonly string[])[];
-}
-
-/** A results-table column as the documents show it: the label carries the unit. */
-export interface ShownColumn {
-  readonly key: string;
-  readonly label: string;
-  readonly numeric: boolean;
-}
-
-/** A results-table cell: its text, and the value it sorts by (null: no value, sorted last). */
-export interface ShownCell {
-  readonly text: string;
-  /** The text in lines where a narrow column may stack it (a Δ above its interval); joined by spaces they are `text`. */
-  readonly lines: readonly string[];
-  readonly value: number | string | null;
-}
-
-export interface ShownTable {
-  readonly columns: readonly ShownColumn[];
-  readonly rows: readonly (readonly ShownCell[])[];
-  /** Key of the column the rows are sorted by, and in which direction (null: the sweep's task × configuration order). */
-  readonly sortedBy: string;
-  readonly direction: 'ascending' | 'descending' | null;
-}
-
-export interface FindingGroup {
-  readonly title: string;
-  /** Sentences in Markdown inline syntax. */
-  readonly findings: readonly string[];
-}
-
-export interface ChartSection {
-  readonly title: string;
-  readonly charts: readonly Chart[];
-}
-
-/** Everything a report says, in the order it says it; every format renders exactly this. */
-export interface ReportContent {
-  readonly title: string;
-  readonly runDir: string;
-  readonly facts: readonly Fact[];
-  readonly dataSets: TextTable;
-  readonly findings: readonly FindingGroup[];
-  /** Said in place of the findings when the data support none (a single configuration, say). */
-  readonly noFindings: string | null;
-  readonly results: ShownTable;
-  /** What the results table's Δ and interval columns mean, for the sentence under its heading. */
-  readonly resultsNote: string;
-  readonly sections: readonly ChartSection[];
-  readonly configurations: TextTable;
-  readonly provenance: readonly Fact[];
-}
 
 /** Headings of the findings, in the report's order (a Record, so a new topic cannot be left without one). */
 const FINDING_TOPICS: Readonly<Record<Finding['topic'], string>> = {

@@ -5,7 +5,8 @@
 import { BadRows } from '../data/bad-rows.js';
 import { hasField, textField } from '../data/fields.js';
 import { readLines, type Line } from '../data/lines.js';
-import { readRecords, resolveData, type SourcedRecord } from '../data/records.js';
+import type { SourcedRecord } from '../data/fields.js';
+import { readRecords, resolveData } from '../data/records.js';
 import { bitsPerByte, perplexityFromSums, sum } from './metrics.js';
 import type { Task, TaskDoc } from './task.js';
 
