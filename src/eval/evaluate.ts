@@ -9,18 +9,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
-import { flopsPerToken } from '../model/tensors.js';
-import type { MoeModel, RoutingEvent } from '../model/model.js';
+import type { MoeModel } from '../model/model.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { Router } from '../routers/router.js';
 import { fingerprintDocs } from '../tasks/selection.js';
 import type { BadRow, DocScores, RequestResult, Task, TaskDoc } from '../tasks/task.js';
 import { TRACE_FORMAT, type TraceLevel } from '../trace/format.js';
-import { TraceWriter } from '../trace/writer.js';
 import { VERSION } from '../version.js';
 import { requestUnits, type ScoringUnit } from './requests.js';
-import { jaccard, outputDeterminism, RoutingAccumulator, type RoutingMetrics } from './routing-metrics.js';
-import { scoreUnits, type ScoredRows, type ScoringInput } from './scorer.js';
+import { RoutingObservation } from './observation.js';
+import { outputDeterminism, type RoutingMetrics } from './routing-metrics.js';
+import { scoreUnits, type ScoringInput } from './scorer.js';
 
 export interface EvaluateOptions {
   /** Default: the model's own routing. */
@@ -114,7 +113,6 @@ export async function evaluate<D extends TaskDoc>(
   const c = model.architecture;
   const E = c.moe.numExperts;
   const router = options.router ?? model.defaultRouter();
-  const defaultRouter = model.defaultRouter();
   const maxLength = options.maxLength ?? c.maxPositionEmbeddings;
   if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > c.maxPositionEmbeddings) {
     throw new RoutelabError('--max-length', `expected an integer in [1, max_position_embeddings ${c.maxPositionEmbeddings}], got ${maxLength}`);
@@ -145,91 +143,11 @@ export async function evaluate<D extends TaskDoc>(
     requestSpans.push(spans);
   });
 
-  // Routing observation of the scored positions; optional trace.
-  const acc = new RoutingAccumulator({ numLayers: model.numMoeLayers, numExperts: E, minK: router.minK, maxK: router.maxK });
-  let trace: TraceWriter | null = null;
-  if (traceLevel !== 'off') {
-    if (!options.traceFile) throw new Error('evaluate: trace level set without traceFile');
-    trace = TraceWriter.open(options.traceFile, {
-      format: TRACE_FORMAT,
-      level: traceLevel,
-      numLayers: model.numMoeLayers,
-      moeLayers: [...model.moeLayers],
-      numExperts: E,
-      minK: router.minK,
-      maxK: router.maxK,
-      expertBytes: E <= 256 ? 1 : 2,
-      router: router.spec,
-      config,
-      task: task.name,
-      model: options.model?.id ?? '',
-      routelabVersion: VERSION,
-    });
-  }
-  // Distinct-sequence id → (doc, seq, offset) of the first unit that uses it; filled after dedup (see below).
-  let seqDoc = new Int32Array(0);
-  let seqSeq = new Int32Array(0);
-  let seqOffset = new Int32Array(0);
-  const mark = new Uint8Array(E);
-  // Per-batch scratch, reused across layers.
-  let scratch: { key: ScoredRows; counts: Int32Array; experts: Int32Array; logits: Float32Array; overlap: Float64Array; doc: Int32Array; seq: Int32Array; pos: Int32Array; token: Int32Array; index: Int32Array } | null = null;
-  let sequencesRef: readonly Int32Array[] = [];
-
-  const observer = {
-    onRouting(event: RoutingEvent, scored: ScoredRows) {
-      const { routing, routerLogits, moeLayer: layer } = event;
-      const n = scored.n;
-      const K = routing.maxK;
-      if (!scratch || scratch.key !== scored) {
-        const doc = new Int32Array(n);
-        const seq = new Int32Array(n);
-        const pos = new Int32Array(n);
-        const token = new Int32Array(n);
-        let contextSum = 0;
-        for (let i = 0; i < n; i++) {
-          const s = scored.sequence[i];
-          doc[i] = seqDoc[s];
-          seq[i] = seqSeq[s];
-          pos[i] = seqOffset[s] + scored.position[i];
-          token[i] = sequencesRef[s][scored.position[i]];
-          contextSum += scored.position[i] + 1;
-        }
-        acc.addContext(contextSum, n);
-        scratch = {
-          key: scored,
-          counts: new Int32Array(n),
-          experts: new Int32Array(n * K),
-          logits: new Float32Array(n * E),
-          overlap: new Float64Array(n),
-          doc,
-          seq,
-          pos,
-          token,
-          index: Int32Array.from({ length: n }, (_, i) => i),
-        };
-      }
-      const s = scratch;
-      for (let i = 0; i < n; i++) {
-        const r = scored.row[i];
-        const cnt = routing.counts[r];
-        s.counts[i] = cnt;
-        for (let j = 0; j < cnt; j++) s.experts[i * K + j] = routing.experts[r * K + j];
-        s.logits.set(routerLogits.subarray(r * E, (r + 1) * E), i * E);
-      }
-      const def = defaultRouter.route(layer, s.logits.subarray(0, n * E), n, E);
-      for (let i = 0; i < n; i++) s.overlap[i] = jaccard(s.experts, i * K, s.counts[i], def.experts, i * def.maxK, def.counts[i], mark);
-      acc.addLayer(layer, n, s.counts, s.experts, K, s.overlap);
-      trace?.add({ n, doc: s.doc, seq: s.seq, pos: s.pos, token: s.token, row: scored.row }, {
-        layer,
-        maxK: K,
-        counts: routing.counts,
-        experts: routing.experts,
-        weights: routing.weights,
-        routerLogits,
-        pValues: routing.pValues,
-      });
-    },
-  };
+  // Routing observation of the scored positions (metrics, optional trace).
+  if (traceLevel !== 'off' && !options.traceFile) throw new Error('evaluate: trace level set without traceFile');
+  const observation = new RoutingObservation(model, router, traceLevel === 'off' ? null : {
+    file: options.traceFile!, level: traceLevel, config, task: task.name, model: options.model?.id ?? '',
+  });
 
   let out;
   try {
@@ -238,23 +156,13 @@ export async function evaluate<D extends TaskDoc>(
       batchSize,
       maxBatchTokens: options.maxBatchTokens,
       maxBatchLogitRows: options.maxBatchLogitRows,
-      observer,
-      onPrepared(sequences, sequenceOf) {
-        // Distinct input → the (doc, seq, offset) of the first unit that uses it.
-        const first = new Int32Array(sequences.length).fill(-1);
-        sequenceOf.forEach((s, u) => {
-          if (first[s] < 0) first[s] = u;
-        });
-        seqDoc = Int32Array.from(first, (u) => unitInfo[u].doc);
-        seqSeq = Int32Array.from(first, (u) => unitInfo[u].seqInDoc);
-        seqOffset = Int32Array.from(first, (u) => unitInfo[u].offset);
-        sequencesRef = sequences;
-      },
+      observer: observation,
+      onPrepared: (sequences, sequenceOf) => observation.prepare(sequences, sequenceOf, unitInfo),
       onProgress: options.onProgress,
     });
-    trace?.close();
+    observation.close();
   } catch (e) {
-    trace?.abort();
+    observation.abort();
     throw e;
   }
 
@@ -290,8 +198,7 @@ export async function evaluate<D extends TaskDoc>(
     const b = (await model.forward([probe], { router, logits: 'all' })).logits;
     determinism = outputDeterminism(a, b);
   }
-  const routing = acc.finish({
-    flops: (avg, context) => flopsPerToken(c, model.tensors, avg, context), defaultK: c.moe.numExpertsPerTok, forwardSeconds: out.forwardSeconds, determinism });
+  const routing = observation.metrics(out.forwardSeconds, determinism);
 
   const data = options.data;
   const badRows = data?.badRows ?? [];
@@ -342,7 +249,7 @@ export async function evaluate<D extends TaskDoc>(
       requests: requestCount,
       forward_inputs: out.sequences.length,
     },
-    trace: { level: traceLevel, file: trace ? options.traceFile! : null, rows: trace?.rows ?? 0, format: trace ? TRACE_FORMAT : null },
+    trace: { level: traceLevel, file: observation.traceRows === null ? null : options.traceFile!, rows: observation.traceRows ?? 0, format: observation.traceRows === null ? null : TRACE_FORMAT },
     seed: options.seed ?? null,
     routelab_version: VERSION,
     git_commit: gitCommit(),
