@@ -75,12 +75,8 @@ export class DeepseekV2Router implements Router {
     requireGroups(this.spec, groups, numExperts, k);
     const probs = new Float32Array(numExperts);
     const masked = new Float32Array(numExperts);
-    const groupValues = new Float32Array(groups.numGroups);
-    const groupOrder = new Int32Array(groups.numGroups);
-    const chosen = new Int32Array(k);
-    const counts = new Int32Array(tokens).fill(k);
-    const experts = new Int32Array(tokens * k);
-    const weights = new Float32Array(tokens * k);
+    const { chosen, groupValues, groupOrder, routing } = groupedSelection(tokens, k, groups);
+    const { experts, weights } = routing;
     const s = Math.fround(scale);
     for (let t = 0; t < tokens; t++) {
       softmaxRow(logits, t * numExperts, numExperts, 1, probs);
@@ -92,7 +88,7 @@ export class DeepseekV2Router implements Router {
         weights[t * k + j] = masked[chosen[j]] * s;
       }
     }
-    return { tokens, maxK: k, counts, experts, weights };
+    return routing;
   }
 }
 
@@ -133,12 +129,8 @@ export class DeepseekV3Router implements Router {
     const bias = this.selectionBias(layer);
     const scores = new Float32Array(numExperts);
     const biased = new Float32Array(numExperts);
-    const groupValues = new Float32Array(groups.numGroups);
-    const groupOrder = new Int32Array(groups.numGroups);
-    const chosen = new Int32Array(k);
-    const counts = new Int32Array(tokens).fill(k);
-    const experts = new Int32Array(tokens * k);
-    const weights = new Float32Array(tokens * k);
+    const { chosen, groupValues, groupOrder, routing } = groupedSelection(tokens, k, groups);
+    const { experts, weights } = routing;
     const scale = Math.fround(this.scale);
     for (let t = 0; t < tokens; t++) {
       for (let e = 0; e < numExperts; e++) {
@@ -158,8 +150,18 @@ export class DeepseekV3Router implements Router {
         weights[t * k + j] = Math.fround(scores[chosen[j]] / denominator) * scale;
       }
     }
-    return { tokens, maxK: k, counts, experts, weights };
+    return routing;
   }
+}
+
+/** The output of a fixed-k routing of T tokens and the scratch a group-limited selection reuses per token. */
+function groupedSelection(tokens: number, k: number, groups: GroupLimit) {
+  return {
+    chosen: new Int32Array(k),
+    groupValues: new Float32Array(groups.numGroups),
+    groupOrder: new Int32Array(groups.numGroups),
+    routing: { tokens, maxK: k, counts: new Int32Array(tokens).fill(k), experts: new Int32Array(tokens * k), weights: new Float32Array(tokens * k) } satisfies Routing,
+  };
 }
 
 /** `_g{n_group}of{topk_group}` when the group limit differs from the model's own. */
