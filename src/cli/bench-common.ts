@@ -3,11 +3,12 @@
  * Hugging Face shards them, seeded random inputs, logits compared against a reference's raw float32 file, and the
  * table they print.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
 import { Checkpoint } from '../model/checkpoint.js';
-import { parseArchitecture } from '../model/families/index.js';
+import { FAMILIES, parseArchitecture } from '../model/families/index.js';
 import { type TensorSpec, tensorLayout } from '../model/tensors.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { numberFlag } from './command.js';
@@ -18,6 +19,36 @@ export const BENCH_SHAPES = {
   small: { hidden_size: 256, intermediate_size: 128, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, num_experts: 8, num_experts_per_tok: 2, vocab_size: 4096 },
 } as const;
 export type BenchShape = keyof typeof BENCH_SHAPES;
+
+/** The shipped real config.json of a family (configs/<checkpoint>/), by model_type; null when none is shipped. */
+export function familyConfig(modelType: string): { checkpoint: string; config: Record<string, unknown> } | null {
+  const root = fileURLToPath(new URL('../../../configs/', import.meta.url));
+  for (const checkpoint of existsSync(root) ? readdirSync(root).sort() : []) {
+    const file = join(root, checkpoint, 'config.json');
+    if (!existsSync(file)) continue;
+    const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    if (config.model_type === modelType) return { checkpoint, config };
+  }
+  return null;
+}
+
+/** What `bench cpu --full-size` builds: a family's real config (`--family`), else a `--shape`, with `--layers` layers. */
+export function fullSizeTarget(values: Record<string, unknown>): { name: string; config: Record<string, unknown> } {
+  if (values.family === undefined) {
+    const { shape, layers } = benchShapeFlags(values);
+    return { name: `${shape} (${layers} layers)`, config: benchConfig(shape, layers) };
+  }
+  const family = values.family as string;
+  const found = familyConfig(family);
+  if (!found) {
+    const known = FAMILIES.map((f) => f.modelType).filter((t) => familyConfig(t) !== null);
+    throw new RoutelabError('--family', `no shipped config for ${JSON.stringify(family)}; expected one of ${known.join(', ')}`);
+  }
+  const all = found.config.num_hidden_layers as number;
+  const layers = numberFlag(values, 'layers', all, true);
+  if (layers < 1 || layers > all) throw new RoutelabError('--layers', `expected an integer in [1, ${all}] for ${found.checkpoint}, got ${layers}`);
+  return { name: `${found.checkpoint} (${layers} layers)`, config: { ...found.config, num_hidden_layers: layers } };
+}
 
 /** `--shape` (default olmoe-1b-7b) and `--layers` (default: all of the shape's). */
 export function benchShapeFlags(values: Record<string, unknown>): { shape: BenchShape; layers: number } {

@@ -1,13 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeBackend } from '../backends/native.js';
 import { RoutelabError } from '../errors.js';
+import { availableMemory, requireMemory } from '../load.js';
 import { Checkpoint } from '../model/checkpoint.js';
 import { MoeModel } from '../model/model.js';
-import { BENCH_SHAPES, benchConfig, benchShapeFlags, type BenchShape, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
+import { BENCH_SHAPES, benchConfig, fullSizeTarget, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
 import { numberFlag, type Command } from './command.js';
 
@@ -38,6 +39,9 @@ export const benchCommand: Command = {
   --full-size   also write a whole model of --shape S (default olmoe-1b-7b: 16 layers, 13.8 GB of BF16; --layers N
                 to change) into --dir DIR if given (reused there on later runs), and profile a 1×512 prefill on it
                 in a child process: its peak RSS and tokens/s
+  --family F    with --full-size: the real shapes of family F's shipped config (configs/: olmoe, mixtral, qwen2_moe,
+                qwen3_moe, deepseek_v2, granitemoe) instead of --shape; refused up front when its weights exceed
+                this machine's available memory or the disk's free space
   --keep        keep the temporary checkpoint and logits files
 
 ${BENCH_GPU_USAGE}`,
@@ -48,13 +52,15 @@ ${BENCH_GPU_USAGE}`,
     threads: { type: 'string' },
     'gemm-only': { type: 'boolean' },
     'full-size': { type: 'boolean' },
+    family: { type: 'string' },
     keep: { type: 'boolean' },
   },
   allowPositionals: true,
   async run(values, positionals) {
     if (positionals[0] === 'gpu') return runBenchGpu(values, positionals);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
-    const fullSize = values['full-size'] ? benchShapeFlags(values) : null;
+    if (values.family !== undefined && !values['full-size']) throw new RoutelabError('--family', 'only with --full-size');
+    const fullSize = values['full-size'] ? fullSizeTarget(values) : null;
     if (values.setup) {
       const r = spawnSync('sh', ['-c', `apt-get update && ${SETUP}`], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
       if (r.status !== 0) throw new RoutelabError('--setup', `\`${SETUP}\` failed (exit ${r.status}); run it as root`);
@@ -145,7 +151,7 @@ ${BENCH_GPU_USAGE}`,
         else rmSync(dir, { recursive: true, force: true });
       }
     }
-    if (fullSize) Object.assign(result, fullSizeRun(fullSize.shape, fullSize.layers, values.dir as string | undefined, threads, Boolean(values.keep), rows, log));
+    if (fullSize) Object.assign(result, fullSizeRun(fullSize.name, fullSize.config, values.dir as string | undefined, threads, Boolean(values.keep), rows, log));
     result.peak_rss_mb = round(peakRssMb());
     rows.push(['peak RSS MB (routelab, whole run)', String(result.peak_rss_mb), '', '']);
     rows.push(['threads', String(threads), '', '']);
@@ -155,15 +161,21 @@ ${BENCH_GPU_USAGE}`,
 };
 
 /**
- * The memory check of the real model: OLMoE-1B-7B's 13.8 GB of BF16 weights must run in 24 GB. Profiled in a child
- * process so that its peak RSS is the model's alone, not this bench's.
+ * The memory check of a real model (OLMoE-1B-7B's 13.8 GB of BF16 weights must run in 24 GB): a random checkpoint at
+ * its shapes, profiled in a child process so that its peak RSS is the model's alone, not this bench's. A model that
+ * cannot fit in memory, or on the disk, is refused before anything is written.
  */
-function fullSizeRun(shape: BenchShape, layers: number, dirFlag: string | undefined, threads: number, keep: boolean, rows: string[][], log: (line: string) => void): Record<string, number | string> {
-  const config = benchConfig(shape, layers);
-  const what = `${shape}-shaped checkpoint (${layers} layers, ${(checkpointBytes(config) / 1e9).toFixed(2)} GB of BF16)`;
+function fullSizeRun(name: string, config: Record<string, unknown>, dirFlag: string | undefined, threads: number, keep: boolean, rows: string[][], log: (line: string) => void): Record<string, number | string> {
+  const bytes = checkpointBytes(config);
+  const what = `${name} checkpoint (${(bytes / 1e9).toFixed(2)} GB of BF16)`;
+  requireMemory(bytes, availableMemory(), `--full-size ${name}`);
   const dir = dirFlag ?? mkdtempSync(join(tmpdir(), 'routelab-bench-full-'));
   try {
     mkdirSync(dir, { recursive: true });
+    const disk = statfsSync(dir);
+    if (!holdsCheckpoint(dir, config) && disk.bavail * disk.bsize < bytes) {
+      throw new RoutelabError(`--full-size ${name}`, `writing it needs ${(bytes / 1e9).toFixed(2)} GB on disk, ${dir} has ${(disk.bavail * disk.bsize / 1e9).toFixed(2)} GB free; pass --dir on a larger disk`);
+    }
     if (holdsCheckpoint(dir, config)) log(`bench: reusing the ${what} in ${dir}`);
     else {
       log(`bench: writing the ${what} to ${dir}`);
@@ -175,10 +187,11 @@ function fullSizeRun(shape: BenchShape, layers: number, dirFlag: string | undefi
     if (r.status !== 0) throw new RoutelabError('--full-size', `routelab profile on ${dir} failed (exit ${r.status ?? r.signal})`);
     const profile = JSON.parse(readFileSync(join(out, 'profile.json'), 'utf8')) as { peak_rss_mb: number; throughput: { tokens_per_second: number }[] };
     const tokensPerS = profile.throughput[0].tokens_per_second;
-    rows.push([`${shape} (${layers} layers) prefill 1×512 tokens/s`, tokensPerS.toFixed(1), '', '']);
-    rows.push([`${shape} (${layers} layers) peak RSS MB (child process)`, profile.peak_rss_mb.toFixed(0), '', '']);
+    rows.push([`${name} prefill 1×512 tokens/s`, tokensPerS.toFixed(1), '', '']);
+    rows.push([`${name} peak RSS MB (child process)`, profile.peak_rss_mb.toFixed(0), '', '']);
     return {
-      full_size_shape: shape, full_size_layers: layers, full_size_checkpoint_gb: round(checkpointBytes(config) / 1e9, 2),
+      full_size_model: name, full_size_family: config.model_type as string, full_size_layers: config.num_hidden_layers as number,
+      full_size_checkpoint_gb: round(bytes / 1e9, 2),
       full_size_prefill_tokens_per_s: round(tokensPerS), full_size_peak_rss_mb: round(profile.peak_rss_mb),
     };
   } finally {
