@@ -145,7 +145,7 @@ test('a required tensor stored as integers is rejected', () => {
 test('config.json problems name the file', () => {
   const wrongType = modelDir({ config: { ...PARITY_CONFIG, model_type: 'llama' } });
   assertOpenFails(wrongType, escape(path.join(wrongType, 'config.json')), /model_type: expected one of "olmoe", "mixtral", .* got "llama"/);
-  assertOpenFails(modelDir({ config: { ...PARITY_CONFIG, rope_scaling: { type: 'dynamic', factor: 2 } } }), /config\.json: rope_scaling: rope type "dynamic" is not implemented \(routelab implements default, linear and yarn\)/);
+  assertOpenFails(modelDir({ config: { ...PARITY_CONFIG, rope_scaling: { type: 'longrope', factor: 2 } } }), /config\.json: rope_scaling: rope type "longrope" is not implemented \(routelab implements default, linear, dynamic and yarn\)/);
 
   const badJson = modelDir();
   fs.writeFileSync(path.join(badJson, 'config.json'), '{"model_type": "olmoe",');

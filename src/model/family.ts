@@ -82,11 +82,13 @@ export function refuseUnsupportedActivation(f: ConfigFields): void {
 }
 
 /**
- * rope_theta and rope_scaling (Hugging Face modeling_rope_utils): null/default, linear, or yarn; `dim` rotated
- * columns per head. Anything else is refused by name.
+ * rope_theta and rope_scaling (Hugging Face modeling_rope_utils): null/default, linear, dynamic or yarn; `dim`
+ * rotated columns per head. Dynamic NTK only rescales positions beyond max_position_embeddings, which routelab never
+ * runs, so it is the default rotation here. Anything else is refused by name.
  */
 export function parseRope(f: ConfigFields, dim: number, thetaDefault: number, pairing: RopeArchitecture['pairing']): RopeArchitecture {
   const theta = f.num('rope_theta', thetaDefault);
+  f.only('partial_rotary_factor', [1], 'only full-width rotary embeddings are implemented (partial_rotary_factor 1)');
   const raw = f.raw.rope_scaling;
   if (raw === undefined || raw === null) return { theta, dim, scaling: null, pairing };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw f.error('rope_scaling', `expected null or an object, got ${JSON.stringify(raw)}`);
@@ -98,7 +100,7 @@ export function parseRope(f: ConfigFields, dim: number, thetaDefault: number, pa
     return v;
   };
   let scaling: RopeScaling | null;
-  if (type === 'default') scaling = null;
+  if (type === 'default' || type === 'dynamic') scaling = null;
   else if (type === 'linear') scaling = { type: 'linear', factor: num('factor') };
   else if (type === 'yarn') {
     const maxPositions = f.int('max_position_embeddings');
@@ -115,7 +117,7 @@ export function parseRope(f: ConfigFields, dim: number, thetaDefault: number, pa
       betaFast: (s.beta_fast as number | undefined) || 32, betaSlow: (s.beta_slow as number | undefined) || 1,
     };
   } else {
-    throw f.error('rope_scaling', `rope type ${JSON.stringify(type)} is not implemented (routelab implements default, linear and yarn)`);
+    throw f.error('rope_scaling', `rope type ${JSON.stringify(type)} is not implemented (routelab implements default, linear, dynamic and yarn)`);
   }
   return { theta, dim, scaling, pairing };
 }
