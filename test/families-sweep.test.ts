@@ -37,10 +37,13 @@ for (const c of cases) {
     const trace = routelab('trace', 'show', join(run, `${c.baseline}_wikitext_routing.parquet`));
     assert.equal(trace.status, 0, trace.stderr);
     assert.match(trace.stdout, new RegExp(`${c.moeLayers.length} MoE layers`));
-    const report = routelab('report', run, '--format', 'md,html', '--quiet');
+    const report = routelab('report', run, '--format', 'md,html,svg', '--quiet');
     assert.equal(report.status, 0, report.stderr);
     const md = readFileSync(join(run, 'report/report.md'), 'utf8');
     assert.match(md, new RegExp(`baseline ${c.baseline}`));
     assert.ok(existsSync(join(run, 'report/report.html')));
+    // Charts name layers by their decoder-layer index (DeepSeek-V3's layer 0 is dense).
+    const heatmap = JSON.parse(readFileSync(join(run, 'report/figures', `routing-heatmap-${c.baseline.replace(/_/g, '-')}.vl.json`), 'utf8'));
+    assert.deepEqual([...new Set(heatmap.data.values.map((v: { layer: number }) => v.layer))], c.moeLayers);
   });
 }

@@ -112,6 +112,7 @@ const FULL: RunData = {
   baseline: BASELINE,
   traces: CONFIGS.flatMap((c) => ['wikitext', 'lambada_openai'].map((task) => traceOf(c, task))),
   documents: [DOCUMENT],
+  moeLayers: [0, 1],
   nullModel: { file: '/runs/x/null.json', layers: [nullLayer(0), nullLayer(1)] },
 };
 

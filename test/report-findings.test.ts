@@ -17,7 +17,7 @@ const cell = (config: string, task: string, row: ResultRow): ReportCell =>
 
 function run(configs: ConfigInfo[], tasks: string[], cells: ReportCell[]): RunData {
   const baseline = configs.find((c) => c.isBaseline)?.name ?? null;
-  return { runDir: '/runs/x', manifest: {}, configs, tasks, cells, baseline, traces: [], documents: [], nullModel: null };
+  return { runDir: '/runs/x', manifest: {}, configs, tasks, cells, baseline, traces: [], documents: [], moeLayers: [0, 1], nullModel: null };
 }
 
 /** Significance columns of a row against `base`. */

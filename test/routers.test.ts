@@ -298,7 +298,7 @@ test('null-model files are validated, errors naming the file and the JSON path',
   const layers = (bad: unknown) => ({ format: NULL_MODEL_FORMAT, layers: [identity, bad] });
   rejects([], 'null.json', /expected a JSON object/);
   rejects({ ...identityNulls, format: 'routelab.null/2' }, 'null.json: format', /expected "routelab.null\/1", got "routelab.null\/2"/);
-  rejects({ format: NULL_MODEL_FORMAT, layers: [identity] }, 'null.json: layers', /expected 2 entries \(one per model layer\), got 1/);
+  rejects({ format: NULL_MODEL_FORMAT, layers: [identity] }, 'null.json: layers', /expected 2 entries \(one per MoE layer of the model\), got 1/);
   rejects(layers([1]), 'null.json: layers[1]', /expected an object/);
   rejects(layers({ x: [0, 1, 1], cdf: [0, 0.5, 1] }), 'null.json: layers[1].x', /expected strictly increasing finite numbers; x\[2\] = 1 after 1/);
   rejects(layers({ x: [0, 1e400], cdf: [0, 1] }), 'null.json: layers[1].x', /x\[1\] = Infinity/);

@@ -83,6 +83,7 @@ export const calibrateCommand: Command = {
         model: { spec: modelSpec, config_sha256: createHash('sha256').update(readFileSync(join(dir, 'config.json'))).digest('hex') },
         data: { ...data, seq_len: seqLen },
         router: model.defaultRouter().spec,
+        moe_layers: [...model.moeLayers],
       },
     });
     writeFileAtomic(out, JSON.stringify(nullModel));

@@ -261,7 +261,7 @@ function layerPanel(data: RunData, shown: readonly string[]): Panel | null {
     const perTask = data.cells.filter((c) => c.config === config).map((c) => c.summary.routing.per_layer_avg_experts);
     const layers = Math.max(0, ...perTask.map((p) => p.length));
     const at = (layer: number) => (p: readonly number[]) => (Number.isFinite(p[layer]) ? p[layer] : null);
-    return Array.from({ length: layers }, (_, layer) => ({ config, layer, experts: meanOf(perTask.map(at(layer))) })).filter((v) => v.experts !== null);
+    return Array.from({ length: layers }, (_, layer) => ({ config, layer: data.moeLayers[layer] ?? layer, experts: meanOf(perTask.map(at(layer))) })).filter((v) => v.experts !== null);
   });
   if (values.length === 0) return null;
   return {

@@ -58,9 +58,9 @@ function tasksPhrase(n: number): string {
   return n === 1 ? 'its one traced task' : `its ${n} traced tasks, weighted by scored positions`;
 }
 
-function activationHeatmap(trace: PooledTrace): Chart {
+function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => number): Chart {
   const { numLayers: L, numExperts: E } = trace;
-  const values = Array.from({ length: L * E }, (_, i) => ({ layer: Math.floor(i / E), expert: i % E, load: trace.expertLoad[i] }));
+  const values = Array.from({ length: L * E }, (_, i) => ({ layer: layerName(Math.floor(i / E)), expert: i % E, load: trace.expertLoad[i] }));
   const title = `Expert activation: ${trace.config}`;
   return {
     name: `routing-heatmap-${slug(trace.config)}`,
@@ -94,7 +94,7 @@ function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace
   if (adaptive.length === 0) return null;
   const values = adaptive.flatMap((t) => {
     const K = t.maxK;
-    return Array.from({ length: t.numLayers * (K + 1) }, (_, i) => ({ config: t.config, layer: Math.floor(i / (K + 1)), experts: i % (K + 1), share: t.countHistogram[i] }))
+    return Array.from({ length: t.numLayers * (K + 1) }, (_, i) => ({ config: t.config, layer: layerName(data, Math.floor(i / (K + 1))), experts: i % (K + 1), share: t.countHistogram[i] }))
       .filter((v) => v.share > 0);
   });
   const maxK = Math.max(...adaptive.map((t) => t.maxK));
@@ -130,11 +130,11 @@ function tokenLabel(position: number, text: string): string {
   return `${position}: ${JSON.stringify(text)}`;
 }
 
-function documentView(view: DocumentView): Chart {
+function documentView(view: DocumentView, layerName: (moeLayer: number) => number): Chart {
   const shown = Math.min(view.tokens.length, MAX_DOCUMENT_TOKENS);
   const L = view.numLayers;
   const labels = view.tokens.slice(0, shown).map((text, t) => tokenLabel(t, text));
-  const values = Array.from({ length: shown * L }, (_, i) => ({ token: labels[Math.floor(i / L)], layer: i % L, experts: view.counts[i] }));
+  const values = Array.from({ length: shown * L }, (_, i) => ({ token: labels[Math.floor(i / L)], layer: layerName(i % L), experts: view.counts[i] }));
   let highest = 0;
   for (let i = 0; i < shown * L; i++) highest = Math.max(highest, view.counts[i]);
   const title = `Experts per token: ${view.config}, ${view.task} document ${view.doc}`;
@@ -180,7 +180,7 @@ function nullDensityCdf(data: RunData): Chart | null {
   const values = nullModel.layers.flatMap((layer) => {
     const stride = Math.ceil(layer.x.length / MAX_NULL_POINTS);
     const rows = [];
-    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layer.layer, logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth });
+    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layerName(data, layer.layer), logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth });
     return rows;
   });
   const densityColor = '#0072B2';
@@ -222,11 +222,17 @@ function nullDensityCdf(data: RunData): Chart | null {
 
 export function routingCharts(data: RunData): Chart[] {
   const traces = pooledTraces(data);
+  const name = (moeLayer: number) => layerName(data, moeLayer);
   return [
-    ...traces.map(activationHeatmap),
+    ...traces.map((t) => activationHeatmap(t, name)),
     expertsPerTokenDistribution(data, traces),
-    ...data.documents.map(documentView),
+    ...data.documents.map((v) => documentView(v, name)),
   ].filter((c): c is Chart => c !== null);
+}
+
+/** The decoder-layer index charts show for a MoE layer (they differ when a model has dense layers). */
+function layerName(data: RunData, moeLayer: number): number {
+  return data.moeLayers[moeLayer] ?? moeLayer;
 }
 
 export function nullCharts(data: RunData): Chart[] {

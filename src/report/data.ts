@@ -62,7 +62,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
   const defaults: RouterDefaults = {
     numExperts: model.num_experts,
     numExpertsPerTok: model.num_experts_per_tok,
-    moeLayers: model.moe_layers ?? Array.from({ length: model.num_layers }, (_, l) => l),
+    moeLayers: defaultsLayers(model),
     routing: softmaxRouting(false),
     defaultSpec: (k) => `topk:k=${k}`,
     selectionBias: () => null,
@@ -98,8 +98,14 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     baseline,
     traces,
     documents,
+    moeLayers: defaultsLayers(model),
     nullModel: nullFile ? { file: nullFile, layers: nullLayers(nullFile) } : null,
   };
+}
+
+/** MoE layers of a summary's model (summaries before families record none: every layer was MoE). */
+function defaultsLayers(model: EvalSummary['model']): number[] {
+  return model.moe_layers ?? Array.from({ length: model.num_layers }, (_, l) => l);
 }
 
 function readJson(file: string, expected: string): unknown {

@@ -85,6 +85,8 @@ export interface RunData {
   readonly baseline: string | null;
   readonly traces: readonly TraceAggregate[];
   readonly documents: readonly DocumentView[];
+  /** Decoder-layer index of each MoE layer: charts name layers by these (traces, metrics and nulls count MoE layers). */
+  readonly moeLayers: readonly number[];
   readonly nullModel: { readonly file: string; readonly layers: readonly NullLayerView[] } | null;
 }
 

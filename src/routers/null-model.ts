@@ -20,7 +20,7 @@ export interface NullLayer extends NullGrid {
 
 export interface NullModel {
   readonly file: string;
-  readonly layers: readonly NullLayer[]; // [L]
+  readonly layers: readonly NullLayer[]; // [L_moe], one per MoE layer
   readonly meta: Readonly<Record<string, unknown>>;
 }
 
@@ -67,7 +67,7 @@ export function parseNullModel(raw: unknown, file: string, shape?: NullModelShap
   if (!isObject(meta)) throw err('meta', 'expected an object');
   if (!Array.isArray(raw.layers)) throw err('layers', 'expected an array with one entry per model layer');
   if (shape && raw.layers.length !== shape.numLayers) {
-    throw err('layers', `expected ${shape.numLayers} entries (one per model layer), got ${raw.layers.length}`);
+    throw err('layers', `expected ${shape.numLayers} entries (one per MoE layer of the model), got ${raw.layers.length}`);
   }
 
   const numbers = (value: unknown, path: string): Float64Array => {

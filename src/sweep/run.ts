@@ -152,6 +152,7 @@ async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenize
       model: { spec: options.model, config_sha256: configHash(loaded.dir) },
       data: { path: source, files: text.files, text_sha256: text.fingerprint, seq_len: 512 },
       router: loaded.model.defaultRouter().spec,
+      moe_layers: [...loaded.model.moeLayers],
     },
   });
   writeFileAtomic(file, JSON.stringify(nullModel));
