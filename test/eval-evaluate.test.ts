@@ -53,7 +53,7 @@ test('configuration names', () => {
   assert.equal(new TopKRouter(8, false).configName(softmaxRouting(false)), '8experts_topk_baseline');
   assert.equal(new TopKRouter(16, true).configName(softmaxRouting(false)), '16experts_topk_renorm_baseline');
   const nullModel = { file: '/x/null.json', layers: [], meta: {} };
-  assert.equal(new BhRouter({ alpha: 0.4, maxK: 8, minK: 1, temperature: 1, nullModel }).configName(), '8experts_bh_a040');
-  assert.equal(new BhRouter({ alpha: 0.05, maxK: 16, minK: 2, temperature: 1, nullModel }).configName(), '16experts_bh_a005_mink2');
-  assert.equal(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, renormalize: false }).configName(), 'topp_p0.7_min-k1_max-k16_renormalizefalse');
+  assert.equal(new BhRouter({ alpha: 0.4, maxK: 8, minK: 1, temperature: 1, nullModel, weights: 'renorm', pValues: 'exact' }).configName(), '8experts_bh_a040');
+  assert.equal(new BhRouter({ alpha: 0.05, maxK: 16, minK: 2, temperature: 1, nullModel, weights: 'renorm', pValues: 'exact' }).configName(), '16experts_bh_a005_mink2');
+  assert.equal(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, weights: 'probs' }).configName(), 'topp_p0.7_min-k1_max-k16_weightsprobs');
 });

@@ -65,7 +65,7 @@ const identityNulls: NullModelFile = { format: NULL_MODEL_FORMAT, layers: [ident
 const identityFile = writeJson(identityNulls);
 
 function bh(params: Partial<BhParams> & { alpha: number; maxK: number }): BhRouter {
-  return new BhRouter({ minK: 1, temperature: 1, nullModel: readNullModel(identityFile), ...params });
+  return new BhRouter({ minK: 1, temperature: 1, nullModel: readNullModel(identityFile), weights: 'renorm', pValues: 'exact', ...params });
 }
 
 // ---- topk ----
@@ -168,7 +168,7 @@ test('bh uses per-expert nulls where the layer has them, the layer null elsewher
     ],
     meta: {},
   };
-  const router = new BhRouter({ alpha: 0.5, maxK: 4, minK: 1, temperature: 1, nullModel: readNullModel(writeJson(perExpert), nullShape) });
+  const router = new BhRouter({ alpha: 0.5, maxK: 4, minK: 1, temperature: 1, nullModel: readNullModel(writeJson(perExpert), nullShape), weights: 'renorm', pValues: 'exact' });
   assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 0).pValues!), [0.5, 0.75, 0, 0]);
   assert.deepEqual(Array.from(route(router, [1, 1, 1, 1], 1).pValues!), [0, 0, 0, 0]);
   assert.throws(() => route(router, [1, 1, 1, 1], 2), /has 2 layers; cannot route layer 2/);
@@ -189,30 +189,30 @@ test('the null CDF follows numpy.interp: on grid points, flat stretches, outside
 test('topp keeps the shortest prefix reaching p, the crossing expert included', () => {
   const r = [Math.log(0.2), Math.log(0.5), Math.log(0.3)];
   const probs = softmax32(r);
-  const topp = (p: number, minK = 1, maxK = 3, renormalize = false) =>
-    choice(new TopPRouter({ p, minK, maxK, renormalize }).route(0, new Float32Array(r), 1, 3));
+  const topp = (p: number, minK = 1, maxK = 3, weights: 'probs' | 'renorm' = 'probs') =>
+    choice(new TopPRouter({ p, minK, maxK, weights }).route(0, new Float32Array(r), 1, 3));
   assert.deepEqual(topp(0.3), { experts: [1], weights: [probs[1]] });
   assert.deepEqual(topp(0.6), { experts: [1, 2], weights: [probs[1], probs[2]] });
   assert.deepEqual(topp(0.9).experts, [1, 2, 0]);
   assert.deepEqual(topp(0.3, 2).experts, [1, 2]);
   assert.deepEqual(topp(0.9, 1, 2).experts, [1, 2]);
-  const renormalized = topp(0.6, 1, 3, true).weights;
+  const renormalized = topp(0.6, 1, 3, 'renorm').weights;
   assert.deepEqual(renormalized, [1, 2].map((e) => Math.fround(probs[e] / (probs[1] + probs[2]))));
   assert.ok(Math.abs(sum(renormalized) - 1) < 1e-6);
 });
 
 test('topp: reaching p exactly stops there; ties by the lower index', () => {
   const equal = [0, 0, 0, 0]; // probs exactly 0.25 each, cumulative 0.25, 0.5, 0.75, 1
-  const count = (p: number, maxK = E) => route(new TopPRouter({ p, minK: 1, maxK, renormalize: false }), equal).counts[0];
+  const count = (p: number, maxK = E) => route(new TopPRouter({ p, minK: 1, maxK, weights: 'probs' }), equal).counts[0];
   assert.deepEqual([0.25, 0.5, 0.75, 0.5000001, 1].map((p) => count(p)), [1, 2, 3, 3, 4]);
-  assert.deepEqual(choice(route(new TopPRouter({ p: 0.5, minK: 1, maxK: E, renormalize: false }), equal)).experts, [0, 1]);
+  assert.deepEqual(choice(route(new TopPRouter({ p: 0.5, minK: 1, maxK: E, weights: 'probs' }), equal)).experts, [0, 1]);
   assert.equal(count(1, 2), 2);
 });
 
 test('topp p = 1 keeps every expert even when float32 rounding makes a shorter prefix sum to 1', () => {
   // probs = [0.5, 0.5, 1.9e-44]: the first two already sum to 1.0 in double, but the third has positive mass.
   const logits = new Float32Array([0, 0, -100]);
-  const routing = new TopPRouter({ p: 1, minK: 1, maxK: 3, renormalize: false }).route(0, logits, 1, 3);
+  const routing = new TopPRouter({ p: 1, minK: 1, maxK: 3, weights: 'probs' }).route(0, logits, 1, 3);
   assert.ok(routing.weights[2] > 0);
   assert.deepEqual(choice(routing).experts, [0, 1, 2]);
 });
@@ -228,18 +228,18 @@ test('router specs: every valid form, with defaults filled in canonically', () =
   assert.equal(spec('topk'), 'topk:k=2,renormalize=false');
   assert.equal(spec('topk:k=3'), 'topk:k=3,renormalize=false');
   assert.equal(spec('topk:k=3.0, renormalize=true'), 'topk:k=3,renormalize=true');
-  assert.equal(spec('topp:p=0.7,max_k=3'), 'topp:p=0.7,min_k=1,max_k=3,renormalize=false');
-  assert.equal(spec('topp:p=1'), 'topp:p=1,min_k=1,max_k=4,renormalize=false');
-  assert.equal(spec(`bh:alpha=0.3,max_k=3,min_k=1,null=${identityFile}`), `bh:alpha=0.3,max_k=3,min_k=1,temperature=1,null=${identityFile}`);
+  assert.equal(spec('topp:p=0.7,max_k=3'), 'topp:p=0.7,min_k=1,max_k=3,weights=probs');
+  assert.equal(spec('topp:p=1'), 'topp:p=1,min_k=1,max_k=4,weights=probs');
+  assert.equal(spec(`bh:alpha=0.3,max_k=3,min_k=1,null=${identityFile}`), `bh:alpha=0.3,max_k=3,min_k=1,temperature=1,weights=renorm,pvalues=exact,null=${identityFile}`);
   // The null path is resolved against the working directory, so the canonical spec holds an absolute path.
-  assert.equal(spec(`bh:null=${relative(process.cwd(), identityFile)},temperature=0.5,max_k=4,alpha=1`), `bh:alpha=1,max_k=4,min_k=1,temperature=0.5,null=${identityFile}`);
+  assert.equal(spec(`bh:null=${relative(process.cwd(), identityFile)},temperature=0.5,max_k=4,alpha=1`), `bh:alpha=1,max_k=4,min_k=1,temperature=0.5,weights=renorm,pvalues=exact,null=${identityFile}`);
   const comma = writeJson(identityNulls, 'a,b.json'); // a comma inside the path is part of the value
-  assert.equal(spec(`bh:alpha=0.5,max_k=2,null=${comma}`), `bh:alpha=0.5,max_k=2,min_k=1,temperature=1,null=${comma}`);
+  assert.equal(spec(`bh:alpha=0.5,max_k=2,null=${comma}`), `bh:alpha=0.5,max_k=2,min_k=1,temperature=1,weights=renorm,pvalues=exact,null=${comma}`);
 });
 
 test('a router spec parses back to an equal router', () => {
   const specs = [
-    'default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,renormalize=true', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,null=${identityFile}`,
+    'default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,weights=renorm', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,weights=probs,pvalues=bf16,null=${identityFile}`,
     'granite:k=3', 'deepseek_v2:k=2,n_group=2,topk_group=1,scale=1.5', 'deepseek_v3:k=2,n_group=2,topk_group=1,renormalize=true,scale=2.5',
   ];
   const logits = new Float32Array([0.2, 0.9, 0.4, 0.7, 0.95, 0.1, 0.6, 0.3]);
@@ -282,6 +282,8 @@ test('bad router specs are one --router error naming the key, the value and the 
   rejects(`bh:alpha=0.3,max_k=5,null=${identityFile}`, /invalid max_k=5; expected an integer in \[1, 4\]/);
   rejects(`bh:alpha=0.3,max_k=2,min_k=3,null=${identityFile}`, /invalid min_k=3; expected an integer in \[1, max_k = 2\]/);
   rejects(`bh:alpha=0.3,max_k=2,temperature=0,null=${identityFile}`, /invalid temperature=0; expected a number > 0/);
+  rejects(`bh:alpha=0.3,max_k=2,weights=softmax,null=${identityFile}`, /invalid weights=softmax; expected one of renorm, probs/);
+  rejects(`bh:alpha=0.3,max_k=2,pvalues=f16,null=${identityFile}`, /invalid pvalues=f16; expected one of exact, bf16/);
   rejects(`bh:max_k=2,null=${identityFile}`, /bh: alpha is required/);
   rejects('bh:alpha=0.3,max_k=2', /bh: null is required \(path of the null-model file/);
 });
@@ -379,4 +381,30 @@ test('group limits that cannot hold k experts are refused naming the router', ()
   assert.throws(() => parseRouterSpec('deepseek_v3:k=3,n_group=2,topk_group=1', defaults), /n_group must divide E and keep at least k/);
   assert.throws(() => parseRouterSpec('deepseek_v2:k=2,n_group=3', defaults), /n_group must divide E/);
   assert.throws(() => parseRouterSpec('deepseek_v2:k=2,n_group=2,topk_group=3', defaults), /invalid topk_group=3; expected an integer in \[1, n_group = 2\]/);
+});
+
+// ---- weight modes and bf16 p-values ----
+
+test('bh weights=probs keeps the selected experts\' softmax probabilities; renorm (the default) divides by their sum', () => {
+  const logits = [0.9, 0.8, 0.1, 0.2]; // p = 0.1, 0.2, 0.9, 0.8: alpha 0.5 passes ranks 1–2 (0.1 ≤ 0.125, 0.2 ≤ 0.25)
+  const probs = softmax32(logits);
+  const renorm = choice(route(bh({ alpha: 0.5, maxK: 4 }), logits));
+  assert.deepEqual(renorm.experts, [0, 1]);
+  assertClose(renorm.weights, [probs[0] / (probs[0] + probs[1]), probs[1] / (probs[0] + probs[1])], 1e-7);
+  const kept = choice(route(bh({ alpha: 0.5, maxK: 4, weights: 'probs' }), logits));
+  assert.deepEqual(kept, { experts: [0, 1], weights: [probs[0], probs[1]] });
+});
+
+test('bh pvalues=bf16: p-values rounded to bfloat16 and clamped to [2^-7, 1 - 2^-7] change the count', () => {
+  // alpha 0.99, E 4: thresholds 0.2475, 0.495, 0.7425, 0.99. Exact p = 0.24753, 0.4951, 0.995, 0.995 pass no rank
+  // (n clamps to min_k 1); in bf16 the first two round down to 253·2^-10 and 253·2^-9, which pass ranks 1 and 2.
+  const logits = [0.75247, 0.5049, 0.005, 0.005];
+  assert.equal(route(bh({ alpha: 0.99, maxK: 4 }), logits).counts[0], 1);
+  const rounded = route(bh({ alpha: 0.99, maxK: 4, pValues: 'bf16' }), logits);
+  assert.equal(rounded.counts[0], 2);
+  assert.deepEqual(Array.from(rounded.pValues!), [253 * 2 ** -10, 253 * 2 ** -9, 1 - 2 ** -7, 1 - 2 ** -7]);
+  // The clamp: p = 0.001 becomes 2^-7, which fails alpha = 0.02's first threshold (0.005) but passes the second.
+  const clamped = route(bh({ alpha: 0.02, maxK: 4, pValues: 'bf16' }), [0.999, 0.9985, 0, 0]);
+  assert.deepEqual([clamped.pValues![0], clamped.pValues![1], clamped.pValues![2]], [2 ** -7, 2 ** -7, 1 - 2 ** -7]);
+  assert.equal(clamped.counts[0], 2);
 });

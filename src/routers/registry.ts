@@ -1,11 +1,12 @@
 import { resolve } from 'node:path';
 import { RoutelabError } from '../errors.js';
-import { BhRouter } from './bh.js';
+import { BhRouter, P_VALUE_MODES } from './bh.js';
 import { DeepseekV2Router, DeepseekV3Router, type GroupLimit, requireGroups } from './deepseek.js';
 import { GraniteRouter } from './granite.js';
 import { readNullModel } from './null-model.js';
 import type { Router, RouterDefaults } from './router.js';
 import { TopKRouter } from './topk.js';
+import { WEIGHT_MODES } from './selection.js';
 import { TopPRouter } from './topp.js';
 
 /**
@@ -90,7 +91,7 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
       { key: 'p', meaning: 'probability mass to cover, a number in (0, 1]; required' },
       { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
       { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; default E' },
-      { key: 'renormalize', meaning: 'true or false: divide the weights by their sum; default false' },
+      { key: 'weights', meaning: 'probs (each selected expert\'s probability, as OLMoE\'s top-k) or renorm (divided by their sum); default probs' },
     ],
     build: (a, d) => {
       const maxK = a.int('max_k', d.numExperts, 1, d.numExperts);
@@ -98,7 +99,7 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
         p: a.real('p', undefined, 0, 1),
         minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
         maxK,
-        renormalize: a.bool('renormalize', false),
+        weights: a.choice('weights', WEIGHT_MODES, 'probs'),
       });
     },
   },
@@ -111,6 +112,8 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
       { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
       { key: 'temperature', meaning: 'softmax temperature of the weights, a number > 0; default 1' },
       { key: 'null', meaning: 'path of the null-model file (routelab.null/1) written by calibration; required' },
+      { key: 'weights', meaning: 'renorm (softmax(r / temperature) renormalised over the selected, as the original BH-routing code) or probs (each selected expert\'s softmax probability, like-for-like with OLMoE\'s top-k); default renorm' },
+      { key: 'pvalues', meaning: 'exact (double) or bf16 (rounded to bfloat16, clamped to [2^-7, 1 - 2^-7], float32 thresholds: how the original code ran on OLMoE); default exact' },
     ],
     build: (a, d) => {
       const maxK = a.int('max_k', undefined, 1, d.numExperts);
@@ -119,6 +122,8 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
         maxK,
         minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
         temperature: a.real('temperature', 1, 0, Infinity),
+        weights: a.choice('weights', WEIGHT_MODES, 'renorm'),
+        pValues: a.choice('pvalues', P_VALUE_MODES, 'exact'),
         nullModel: readNullModel(resolve(a.text('null')), { numLayers: d.moeLayers.length, numExperts: d.numExperts }),
       });
     },
@@ -175,6 +180,14 @@ export class SpecArgs {
     const v = decimal(text);
     if (!(v > lo && v <= hi)) throw this.invalid(key, text, hi === Infinity ? `a number > ${lo}` : `a number in (${lo}, ${hi}]`);
     return v;
+  }
+
+  /** One of the listed words. */
+  choice<T extends string>(key: string, allowed: readonly T[], fallback: T): T {
+    const text = this.values.get(key);
+    if (text === undefined) return fallback;
+    if (!allowed.includes(text as T)) throw this.invalid(key, text, `one of ${allowed.join(', ')}`);
+    return text as T;
   }
 
   bool(key: string, fallback: boolean): boolean {

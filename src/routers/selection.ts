@@ -54,6 +54,13 @@ export function writeSelection(
   }
 }
 
+/**
+ * How an adaptive router weights the experts it selects: `probs` keeps each one's softmax probability (as OLMoE's
+ * own top-k does), `renorm` divides them by their sum (as the original BH-routing code does).
+ */
+export const WEIGHT_MODES = ['renorm', 'probs'] as const;
+export type WeightMode = (typeof WEIGHT_MODES)[number];
+
 /** A router built for more experts than the model has was built for another model. */
 export function requireExperts(spec: string, maxK: number, numExperts: number): void {
   if (maxK > numExperts) throw new RoutelabError(spec, `selects up to ${maxK} experts but the model has ${numExperts}`);

@@ -1,33 +1,33 @@
 import { type Router, type Routing, specConfigName } from './router.js';
-import { largestFirst, requireExperts, writeSelection } from './selection.js';
+import { largestFirst, requireExperts, type WeightMode, writeSelection } from './selection.js';
 import { softmaxRow } from './softmax.js';
 
 export interface TopPParams {
   readonly p: number; // probability mass to cover, in (0, 1]
   readonly minK: number;
   readonly maxK: number;
-  readonly renormalize: boolean;
+  readonly weights: WeightMode;
 }
 
 /**
- * topp(p, min_k, max_k, renormalize), SPEC §2 (nucleus routing): sort probs descending and keep the shortest prefix
- * whose cumulative sum reaches p — the expert that crosses p is kept — then clamp the count to [min_k, max_k].
- * Weights are the probabilities, divided by the kept experts' total when `renormalize`.
+ * topp(p, min_k, max_k, weights) (nucleus routing): sort probs descending and keep the shortest prefix whose
+ * cumulative sum reaches p — the expert that crosses p is kept — then clamp the count to [min_k, max_k]. Weights are
+ * the probabilities (`probs`), or divided by the kept experts' total (`renorm`).
  */
 export class TopPRouter implements Router {
   readonly spec: string;
   readonly p: number;
   readonly minK: number;
   readonly maxK: number;
-  readonly renormalize: boolean;
+  readonly weights: WeightMode;
   readonly adaptive = true;
 
-  constructor({ p, minK, maxK, renormalize }: TopPParams) {
-    this.spec = `topp:p=${p},min_k=${minK},max_k=${maxK},renormalize=${renormalize}`;
+  constructor({ p, minK, maxK, weights }: TopPParams) {
+    this.spec = `topp:p=${p},min_k=${minK},max_k=${maxK},weights=${weights}`;
     this.p = p;
     this.minK = minK;
     this.maxK = maxK;
-    this.renormalize = renormalize;
+    this.weights = weights;
   }
 
   configName(): string {
@@ -35,7 +35,8 @@ export class TopPRouter implements Router {
   }
 
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {
-    const { minK, maxK, renormalize } = this;
+    const { minK, maxK } = this;
+    const renormalize = this.weights === 'renorm';
     requireExperts(this.spec, maxK, numExperts);
     const probs = new Float32Array(numExperts); // [E], one token at a time
     const order = new Int32Array(numExperts);
