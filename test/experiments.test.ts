@@ -4,8 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { profileModel } from '../src/experiments/profile.js';
-import { pairedBootstrap, percentile, summarise } from '../src/experiments/stats.js';
+import { adjustPValues, pairedBootstrap, percentile, summarise } from '../src/experiments/stats.js';
 import { parseRouterSpec } from '../src/routers/registry.js';
+import { createRandom } from '../src/sampling.js';
 import { loadCpuModel, parityDir, repoRoot, tempDir } from './helpers.js';
 
 test('percentile interpolates linearly like numpy, and summarise reports mean/std/min/max/p50/p95/p99', () => {
@@ -59,4 +60,29 @@ test('routelab profile writes profile.json and rejects bad lists', () => {
   const bad = spawnSync(process.execPath, [cli, 'profile', '--model', parityDir, '--seq', '8,x', '--out', out], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--seq: expected comma-separated positive integers/);
+});
+
+test('adjusted p-values equal their definitions (Benjamini–Hochberg step-up, Holm step-down), computed naively', () => {
+  const random = createRandom(5);
+  for (let trial = 0; trial < 50; trial++) {
+    const m = 1 + Math.floor(random() * 12);
+    const p = Array.from({ length: m }, () => (random() < 0.2 ? 1 : random() ** 3));
+    const rank = (i: number) => p.filter((q, j) => q < p[i] || (q === p[i] && j < i)).length + 1; // 1-based, ties by index
+    const sorted = [...p].sort((a, b) => a - b);
+    const bh = p.map((_, i) => Math.min(1, ...sorted.map((q, j) => (j + 1 >= rank(i) ? (m * q) / (j + 1) : Infinity))));
+    const holm = p.map((_, i) => Math.max(...sorted.map((q, j) => (j + 1 <= rank(i) ? Math.min(1, (m - j) * q) : 0))));
+    assert.deepEqual(adjustPValues(p, 'bh').map((x) => +x.toFixed(12)), bh.map((x) => +x.toFixed(12)));
+    assert.deepEqual(adjustPValues(p, 'holm').map((x) => +x.toFixed(12)), holm.map((x) => +x.toFixed(12)));
+  }
+  // A worked example: p = 0.01, 0.04, 0.03, 0.5 → BH 0.04, 0.0533, 0.0533, 0.5; Holm 0.04, 0.09, 0.09, 0.5.
+  assert.deepEqual(adjustPValues([0.01, 0.04, 0.03, 0.5], 'bh').map((x) => +x.toFixed(4)), [0.04, 0.0533, 0.0533, 0.5]);
+  assert.deepEqual(adjustPValues([0.01, 0.04, 0.03, 0.5], 'holm').map((x) => +x.toFixed(4)), [0.04, 0.09, 0.09, 0.5]);
+});
+
+test('the paired bootstrap p-value: 2·(resamples on the far side of 0 + 1)/(R + 1), at most 1', () => {
+  // Configuration A beats B on every document: no resample crosses 0.
+  const all = pairedBootstrap(20, (idx) => idx.length, () => 0, { resamples: 99 });
+  assert.equal(all.pValue, 2 / 100);
+  // Identical configurations: every resampled difference is 0, on both sides at once.
+  assert.equal(pairedBootstrap(20, () => 1, () => 1, { resamples: 99 }).pValue, 1);
 });

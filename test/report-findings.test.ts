@@ -21,8 +21,8 @@ function run(configs: ConfigInfo[], tasks: string[], cells: ReportCell[]): RunDa
 }
 
 /** Significance columns of a row against `base`. */
-const vs = (metric: string, delta: number, low: number, high: number): ResultRow =>
-  ({ baseline: 'base', [`delta_${metric}`]: delta, [`ci_low_${metric}`]: low, [`ci_high_${metric}`]: high });
+const vs = (metric: string, delta: number, low: number, high: number, p: number): ResultRow =>
+  ({ baseline: 'base', [`delta_${metric}`]: delta, [`ci_low_${metric}`]: low, [`ci_high_${metric}`]: high, [`p_${metric}`]: p });
 
 /**
  * wikitext (200 documents): k16 is best and significantly better; bh_a030 is cheapest and significantly worse;
@@ -34,16 +34,19 @@ const wiki = (extra: ResultRow): ResultRow => ({ num_docs: 200, primary_metric: 
 const hella = (extra: ResultRow): ResultRow => ({ num_docs: 10, primary_metric: 'acc_norm', primary_value: extra.acc_norm, ...extra });
 const sweep = run(configs, ['wikitext', 'hellaswag'], [
   cell('base', 'wikitext', wiki({ word_perplexity: 20, avg_experts: 8, tokens_per_second: 1000, baseline: null })),
-  cell('k16', 'wikitext', wiki({ word_perplexity: 18, avg_experts: 16, tokens_per_second: 600, ...vs('word_perplexity', -2, -3, -1) })),
-  cell('bh_a030', 'wikitext', wiki({ word_perplexity: 25, avg_experts: 2, tokens_per_second: 1500, floor_hit_rate: 0.7, ceiling_hit_rate: 0.1, ...vs('word_perplexity', 5, 2, 8) })),
-  cell('bh_a050', 'wikitext', wiki({ word_perplexity: 26, avg_experts: 3, tokens_per_second: 1400, floor_hit_rate: 0.3, ceiling_hit_rate: 0.2, ...vs('word_perplexity', 6, -1, 12) })),
+  cell('k16', 'wikitext', wiki({ word_perplexity: 18, avg_experts: 16, tokens_per_second: 600, ...vs('word_perplexity', -2, -3, -1, 0.002), ...vs('log_word_perplexity', -0.105, -0.16, -0.05, 0.002) })),
+  cell('bh_a030', 'wikitext', wiki({ word_perplexity: 25, avg_experts: 2, tokens_per_second: 1500, floor_hit_rate: 0.7, ceiling_hit_rate: 0.1, ...vs('word_perplexity', 5, 2, 8, 0.004) })),
+  cell('bh_a050', 'wikitext', wiki({ word_perplexity: 26, avg_experts: 3, tokens_per_second: 1400, floor_hit_rate: 0.3, ceiling_hit_rate: 0.2, ...vs('word_perplexity', 6, -1, 12, 0.2) })),
   cell('base', 'hellaswag', hella({ acc: 0.5, acc_norm: 0.4, avg_experts: 8, tokens_per_second: 500, baseline: null })),
-  cell('k16', 'hellaswag', hella({ acc: 0.5, acc_norm: 0.4, avg_experts: 16, tokens_per_second: 300, ...vs('acc', 0, 0, 0), ...vs('acc_norm', 0, 0, 0) })),
+  cell('k16', 'hellaswag', hella({ acc: 0.5, acc_norm: 0.4, avg_experts: 16, tokens_per_second: 300, ...vs('acc', 0, 0, 0, 1), ...vs('acc_norm', 0, 0, 0, 1) })),
   cell('bh_a030', 'hellaswag', hella({ acc: 0.6, acc_norm: 0.3, avg_experts: 2.5, tokens_per_second: 500, floor_hit_rate: 0.6, ceiling_hit_rate: 0.2,
-    ...vs('acc', 0.1, -0.1, 0.3), ...vs('acc_norm', -0.1, -0.3, 0.1) })),
+    ...vs('acc', 0.1, -0.1, 0.3, 0.3), ...vs('acc_norm', -0.1, -0.3, 0.1, 0.4) })),
   cell('bh_a050', 'hellaswag', hella({ acc: 0.6, acc_norm: 0.4, avg_experts: 3, tokens_per_second: 450, floor_hit_rate: 0.4, ceiling_hit_rate: 0.1,
-    ...vs('acc', 0.1, -0.1, 0.3), ...vs('acc_norm', 0, -0.2, 0.2) })),
+    ...vs('acc', 0.1, -0.1, 0.3, 0.3), ...vs('acc_norm', 0, -0.2, 0.2, 1) })),
 ]);
+
+const BH_FAMILY = '(paired bootstrap over documents; p-values adjusted by Benjamini–Hochberg (false discovery rate) over all 9 comparisons of this report, significant at ≤ 0.05)';
+const FEW = 'With 10 documents, these intervals are wide and rest on few documents: treat them as indicative.';
 
 test('findings name the best, the fastest, the Pareto set and the significant differences, with ties', () => {
   assert.deepEqual(keyFindings(sweep), [
@@ -56,14 +59,16 @@ test('findings name the best, the fastest, the Pareto set and the significant di
       '`base` (8.00 experts/token, 20.00) and `k16` (16.00 experts/token, 18.00); the other 1 configuration is dominated.' },
     { topic: 'pareto', text: 'On `hellaswag` (10 documents), the Pareto set of normalised accuracy vs experts per token is ' +
       '`bh_a030` (2.50 experts/token, 0.300) and `bh_a050` (3.00 experts/token, 0.400); the other 2 configurations are dominated.' },
-    { topic: 'significance', text: 'On `wikitext`, word perplexity vs the baseline `base`: ' +
-      'significantly better (lower) for `k16` (Δ -2.00, 95% CI [-3.00, -1.00]); ' +
-      'significantly worse (higher) for `bh_a030` (Δ +5.00, 95% CI [2.00, 8.00]); ' +
-      'no significant difference for `bh_a050` (Δ +6.00, 95% CI [-1.00, 12.00]).' },
-    { topic: 'significance', text: 'On `hellaswag` (10 documents), accuracy vs the baseline `base`: no significant difference for ' +
-      '`k16` (Δ 0.000, 95% CI [0.000, 0.000]) and `bh_a030`, `bh_a050` (each Δ +0.100, 95% CI [-0.100, 0.300]).' },
-    { topic: 'significance', text: 'On `hellaswag` (10 documents), normalised accuracy vs the baseline `base`: no significant difference for ' +
-      '`k16` (Δ 0.000, 95% CI [0.000, 0.000]), `bh_a030` (Δ -0.100, 95% CI [-0.300, 0.100]) and `bh_a050` (Δ 0.000, 95% CI [-0.200, 0.200]).' },
+    { topic: 'significance', text: `On \`wikitext\`, word perplexity vs the baseline \`base\` ${BH_FAMILY}: ` +
+      'significantly better (lower) for `k16` (Δ ln word perplexity -0.105 nats, 95% CI [-0.160, -0.050], adjusted p 0.018); ' +
+      'significantly worse (higher) for `bh_a030` (Δ +5.00, 95% CI [2.00, 8.00], adjusted p 0.018); ' +
+      'no significant difference for `bh_a050` (Δ +6.00, 95% CI [-1.00, 12.00], adjusted p 0.540).' },
+    { topic: 'significance', text: `On \`hellaswag\` (10 documents), accuracy vs the baseline \`base\` ${BH_FAMILY}: no significant difference for ` +
+      '`k16` (Δ 0.000, 95% CI [0.000, 0.000], adjusted p 1.000) and `bh_a030`, `bh_a050` (each Δ +0.100, 95% CI [-0.100, 0.300], adjusted p 0.540).' +
+      ` ${FEW}` },
+    { topic: 'significance', text: `On \`hellaswag\` (10 documents), normalised accuracy vs the baseline \`base\` ${BH_FAMILY}: no significant difference for ` +
+      '`k16` (Δ 0.000, 95% CI [0.000, 0.000], adjusted p 1.000), `bh_a030` (Δ -0.100, 95% CI [-0.300, 0.100], adjusted p 0.600) and ' +
+      `\`bh_a050\` (Δ 0.000, 95% CI [-0.200, 0.200], adjusted p 1.000). ${FEW}` },
     { topic: 'bh-response', text: "At max_k = 8, as alpha rises from 0.3 to 0.5, BH's average experts per token rises monotonically on " +
       '`wikitext` (2.00 → 3.00, +1.00, +50%) and `hellaswag` (2.50 → 3.00, +0.50, +20%).' },
     // bh_a050 sits at its floor for at most 40% and at its ceiling for at most 20% of decisions: not notable.
@@ -138,4 +143,23 @@ test('numbers are shown with their decimals, exponents from a million, and signe
   assert.equal(formatNumber(-0.00004, 3, { signed: true }), '0.000');
   assert.equal(formatNumber(-0.2, 3), '-0.200');
   assert.equal(formatNumber(Number.NaN, 1), 'n/a');
+});
+
+test('significance is corrected over the report\'s family: Holm on request, and an adjusted p above 0.05 is not significant', () => {
+  // 9 comparisons; raw p 0.002 and 0.004 become 9·0.002 = 0.018 and 8·0.004 = 0.032 under Holm, 0.2 becomes 1.
+  const wikitext = keyFindings(sweep, 'holm').find((f) => f.topic === 'significance' && f.text.startsWith('On `wikitext`'))!;
+  assert.match(wikitext.text, /adjusted by Holm \(family-wise error rate\) over all 9 comparisons/);
+  assert.match(wikitext.text, /`k16` \(Δ ln word perplexity -0\.105 nats, 95% CI \[-0\.160, -0\.050\], adjusted p 0\.018\)/);
+  assert.match(wikitext.text, /`bh_a030` \(Δ \+5\.00, 95% CI \[2\.00, 8\.00\], adjusted p 0\.032\)/);
+  assert.match(wikitext.text, /no significant difference for `bh_a050` \(.*adjusted p 1\.000\)/);
+  // Raw p-values of 0.04 that the family pushes above 0.05 (Holm: 3 · 0.04, then max(0.12, 2 · 0.04)) are not called
+  // significant, although their intervals exclude 0.
+  const marginal = run(configs, ['wikitext'], [
+    cell('base', 'wikitext', wiki({ word_perplexity: 20, avg_experts: 8, baseline: null })),
+    cell('k16', 'wikitext', wiki({ word_perplexity: 18, avg_experts: 16, ...vs('word_perplexity', -2, -3, -0.1, 0.04) })),
+    cell('bh_a030', 'wikitext', wiki({ word_perplexity: 19, avg_experts: 2, ...vs('word_perplexity', -1, -2, -0.1, 0.04) })),
+    cell('bh_a050', 'wikitext', wiki({ word_perplexity: 21, avg_experts: 3, ...vs('word_perplexity', 1, -1, 3, 0.9) })),
+  ]);
+  const text = keyFindings(marginal, 'holm').find((f) => f.topic === 'significance')!.text;
+  assert.match(text, /: no significant difference for `k16` .*adjusted p 0\.120\), `bh_a030` .*adjusted p 0\.120\) and `bh_a050`/);
 });

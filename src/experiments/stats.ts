@@ -38,6 +38,11 @@ export interface BootstrapInterval {
   readonly resamples: number;
   readonly level: number;
   readonly seed: number;
+  /**
+   * Two-sided bootstrap p-value of "no difference": twice the smaller share of resampled differences on either side
+   * of 0, counted with the observed sample ((n + 1) / (R + 1), so it is never 0), at most 1.
+   */
+  readonly pValue: number;
 }
 
 /**
@@ -63,7 +68,47 @@ export function pairedBootstrap(
   }
   deltas.sort();
   const tail = ((1 - level) / 2) * 100;
-  return { delta, low: percentile(deltas, tail), high: percentile(deltas, 100 - tail), resamples, level, seed };
+  let atOrBelow = 0;
+  let atOrAbove = 0;
+  for (const d of deltas) {
+    if (d <= 0) atOrBelow++;
+    if (d >= 0) atOrAbove++;
+  }
+  const pValue = Math.min(1, (2 * (Math.min(atOrBelow, atOrAbove) + 1)) / (resamples + 1));
+  return { delta, low: percentile(deltas, tail), high: percentile(deltas, 100 - tail), resamples, level, seed, pValue };
+}
+
+/** Multiple-comparison procedures for a family of p-values. */
+export const CORRECTIONS = ['bh', 'holm'] as const;
+export type Correction = (typeof CORRECTIONS)[number];
+export const CORRECTION_NAMES: Readonly<Record<Correction, string>> = {
+  bh: 'Benjamini–Hochberg (false discovery rate)',
+  holm: 'Holm (family-wise error rate)',
+};
+
+/**
+ * Adjusted p-values of a family: Benjamini–Hochberg's step-up q_(i) = min over j ≥ i of m·p_(j)/j, or Holm's
+ * step-down max over j ≤ i of (m − j + 1)·p_(j); both capped at 1 and returned in the input's order. A comparison is
+ * significant at level a when its adjusted p-value is ≤ a.
+ */
+export function adjustPValues(p: readonly number[], method: Correction): number[] {
+  const m = p.length;
+  const order = p.map((_, i) => i).sort((a, b) => p[a] - p[b] || a - b);
+  const adjusted = new Array<number>(m);
+  if (method === 'bh') {
+    let running = 1;
+    for (let r = m - 1; r >= 0; r--) {
+      running = Math.min(running, (m * p[order[r]]) / (r + 1));
+      adjusted[order[r]] = running;
+    }
+  } else {
+    let running = 0;
+    for (let r = 0; r < m; r++) {
+      running = Math.max(running, Math.min(1, (m - r) * p[order[r]]));
+      adjusted[order[r]] = running;
+    }
+  }
+  return adjusted;
 }
 
 /**

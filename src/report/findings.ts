@@ -2,8 +2,8 @@
  * The key findings of a sweep, written from its numbers: each sentence states only what the data it quotes shows,
  * and is left out when that data is missing (no baseline, no BH grid, a metric no task reports).
  */
-import { paretoOptimal } from '../experiments/stats.js';
-import { COMPARED_METRICS } from '../sweep/results.js';
+import { adjustPValues, type Correction, CORRECTION_NAMES, paretoOptimal } from '../experiments/stats.js';
+import { COMPARED_METRICS, LOG_COMPARED } from '../sweep/results.js';
 import { formatNumber, metricColumn, rowNumber, rowValue, type TableColumn } from './table.js';
 import type { ConfigInfo, Finding, ReportCell, RunData } from './types.js';
 
@@ -13,12 +13,13 @@ const FEW_DOCUMENTS = 100;
 const NOTABLE_FLOOR_RATE = 0.5;
 const NOTABLE_CEILING_RATE = 0.25;
 
-export function keyFindings(data: RunData): Finding[] {
+export function keyFindings(data: RunData, correction: Correction = 'bh'): Finding[] {
+  const family = comparisonFamily(data, correction);
   return [
     ...data.tasks.flatMap((task) => bestFinding(data, task)),
     ...data.tasks.flatMap((task) => fastestFinding(data, task)),
     ...data.tasks.flatMap((task) => paretoFinding(data, task)),
-    ...data.tasks.flatMap((task) => COMPARED_METRICS.flatMap((metric) => significanceFinding(data, task, metric))),
+    ...data.tasks.flatMap((task) => COMPARED_METRICS.flatMap((metric) => significanceFinding(data, family, task, metric, correction))),
     ...bhResponseFindings(data),
     ...data.configs.flatMap((config) => routingFinding(data, config)),
   ];
@@ -148,21 +149,65 @@ function paretoFinding(data: RunData, task: string): Finding[] {
   return [{ topic: 'pareto', text }];
 }
 
-/** Which configurations the paired bootstrap separates from the baseline on one metric of one task (CI excludes 0). */
-function significanceFinding(data: RunData, task: string, metric: string): Finding[] {
+/** The level at which an adjusted p-value counts as significant. */
+const SIGNIFICANCE_LEVEL = 0.05;
+
+/** One comparison against the baseline (a configuration on a task and metric), with its adjusted p-value. */
+interface Comparison {
+  readonly cell: ReportCell;
+  readonly task: string;
+  readonly metric: string;
+  readonly delta: number;
+  readonly low: number;
+  readonly high: number;
+  readonly p: number;
+  adjusted: number;
+}
+
+/**
+ * Every comparison the report makes against the baseline, with p-values adjusted over that whole family by
+ * `correction`: the significance statements are about the family, not about each comparison alone.
+ */
+export function comparisonFamily(data: RunData, correction: Correction): Comparison[] {
   if (data.baseline === null) return [];
-  const column = metricColumn(metric);
-  const compared = measured(data, task, `delta_${metric}`).flatMap(({ cell, value }) => {
-    const low = rowNumber(cell, `ci_low_${metric}`);
-    const high = rowNumber(cell, `ci_high_${metric}`);
-    return cell.row.baseline === data.baseline && low !== null && high !== null ? [{ cell, delta: value, low, high }] : [];
-  });
+  const family: Comparison[] = [];
+  for (const task of data.tasks) {
+    for (const metric of COMPARED_METRICS) {
+      for (const { cell, value } of measured(data, task, `delta_${metric}`)) {
+        const low = rowNumber(cell, `ci_low_${metric}`);
+        const high = rowNumber(cell, `ci_high_${metric}`);
+        const p = rowNumber(cell, `p_${metric}`);
+        if (cell.row.baseline === data.baseline && low !== null && high !== null && p !== null) family.push({ cell, task, metric, delta: value, low, high, p, adjusted: p });
+      }
+    }
+  }
+  adjustPValues(family.map((c) => c.p), correction).forEach((q, i) => { family[i].adjusted = q; });
+  return family;
+}
+
+/**
+ * Which configurations differ from the baseline on one metric of one task: adjusted p ≤ 0.05 over the report's
+ * family of comparisons. Perplexities are quoted as Δ ln(perplexity) in nats, with their bootstrap interval.
+ */
+function significanceFinding(data: RunData, family: readonly Comparison[], task: string, metric: string, correction: Correction): Finding[] {
+  const compared = family.filter((c) => c.task === task && c.metric === metric);
   if (compared.length === 0) return [];
-  const stats = (c: (typeof compared)[number]) => `Δ ${show(column, c.delta, true)}, 95% CI [${show(column, c.low)}, ${show(column, c.high)}]`;
-  const items = (group: typeof compared) => withShared(group.map((c) => ({ name: code(c.cell.config), detail: stats(c) })));
-  const higher = compared.filter((c) => c.low > 0);
-  const lower = compared.filter((c) => c.high < 0);
-  const neither = compared.filter((c) => c.low <= 0 && c.high >= 0);
+  const column = metricColumn(metric);
+  const log = LOG_COMPARED[metric as keyof typeof LOG_COMPARED];
+  const stats = (c: Comparison) => {
+    const logDelta = log ? rowNumber(c.cell, `delta_${log}`) : null;
+    const logLow = log ? rowNumber(c.cell, `ci_low_${log}`) : null;
+    const logHigh = log ? rowNumber(c.cell, `ci_high_${log}`) : null;
+    const effect = logDelta !== null && logLow !== null && logHigh !== null
+      ? `Δ ln ${noun(column)} ${formatNumber(logDelta, 3, { signed: true })} nats, 95% CI [${formatNumber(logLow, 3)}, ${formatNumber(logHigh, 3)}]`
+      : `Δ ${show(column, c.delta, true)}, 95% CI [${show(column, c.low)}, ${show(column, c.high)}]`;
+    return `${effect}, adjusted p ${formatP(c.adjusted)}`;
+  };
+  const items = (group: readonly Comparison[]) => withShared(group.map((c) => ({ name: code(c.cell.config), detail: stats(c) })));
+  const significant = compared.filter((c) => c.adjusted <= SIGNIFICANCE_LEVEL);
+  const higher = significant.filter((c) => c.delta > 0);
+  const lower = significant.filter((c) => c.delta < 0);
+  const neither = compared.filter((c) => !significant.includes(c));
   const [better, worse] = column.higherIsBetter ? [higher, lower] : [lower, higher];
   const [up, down] = column.higherIsBetter ? ['higher', 'lower'] : ['lower', 'higher'];
   const parts = [
@@ -170,7 +215,20 @@ function significanceFinding(data: RunData, task: string, metric: string): Findi
     worse.length ? `significantly worse (${down}) for ${items(worse)}` : '',
     neither.length ? `no significant difference for ${items(neither)}` : '',
   ].filter(Boolean);
-  return [{ topic: 'significance', text: `On ${taskName(data, task)}, ${noun(column)} vs the baseline ${code(data.baseline)}: ${parts.join('; ')}.` }];
+  const docs = rowNumber(compared[0].cell, 'num_docs');
+  const caveat = docs !== null && docs < FEW_DOCUMENTS
+    ? ` With ${plural(docs, 'document')}, these intervals are wide and rest on few documents: treat them as indicative.` : '';
+  return [{
+    topic: 'significance',
+    text: `On ${taskName(data, task)}, ${noun(column)} vs the baseline ${code(data.baseline!)} ` +
+      `(paired bootstrap over documents; p-values adjusted by ${CORRECTION_NAMES[correction]} over all ${family.length} comparisons of this report, significant at ≤ ${SIGNIFICANCE_LEVEL}): ` +
+      `${parts.join('; ')}.${caveat}`,
+  }];
+}
+
+/** A p-value as text: 3 significant digits, "< 0.001" below that. */
+function formatP(p: number): string {
+  return p < 0.001 ? '< 0.001' : formatNumber(p, 3);
 }
 
 type Trend = 'rises' | 'falls' | 'flat' | 'mixed';

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
+import type { Correction } from '../experiments/stats.js';
 import { VERSION } from '../version.js';
 import { buildCharts } from './charts.js';
 import { loadRunData } from './data.js';
@@ -55,11 +56,11 @@ function checkedFormats(formats: readonly string[], where: string): ReportFormat
 }
 
 /** Read the run directory and decide what its report says. */
-export async function reportContent(runDir: string, sortBy?: string): Promise<{ data: RunData; content: ReportContent }> {
+export async function reportContent(runDir: string, sortBy?: string, correction: Correction = 'bh'): Promise<{ data: RunData; content: ReportContent }> {
   const data = await loadRunData(runDir);
   const table = resultsTable(data, sortBy);
   const charts = buildCharts(data);
-  const findings = keyFindings(data);
+  const findings = keyFindings(data, correction);
   const mode = text(pick(data.manifest, 'spec', 'mode'));
   const content: ReportContent = {
     title: `Routing report: ${text(pick(data.manifest, 'model', 'spec')) ?? basename(data.runDir)}${mode ? ` (${mode} sweep)` : ''}`,
@@ -86,11 +87,11 @@ export async function reportContent(runDir: string, sortBy?: string): Promise<{ 
 
 export async function writeReport(
   runDir: string,
-  options: { formats: ReportFormat[]; sortBy?: string; log?: (line: string) => void },
+  options: { formats: ReportFormat[]; sortBy?: string; correction?: Correction; log?: (line: string) => void },
 ): Promise<{ dir: string; files: string[] }> {
   const formats = checkedFormats(options.formats, 'formats');
   const log = options.log ?? (() => {});
-  const { data, content } = await reportContent(runDir, options.sortBy);
+  const { data, content } = await reportContent(runDir, options.sortBy, options.correction);
   const charts = content.sections.flatMap((s) => s.charts);
   log(`${data.cells.length} cells, ${data.traces.length} traces, ${charts.length} charts`);
 

@@ -12,6 +12,12 @@ import type { DocScores } from '../tasks/task.js';
 /** Metrics compared against the baseline when a task reports them: perplexities and accuracies. */
 export const COMPARED_METRICS = ['word_perplexity', 'perplexity', 'acc', 'acc_norm'] as const;
 
+/**
+ * Perplexities are also compared on the log scale: Δ ln(perplexity) is Δ nats per word (word_perplexity) or per
+ * scored continuation (perplexity), readable where a perplexity ratio of millions is not.
+ */
+export const LOG_COMPARED = { word_perplexity: 'log_word_perplexity', perplexity: 'log_perplexity' } as const;
+
 export interface Significance {
   readonly baseline: string;
   readonly resamples: number;
@@ -41,8 +47,12 @@ export function compareToBaseline(summary: EvalSummary, baseline: EvalSummary, r
   const metrics: Record<string, BootstrapInterval> = {};
   for (const metric of COMPARED_METRICS) {
     if (!(metric in summary.metrics)) continue;
-    const statistic = (docs: DocScores[]) => (indices: Int32Array) => task.aggregate(Array.from(indices, (i) => docs[i]))[metric];
+    const statistic = (docs: DocScores[], transform = (v: number) => v) => (indices: Int32Array) => transform(task.aggregate(Array.from(indices, (i) => docs[i]))[metric]);
     metrics[metric] = pairedBootstrap(mine.length, statistic(mine), statistic(theirs), { resamples, seed });
+    if (metric in LOG_COMPARED) {
+      const log = LOG_COMPARED[metric as keyof typeof LOG_COMPARED];
+      metrics[log] = pairedBootstrap(mine.length, statistic(mine, Math.log), statistic(theirs, Math.log), { resamples, seed });
+    }
   }
   return { baseline: baseline.config, resamples, level: 0.95, seed, metrics };
 }
@@ -67,11 +77,15 @@ export function resultRow(summary: EvalSummary, file: string, avgTaskAccuracy: n
   row.eval_wall_s = summary.timings.eval_wall_s;
   row.baseline = significance?.baseline ?? null;
   for (const metric of COMPARED_METRICS) {
-    const s = significance?.metrics[metric];
     if (!(metric in summary.metrics)) continue;
-    row[`delta_${metric}`] = s?.delta ?? null;
-    row[`ci_low_${metric}`] = s?.low ?? null;
-    row[`ci_high_${metric}`] = s?.high ?? null;
+    const log = LOG_COMPARED[metric as keyof typeof LOG_COMPARED];
+    for (const m of log ? [metric, log] : [metric]) {
+      const s = significance?.metrics[m];
+      row[`delta_${m}`] = s?.delta ?? null;
+      row[`ci_low_${m}`] = s?.low ?? null;
+      row[`ci_high_${m}`] = s?.high ?? null;
+      row[`p_${m}`] = s?.pValue ?? null;
+    }
   }
   row.summary_file = file;
   return row;
