@@ -13,6 +13,7 @@ import { DeepseekV2Router, DeepseekV3Router } from '../src/routers/deepseek.js';
 import { GraniteRouter } from '../src/routers/granite.js';
 import { TopKRouter } from '../src/routers/topk.js';
 import { TopPRouter } from '../src/routers/topp.js';
+import { createRandom } from '../src/sampling.js';
 
 const E = 4;
 const nullShape = { numLayers: 2, numExperts: E };
@@ -250,7 +251,7 @@ test('a router spec parses back to an equal router', () => {
     assert.deepEqual([again.minK, again.maxK], [router.minK, router.maxK]);
     assert.deepEqual(again.route(1, logits, 2, E), router.route(1, logits, 2, E));
   }
-  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'granite', 'deepseek_v2', 'deepseek_v3', 'topp', 'bh']);
+  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'granite', 'deepseek_v2', 'deepseek_v3', 'topp', 'bh', 'randk']);
 });
 
 test('bad router specs are one --router error naming the key, the value and the valid range', () => {
@@ -407,4 +408,43 @@ test('bh pvalues=bf16: p-values rounded to bfloat16 and clamped to [2^-7, 1 - 2^
   const clamped = route(bh({ alpha: 0.02, maxK: 4, pValues: 'bf16' }), [0.999, 0.9985, 0, 0]);
   assert.deepEqual([clamped.pValues![0], clamped.pValues![1], clamped.pValues![2]], [2 ** -7, 2 ** -7, 1 - 2 ** -7]);
   assert.equal(clamped.counts[0], 2);
+});
+
+// ---- randk ----
+
+test('randk draws each token\'s count from the source\'s per-layer distribution: reproducible, batch-independent, top experts', () => {
+  const shares = [[0, 0.5, 0.25, 0.25], [0, 0, 0, 1]];
+  const file = writeJson({ format: 'routelab.eval/1', config: '3experts_bh_a030', routing: { per_layer_count_shares: shares } });
+  const router = parseRouterSpec(`randk:seed=7,from=${file}`, defaults);
+  assert.equal(router.spec, `randk:seed=7,weights=probs,from=${file}`);
+  assert.equal(router.configName(softmaxRouting(false)), '3experts_bh_a030_randk_probs_s7');
+  assert.deepEqual([router.minK, router.maxK, router.adaptive], [1, 3, true]);
+  const random = createRandom(11);
+  const T = 4000;
+  const logits = Float32Array.from({ length: T * E }, () => random() * 4 - 2);
+  const layer0 = router.route(0, logits, T, E);
+  const seen = [0, 0, 0, 0];
+  for (let t = 0; t < T; t++) seen[layer0.counts[t]]++;
+  shares[0].forEach((p, c) => assert.ok(Math.abs(seen[c] / T - p) <= 3 * Math.sqrt((p * (1 - p)) / T) + 1e-12, `c = ${c}: ${seen[c] / T} vs ${p}`));
+  assert.ok(router.route(1, logits, T, E).counts.every((c) => c === 3));
+  // The same seed draws the same counts; one token alone draws what it drew in the batch; another seed draws others.
+  assert.deepEqual(parseRouterSpec(`randk:seed=7,from=${file}`, defaults).route(0, logits, T, E), layer0);
+  for (const t of [0, 17, 3999]) assert.equal(router.route(0, logits.slice(t * E, (t + 1) * E), 1, E).counts[0], layer0.counts[t]);
+  const other = parseRouterSpec(`randk:seed=8,from=${file}`, defaults).route(0, logits, T, E);
+  assert.ok(other.counts.some((c, t) => c !== layer0.counts[t]));
+  // The c most probable experts, with their probabilities (weights=probs) or renormalised.
+  const t = layer0.counts.findIndex((c) => c === 2);
+  const row = Array.from(logits.subarray(t * E, (t + 1) * E));
+  const probs = softmax32(row);
+  const top2 = [0, 1, 2, 3].sort((a, b) => probs[b] - probs[a] || a - b).slice(0, 2);
+  assert.deepEqual(choice(router.route(0, Float32Array.from(row), 1, E)), { experts: top2, weights: top2.map((e) => probs[e]) });
+  const renorm = choice(parseRouterSpec(`randk:seed=7,weights=renorm,from=${file}`, defaults).route(0, Float32Array.from(row), 1, E));
+  assertClose(renorm.weights, top2.map((e) => probs[e] / (probs[top2[0]] + probs[top2[1]])), 1e-7);
+});
+
+test('randk refuses a source that is not an eval summary of a model with the same MoE layers', () => {
+  const bad = writeJson({ format: 'routelab.eval/1', config: 'x', routing: {} });
+  assert.throws(() => parseRouterSpec(`randk:from=${bad}`, defaults), /expected a routelab\.eval\/1 summary with routing\.per_layer_count_shares/);
+  const oneLayer = writeJson({ format: 'routelab.eval/1', config: 'x', routing: { per_layer_count_shares: [[0, 1]] } });
+  assert.throws(() => parseRouterSpec(`randk:from=${oneLayer}`, defaults), /count distributions for 1 MoE layers, the model has 2/);
 });

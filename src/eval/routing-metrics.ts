@@ -49,6 +49,8 @@ export interface RoutingMetrics {
   scored_tokens: number;
   /** mean_t c[t, ℓ] per layer. */
   per_layer_avg_experts: number[];
+  /** Per layer ℓ, the share of scored positions with c = 0 … max_k experts: what a randk control draws from. */
+  per_layer_count_shares: number[][];
   /** Mean number of keys a scored position attends to (its position in its input + 1); enters flops_per_token. */
   mean_context_length: number;
 }
@@ -61,6 +63,7 @@ export class RoutingAccumulator {
   private readonly sumC: Float64Array; // [L]
   private readonly expertCounts: Float64Array; // [L × E] times expert e was selected at layer ℓ
   private readonly histogram: Float64Array; // [E + 1] c values over all (t, ℓ)
+  private readonly layerHistogram: Float64Array; // [L × (E + 1)] c values per layer
   private sumSq = 0;
   private minC = Infinity;
   private maxC = -Infinity;
@@ -81,6 +84,7 @@ export class RoutingAccumulator {
     this.sumC = new Float64Array(this.L);
     this.expertCounts = new Float64Array(this.L * this.E);
     this.histogram = new Float64Array(this.E + 1);
+    this.layerHistogram = new Float64Array(this.L * (this.E + 1));
     this.pair = new Float64Array(Math.max(0, this.L - 1) * 6);
   }
 
@@ -101,6 +105,7 @@ export class RoutingAccumulator {
       if (c < this.minC) this.minC = c;
       if (c > this.maxC) this.maxC = c;
       this.histogram[c]++;
+      this.layerHistogram[layer * (E + 1) + c]++;
       for (let j = 0; j < c; j++) this.expertCounts[base + experts[i * stride + j]]++;
     }
     this.sumC[layer] += sum;
@@ -232,6 +237,10 @@ export class RoutingAccumulator {
       output_determinism: options.determinism ?? null,
       scored_tokens: n,
       per_layer_avg_experts: perLayer,
+      per_layer_count_shares: Array.from({ length: this.L }, (_, l) => Array.from(
+        this.layerHistogram.subarray(l * (this.E + 1), l * (this.E + 1) + maxK + 1),
+        (count) => (this.tokensPerLayer[l] > 0 ? count / this.tokensPerLayer[l] : 0),
+      )),
       mean_context_length: meanContext,
     };
   }

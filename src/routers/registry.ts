@@ -3,6 +3,7 @@ import { RoutelabError } from '../errors.js';
 import { BhRouter, P_VALUE_MODES } from './bh.js';
 import { DeepseekV2Router, DeepseekV3Router, type GroupLimit, requireGroups } from './deepseek.js';
 import { GraniteRouter } from './granite.js';
+import { RandKRouter, readCountShares } from './randk.js';
 import { readNullModel } from './null-model.js';
 import type { Router, RouterDefaults } from './router.js';
 import { TopKRouter } from './topk.js';
@@ -125,6 +126,21 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
         weights: a.choice('weights', WEIGHT_MODES, 'renorm'),
         pValues: a.choice('pvalues', P_VALUE_MODES, 'exact'),
         nullModel: readNullModel(resolve(a.text('null')), { numLayers: d.moeLayers.length, numExperts: d.numExperts }),
+      });
+    },
+  },
+  {
+    name: 'randk',
+    summary: "a control: each token's expert count drawn from another configuration's per-layer count distribution, then that many top experts",
+    keys: [
+      { key: 'from', meaning: 'path of the eval summary (routelab.eval/1) whose per_layer_count_shares the counts are drawn from; required' },
+      { key: 'seed', meaning: 'seed of the draws, a non-negative integer; default 0' },
+      { key: 'weights', meaning: 'probs (each selected expert\'s probability) or renorm (divided by their sum); default probs' },
+    ],
+    build: (a, d) => {
+      const file = resolve(a.text('from'));
+      return new RandKRouter({
+        ...readCountShares(file, d.moeLayers.length), file, seed: a.int('seed', 0, 0, 2 ** 31 - 1), weights: a.choice('weights', WEIGHT_MODES, 'probs'),
       });
     },
   },
