@@ -11,113 +11,193 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace {
 
 enum Dtype { F32 = 0, BF16 = 1, F16 = 2 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Thread pool: `threads - 1` workers plus the calling thread. One parallel region at a time (the JS thread is the
-// only caller). Workers sleep on a condition variable between regions; inside a region, phases synchronise with a
-// spin barrier.
+// Thread pool: `threads - 1` workers plus the calling thread (the JS thread, the only caller: one parallel region at
+// a time). Every wait — a worker idle between regions, a thread at a phase boundary, the caller waiting for the
+// workers still inside its region — spins for a bounded time (kSpinNs, with a pause instruction) and then sleeps on a
+// futex, as OpenMP runtimes and OpenBLAS do. Nothing ever waits for a thread to *arrive*: every job takes its tasks
+// from a shared counter, a worker joins a region only while it is open, and a phase boundary waits for the phase's
+// tasks to be done, not for every thread. So a worker the scheduler has descheduled (other processes busy on the
+// cores) costs at most the task it holds, never a whole time slice per barrier; with no worker running at all the
+// caller does every task itself. Which thread runs which task never changes a result: each task writes its own
+// outputs, computed the same way whichever thread computes them.
+
+constexpr int64_t kSpinNsDefault = 50000;  // 50 µs
+
+inline int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline void FutexWait(std::atomic<uint32_t>* word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+inline void FutexWakeAll(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+int64_t SpinNsFromEnv() {
+  const char* v = std::getenv("ROUTELAB_SPIN_US");
+  if (!v || !*v) return kSpinNsDefault;
+  char* end;
+  double us = std::strtod(v, &end);
+  return *end == '\0' && us >= 0 && us <= 1e6 ? static_cast<int64_t>(us * 1000) : kSpinNsDefault;
+}
 
 class Pool {
  public:
-  explicit Pool(int n) : n_(n) {
+  explicit Pool(int n) : n_(n), spin_ns_(SpinNsFromEnv()) {
     for (int t = 1; t < n_; t++) workers_.emplace_back([this, t] { Loop(t); });
   }
   ~Pool() {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
+    stop_.store(true, std::memory_order_seq_cst);
+    Notify();
     for (auto& w : workers_) w.join();
   }
   int size() const { return n_; }
 
-  void Run(const std::function<void(int)>& job) {
-    if (n_ == 1) {
+  // Run job(thread) on the caller and on every worker that gets to join while the caller works; returns when the
+  // caller's job is done and every worker that joined has left. `tasks`: how many tasks the job has (≤ 1: run inline,
+  // nobody woken).
+  void Run(const std::function<void(int)>& job, int tasks) {
+    if (n_ == 1 || tasks <= 1) {
       job(0);
       return;
     }
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      job_ = &job;
-      pending_ = n_ - 1;
-      generation_++;
-    }
-    cv_.notify_all();
+    job_.store(&job, std::memory_order_relaxed);
+    uint64_t seq = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    state_.store(seq << 32 | kOpen, std::memory_order_seq_cst);  // publishes job_
+    Notify();
     job(0);
-    std::unique_lock<std::mutex> lock(m_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    job_ = nullptr;
+    uint64_t s = state_.fetch_and(~kOpen, std::memory_order_seq_cst);  // no one joins from now on
+    if (s & kCount) Await([&] { return (state_.load(std::memory_order_acquire) & kCount) == 0; });
+    job_.store(nullptr, std::memory_order_relaxed);
   }
 
-  // All n threads of the current region meet here.
-  void Barrier() {
-    if (n_ == 1) return;
-    int gen = barrier_gen_.load(std::memory_order_acquire);
-    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
-      barrier_count_.store(0, std::memory_order_relaxed);
-      barrier_gen_.fetch_add(1, std::memory_order_release);
-    } else {
-      while (barrier_gen_.load(std::memory_order_acquire) == gen) _mm_pause();
+  // Wake whoever sleeps in Await (after making its condition true).
+  void Notify() {
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(&epoch_);
+  }
+
+  // Spin on ready() for at most spin_ns_, then sleep until a Notify makes it true.
+  template <class Ready>
+  void Await(Ready ready) {
+    if (ready()) return;
+    int64_t deadline = 0;
+    for (int i = 1;; i++) {
+      _mm_pause();
+      if (ready()) return;
+      if ((i & 15) == 0) {
+        int64_t now = NowNs();
+        if (deadline == 0) deadline = now + spin_ns_;
+        else if (now >= deadline) break;
+      }
+    }
+    for (;;) {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      uint32_t e = epoch_.load(std::memory_order_seq_cst);
+      if (ready()) {
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+      FutexWait(&epoch_, e);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      if (ready()) return;
     }
   }
 
  private:
+  static constexpr uint64_t kCount = 0xffff;  // workers inside the region
+  static constexpr uint64_t kOpen = 1 << 16;  // the region still admits workers
+
   void Loop(int t) {
     uint64_t seen = 0;
     for (;;) {
-      const std::function<void(int)>* job;
-      {
-        std::unique_lock<std::mutex> lock(m_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
+      uint64_t s;
+      Await([&] {
+        s = state_.load(std::memory_order_acquire);
+        return (s >> 32) != seen || stop_.load(std::memory_order_relaxed);
+      });
+      if (stop_.load(std::memory_order_acquire)) return;
+      seen = s >> 32;
+      // Join unless the caller has closed the region (or a newer one began) meanwhile.
+      bool joined = false;
+      while ((s >> 32) == seen && (s & kOpen)) {
+        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+          joined = true;
+          break;
+        }
       }
-      (*job)(t);
-      std::lock_guard<std::mutex> lock(m_);
-      if (--pending_ == 0) done_.notify_one();
+      if (!joined) continue;
+      (*job_.load(std::memory_order_relaxed))(t);
+      uint64_t before = state_.fetch_sub(1, std::memory_order_seq_cst);
+      if ((before & kCount) == 1 && !(before & kOpen)) Notify();  // the caller may be waiting for the last to leave
     }
   }
 
   int n_;
+  int64_t spin_ns_;
   std::vector<std::thread> workers_;
-  std::mutex m_;
-  std::condition_variable cv_, done_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  std::atomic<int> barrier_count_{0};
-  std::atomic<int> barrier_gen_{0};
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<uint64_t> state_{0};  // region sequence << 32 | kOpen | workers inside
+  std::atomic<bool> stop_{false};
+  alignas(64) std::atomic<uint32_t> epoch_{0};  // futex word: bumped by every Notify
+  std::atomic<int> sleepers_{0};
+};
+
+// A phase of a region: tasks taken from `next`; Wait returns once all `tasks` are done, whichever threads did them.
+struct Phase {
+  std::atomic<int> next{0};
+  std::atomic<int> done{0};
+  // Take and run tasks until none is left; then wait for the ones other threads hold.
+  template <class Fn>
+  void Run(Pool& pool, int tasks, Fn fn) {
+    for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      fn(task);
+      if (done.fetch_add(1, std::memory_order_seq_cst) + 1 == tasks) pool.Notify();
+    }
+    pool.Await([&] { return done.load(std::memory_order_acquire) >= tasks; });
+  }
 };
 
 std::mutex g_pool_mutex;
 Pool* g_pool = nullptr;
 int g_env_count = 0;
 
-int DefaultThreads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
-
+// One thread until setThreads says otherwise: how many threads the process may use is decided in one place, by the
+// caller (src/backends/cpus.ts: the affinity mask and the cgroup CPU quota).
 Pool& GetPool() {
-  if (!g_pool) g_pool = new Pool(DefaultThreads());
+  if (!g_pool) g_pool = new Pool(1);
   return *g_pool;
 }
+
+// Below this many floating-point operations a region runs on the caller alone: waking or meeting other threads would
+// cost more than the work (a few microseconds of one core).
+constexpr double kMinParallelFlops = 1 << 17;
+
+// The tasks worth spreading over threads: 1 (run inline) when the whole region is too small.
+inline int Spread(int tasks, double flops) { return flops < kMinParallelFlops ? 1 : tasks; }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Loads that widen the stored dtype to float32.
@@ -428,7 +508,7 @@ void Matmul(const float* x, int T, int K, const void* w, int dtype, int N, float
       int nb = std::min(nbw, N - n0), tn = std::min(chunk, T - t0);
       GemmAny(dtype, rows.data() + t0, tn, w, K, n0, nb, out + static_cast<size_t>(t0) * N + n0, N);
     }
-  });
+  }, Spread(tasks, 2.0 * T * K * N));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -447,9 +527,15 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
   std::vector<const float*> xrows(offsets[E]), arows(maxN);
   for (int i = 0; i < offsets[E]; i++) xrows[i] = x + static_cast<size_t>(tokens[i]) * H;
   for (int i = 0; i < maxN; i++) arows[i] = act.data() + static_cast<size_t>(i) * I;
-  std::vector<std::atomic<int>> counters(2 * E);
-  for (auto& c : counters) c.store(0, std::memory_order_relaxed);
+  // Two phases per expert: B reads every row of A's act, and the next expert's A overwrites it.
+  std::vector<Phase> phases(2 * E);
   Pool& pool = GetPool();
+  int maxTasks = 0;
+  for (int e = 0; e < E; e++) {
+    int n = offsets[e + 1] - offsets[e];
+    if (n > 0) maxTasks = std::max({maxTasks, (I + BlockWidth(n, I, pool.size()) - 1) / BlockWidth(n, I, pool.size()),
+                                    (H + BlockWidth(n, H, pool.size()) - 1) / BlockWidth(n, H, pool.size())});
+  }
   pool.Run([&](int) {
     for (int e = 0; e < E; e++) {
       int begin = offsets[e], n = offsets[e + 1] - begin;
@@ -459,7 +545,7 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
       int nbA = (I + wA - 1) / wA, nbB = (H + wB - 1) / wB;
       float* g = Scratch(tl_tile_a, static_cast<size_t>(n) * std::max(wA, wB));
       float* u = Scratch(tl_tile_b, static_cast<size_t>(n) * wA);
-      for (int task; (task = counters[2 * e].fetch_add(1, std::memory_order_relaxed)) < nbA;) {
+      phases[2 * e].Run(pool, nbA, [&](int task) {
         int n0 = task * wA, nb = std::min(wA, I - n0);
         GemmAny(dtype, xrows.data() + begin, n, gates[e], H, n0, nb, g, nb);
         GemmAny(dtype, xrows.data() + begin, n, ups[e], H, n0, nb, u, nb);
@@ -467,9 +553,8 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
           float* dst = act.data() + static_cast<size_t>(i) * I + n0;
           for (int j = 0; j < nb; j++) dst[j] = Silu(g[i * nb + j]) * u[i * nb + j];
         }
-      }
-      pool.Barrier();
-      for (int task; (task = counters[2 * e + 1].fetch_add(1, std::memory_order_relaxed)) < nbB;) {
+      });
+      phases[2 * e + 1].Run(pool, nbB, [&](int task) {
         int n0 = task * wB, nb = std::min(wB, H - n0);
         GemmAny(dtype, arows.data(), n, downs[e], I, n0, nb, g, nb);
         for (int i = 0; i < n; i++) {
@@ -477,10 +562,9 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
           float* dst = out + static_cast<size_t>(tok[i]) * H + n0;
           for (int j = 0; j < nb; j++) dst[j] += g[i * nb + j] * wt;
         }
-      }
-      pool.Barrier();
+      });
     }
-  });
+  }, Spread(maxTasks, 6.0 * offsets[E] * H * I));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -556,7 +640,7 @@ void ScoreTokens(const float* logits, int R, int V, const int32_t* rows, const i
   GetPool().Run([&](int) {
     for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < nNeeded;)
       logZ[needed[i]] = RowLogZ(logits + static_cast<size_t>(needed[i]) * V, V);
-  });
+  }, Spread(nNeeded, 8.0 * nNeeded * V));
   next = 0;
   GetPool().Run([&](int) {
     for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < P;) {
@@ -564,7 +648,7 @@ void ScoreTokens(const float* logits, int R, int V, const int32_t* rows, const i
       logProbs[i] = static_cast<double>(x[targets[i]]) - logZ[rows[i]];
       ranks[i] = TokenRank(x, V, targets[i]);
     }
-  });
+  }, Spread(P, 2.0 * P * V));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -603,6 +687,8 @@ void Attention(const float* q, const float* k, const float* v, float* keys, floa
   std::atomic<int> next{0};
   int nTasks = static_cast<int>(tasks.size());
   bool vecK = hd % 8 == 0, vecV = vd % 8 == 0;
+  double flops = 0;
+  for (const Task& t : tasks) flops += 2.0 * (t.s1 - t.s0) * cost(t) * (hd + vd);
   GetPool().Run([&](int) {
     float* scores = Scratch(tl_tile_a, static_cast<size_t>(capacity) + 8);
     float* acc = Scratch(tl_tile_b, static_cast<size_t>(vd));
@@ -668,7 +754,7 @@ void Attention(const float* q, const float* k, const float* v, float* keys, floa
         for (int d = 0; d < vd; d++) o[d] = acc[d] * inv;
       }
     }
-  });
+  }, Spread(nTasks, flops));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -692,7 +778,7 @@ void RmsNormT(const float* x, int rows, int cols, const void* w, double eps, flo
         for (int c = 0; c < cols; c++) o[c] = Load1<D>(w, c) * (xr[c] * inv);
       }
     }
-  });
+  }, Spread(tasks, 4.0 * rows * cols));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -947,7 +1033,7 @@ napi_value JsSetThreads(napi_env env, napi_callback_info info) {
   if (!Args(env, info, argv)) return nullptr;
   int n;
   if (!GetInt(env, argv[0], &n)) return nullptr;
-  if (n <= 0) n = DefaultThreads();
+  if (!Check(env, n >= 1 && n <= 1024, "routelab native setThreads: expected 1 … 1024 threads, got %d", n)) return nullptr;
   {
     std::lock_guard<std::mutex> lock(g_pool_mutex);
     if (!g_pool || g_pool->size() != n) {

@@ -36,12 +36,17 @@ export { selectDocs, fingerprintDocs } from './tasks/selection.js';
 export { evaluate, type EvaluateOptions, type EvalSummary } from './eval/evaluate.js';
 export { scoreUnits } from './eval/scorer.js';
 export { readTrace, readDocTrace, type Trace } from './trace/reader.js';
+export { exportTrace, EXPORT_FORMATS, type ExportFormat, type ExportOptions } from './trace/export.js';
+export { METRICS, metricDefinition, betterDirection, type MetricDefinition, type Better } from './metrics.js';
+export { catalog, listTasks, listRouters, listMetrics, listFamilies, CATALOG_KINDS, type CatalogKind } from './catalog.js';
 
 export { writeReport, REPORT_FORMATS, type ReportFormat } from './report/report.js';
 export { loadRunData } from './report/data.js';
 export { buildCharts } from './report/charts.js';
 export { chartToSvg, svgToPng } from './report/render.js';
 export type { RunData, Chart, Finding } from './report/types.js';
+export { compareRuns, type Comparison, type ComparedCell, type CompareOptions } from './compare/compare.js';
+export { writeComparison, comparisonText } from './compare/render.js';
 
 export { generate, type GenerateOptions } from './generate.js';
 export { createSampler, createRandom, type Sampler, type SamplerOptions } from './sampling.js';

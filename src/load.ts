@@ -1,6 +1,7 @@
 import { freemem } from 'node:os';
 import type { Backend } from './backends/backend.js';
 import { CpuBackend } from './backends/cpu.js';
+import { kernelThreads } from './backends/cpus.js';
 import { createFastBackend, NativeBackend } from './backends/native.js';
 import { RoutelabError } from './errors.js';
 import { Checkpoint, resolveModelPath } from './model/checkpoint.js';
@@ -15,19 +16,29 @@ export type BackendName = (typeof BACKENDS)[number];
  * reference backend with a one-line warning. `native` insists on the addon; `cpu` is the pure-TypeScript reference;
  * `webgpu` runs WGSL kernels on a WebGPU adapter (a GPU, or Mesa lavapipe on a CPU).
  */
-export async function createBackend(name: string = 'auto'): Promise<Backend> {
+export async function createBackend(name: string = 'auto', options: BackendOptions = {}): Promise<Backend> {
   // Dawn is loaded only when asked for: the CPU paths never touch it.
   if (name === 'webgpu') return (await import('./backends/webgpu.js')).createWebGpuBackend();
   if (name === 'cpu') return new CpuBackend();
+  // The thread count is checked (--threads, ROUTELAB_THREADS) whichever CPU backend ends up running.
+  const threads = kernelThreads(options.threads);
   if (name === 'native') {
     try {
-      return new NativeBackend();
+      return new NativeBackend({ threads });
     } catch (e) {
       throw new RoutelabError('--backend native', `${(e as Error).message}; build it with npm run build:native, or use --backend cpu`);
     }
   }
-  if (name === 'auto') return createFastBackend();
+  if (name === 'auto') return createFastBackend({ threads });
   throw new RoutelabError('--backend', `unknown backend ${JSON.stringify(name)}; available: ${BACKENDS.join(', ')}`);
+}
+
+export interface BackendOptions {
+  /**
+   * Threads of the native backend's kernels (default: ROUTELAB_THREADS, else `usableCpus()` — the CPUs this process
+   * may use); the reference backend runs on one, webgpu on its device.
+   */
+  readonly threads?: number;
 }
 
 export interface LoadedModel {
@@ -38,7 +49,7 @@ export interface LoadedModel {
   readonly tokenizer: TextTokenizer | null;
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends BackendOptions {
   readonly backend?: Backend | string;
   /** Compute precision of activations; the CPU backends compute in float32. */
   readonly dtype?: string;
@@ -63,7 +74,7 @@ export function requireMemory(needed: number, available: number, dir: string): v
 export async function loadModel(spec: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const dtype = options.dtype ?? 'f32';
   if (dtype !== 'f32') throw new RoutelabError('--dtype', `unsupported compute dtype ${JSON.stringify(dtype)}; available: f32`);
-  const backend = typeof options.backend === 'object' ? options.backend : await createBackend(options.backend);
+  const backend = typeof options.backend === 'object' ? options.backend : await createBackend(options.backend, options);
   const dir = await resolveModelPath(spec);
   const checkpoint = await Checkpoint.open(dir);
   // Host backends hold every weight in process memory: refuse before reading any rather than die half-way.

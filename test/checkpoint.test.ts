@@ -280,12 +280,12 @@ test('not cached and offline: one clear error', async () => {
       resolveModelPath('allenai/OLMoE-1B-7B-0924', { cacheDir }),
       (e: unknown) =>
         e instanceof RoutelabError &&
-        e.message === `allenai/OLMoE-1B-7B-0924: not in the Hugging Face cache (${cacheDir}) and offline (HF_HUB_OFFLINE=1)`,
+        e.message === `allenai/OLMoE-1B-7B-0924: no such directory, not in the Hugging Face cache (${cacheDir}), and offline (HF_HUB_OFFLINE=1)`,
     );
     // A cached snapshot is still found offline; an uncached revision of a cached repo is not.
     const cached = fakeHubCache();
     assert.match(await resolveModelPath('allenai/tiny-olmoe', { cacheDir: cached }), /snapshots/);
-    await assert.rejects(resolveModelPath('allenai/tiny-olmoe@v2', { cacheDir: cached }), /not in the Hugging Face cache .* and offline/);
+    await assert.rejects(resolveModelPath('allenai/tiny-olmoe@v2', { cacheDir: cached }), /not in the Hugging Face cache .*, and offline/);
   });
   await assert.rejects(resolveModelPath('allenai/OLMoE-1B-7B-0924', { cacheDir, allowDownload: false }), /and downloads are disabled$/);
 });
@@ -298,12 +298,12 @@ test('not cached and the hub unreachable: one clear error naming the cause', asy
       (e: unknown) =>
         e instanceof RoutelabError &&
         e.message ===
-          `allenai/OLMoE-1B-7B-0924: not in the Hugging Face cache (${cacheDir}) and the download failed: fetch failed (getaddrinfo ENOTFOUND huggingface.co)`,
+          `allenai/OLMoE-1B-7B-0924: no such directory, not in the Hugging Face cache (${cacheDir}), and the download failed: fetch failed (getaddrinfo ENOTFOUND huggingface.co)`,
     );
     // A real connection attempt to a closed local port fails fast too.
     await assert.rejects(
       resolveModelPath('allenai/OLMoE-1B-7B-0924', { cacheDir, hubUrl: 'http://127.0.0.1:9' }),
-      /allenai\/OLMoE-1B-7B-0924: not in the Hugging Face cache .* and the download failed: fetch failed/,
+      /allenai\/OLMoE-1B-7B-0924: no such directory, not in the Hugging Face cache .*, and the download failed: fetch failed/,
     );
   });
 });

@@ -55,5 +55,8 @@ test('configuration names', () => {
   const nullModel = { file: '/x/null.json', layers: [], meta: {} };
   assert.equal(new BhRouter({ alpha: 0.4, maxK: 8, minK: 1, temperature: 1, nullModel, weights: 'renorm', pValues: 'exact' }).configName(), '8experts_bh_a040');
   assert.equal(new BhRouter({ alpha: 0.05, maxK: 16, minK: 2, temperature: 1, nullModel, weights: 'renorm', pValues: 'exact' }).configName(), '16experts_bh_a005_mink2');
-  assert.equal(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, weights: 'probs' }).configName(), 'topp_p0.7_min-k1_max-k16_weightsprobs');
+  assert.equal(new TopPRouter({ p: 0.7, minK: 1, maxK: 16, weights: 'probs' }).configName(), '16experts_topp_p070');
+  assert.equal(new TopPRouter({ p: 0.5, minK: 2, maxK: 64, weights: 'renorm' }).configName(), '64experts_topp_p050_mink2_renorm');
+  assert.equal(new TopPRouter({ p: 0.555, minK: 1, maxK: 16, weights: 'probs' }).configName(), '16experts_topp_p0555');
+  assert.equal(new TopPRouter({ p: 1, minK: 1, maxK: 8, weights: 'probs' }).configName(), '8experts_topp_p100');
 });

@@ -128,3 +128,20 @@ for (const { name, make, skip } of backends) {
     });
   }
 }
+
+test('the library loads every family through the same call, and its default routing is the family\'s', async () => {
+  const { loadModel } = await import('../src/index.js');
+  const expected: Record<string, string> = {
+    olmoe: 'topk:k=4,renormalize=true', mixtral: 'topk:k=2,renormalize=true', qwen2_moe: 'topk:k=4,renormalize=false',
+    qwen3_moe: 'topk:k=4,renormalize=true', deepseek_v2: 'deepseek_v2:k=4,n_group=1,topk_group=1,scale=1',
+    deepseek_v3: 'deepseek_v3:k=4,n_group=4,topk_group=2,renormalize=true,scale=2.5', granitemoe: 'granite:k=2',
+  };
+  for (const family of FIXTURES) {
+    const { model, tokenizer } = await loadModel(fixtureDir(family), { backend: 'cpu' });
+    assert.equal(model.family.modelType, family);
+    assert.equal(model.defaultRouter().spec, expected[family]);
+    assert.equal(tokenizer, null);
+    const { logits } = await model.forward([[1, 2, 3]], { logits: 'last' });
+    assert.equal(logits.length, model.architecture.vocabSize);
+  }
+});

@@ -77,6 +77,7 @@ test('report.html in a headless browser: charts drawn, tooltips, sortable tables
     const tooltip = page.locator('.tooltip');
     await tooltip.waitFor({ state: 'visible', timeout: 5_000 });
     assert.match(await tooltip.innerText(), /experts/i);
+    assert.match(await tooltip.innerText(), /^router: (topk|bh):/m, 'a configuration\'s tooltip gives its full router spec');
 
     // Clicking a results header sorts by it, ascending and then descending, and says so in aria-sort.
     const results = page.locator('table.results');
@@ -93,6 +94,21 @@ test('report.html in a headless browser: charts drawn, tooltips, sortable tables
     await header.locator('button').click();
     assert.equal(await header.getAttribute('aria-sort'), 'descending');
     assert.deepEqual(await values(), [...ascending].reverse());
+
+    // The wide results table scrolls inside its box, the configuration column pinned; its cells carry the full router spec.
+    await page.setViewportSize({ width: 900, height: 1000 });
+    const wrap = page.locator('.results-wrap');
+    const box = await wrap.evaluate((w) => ({ scroll: w.scrollWidth, client: w.clientWidth, right: w.getBoundingClientRect().right, page: w.closest('main')!.getBoundingClientRect().right }));
+    assert.ok(box.right <= box.page + 1, `the table's box stays within the page column (${box.right} > ${box.page})`);
+    assert.ok(box.scroll > box.client, `the table is wider than its box (${box.scroll} ≤ ${box.client})`);
+    const firstCell = results.locator('tbody tr').first().locator('td').first();
+    const secondCell = results.locator('tbody tr').first().locator('td').nth(1);
+    const [before, second] = [(await firstCell.boundingBox())!.x, (await secondCell.boundingBox())!.x];
+    await wrap.evaluate((w) => { w.scrollLeft = w.scrollWidth; });
+    assert.equal(Math.round((await firstCell.boundingBox())!.x), Math.round(before), 'the configuration column stays in view');
+    assert.ok((await secondCell.boundingBox())!.x < second - 50, 'the other columns scroll');
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    assert.match((await results.locator('tbody tr td:first-child').first().getAttribute('title')) ?? '', /^(topk|bh|default):/);
 
     const screenshot = join(dir, 'report.png');
     await page.screenshot({ path: screenshot, fullPage: false });

@@ -61,6 +61,10 @@ function cellOf(c: ConfigInfo, task: string): ReportCell {
     for (const metric of ['word_perplexity', 'perplexity', 'acc', 'acc_norm'].filter((m) => m in metrics)) {
       const delta = (metrics[metric] as number) - (base[metric] as number);
       Object.assign(row, { [`delta_${metric}`]: delta, [`ci_low_${metric}`]: delta * 0.5 - 1, [`ci_high_${metric}`]: delta * 1.5 + 1 });
+      if (metric.includes('perplexity')) {
+        const logDelta = Math.log(metrics[metric] as number) - Math.log(base[metric] as number);
+        Object.assign(row, { [`delta_log_${metric}`]: logDelta, [`ci_low_log_${metric}`]: logDelta - 0.1, [`ci_high_log_${metric}`]: logDelta + 0.1 });
+      }
     }
   }
   // The charts read the results row; of the summary only the per-layer expert counts, which the row flattens to text.
@@ -94,6 +98,7 @@ const DOCUMENT: DocumentView = {
   numLayers: NUM_LAYERS,
   tokens: ['The', ' cat', '\n', ' "sat"', '.'],
   counts: Int32Array.from([1, 8, 2, 1, 8, 8, 1, 1, 3, 1]),
+  totalPositions: 5,
 };
 
 /** A logistic null per layer: CDF 1/(1 + e^−(x − μ)), density its derivative. */
@@ -180,7 +185,7 @@ test('axis titles say what is measured and in which unit', () => {
   assert.match(title('sweep-ppl-vs-experts', 'y'), /^perplexity \(log scale\)$/);
   assert.match(title('sweep-accuracy-vs-experts', 'y'), /accuracy \(% of documents correct\)/);
   assert.match(title('sweep-speed-vs-experts', 'y'), /tokens\/s/);
-  assert.match(title('sweep-ppl-change', 'y'), /^Δ perplexity vs baseline \(%\)$/);
+  assert.match(title('sweep-ppl-change', 'y'), /^Δ ln perplexity vs baseline \(nats\)$/);
   assert.equal(named(charts, 'sweep-ppl-change').title, `Perplexity change vs ${BASELINE}`);
   assert.match(title('sweep-relative-speed', 'y'), new RegExp(`speed relative to ${BASELINE} \\(× its tokens/s\\)`));
   assert.match(title('sweep-loss', 'y'), /nats per token/);
@@ -226,8 +231,8 @@ test('the BH figure: nine fixed-size panels in three columns with their own titl
     [[4, 0.3], [4, 0.5], [8, 0.3], [8, 0.5]],
   );
   const wiki = (name: string) => FULL.cells.find((c) => c.config === name && c.task === 'wikitext')!.row.word_perplexity as number;
-  const change = wiki(CONFIGS[2].name) / wiki(BASELINE) - 1;
-  assert.equal(grid.data.values[0].label, `+${(100 * change).toFixed(1)}%`);
+  const change = Math.log(wiki(CONFIGS[2].name)) - Math.log(wiki(BASELINE));
+  assert.equal(grid.data.values[0].label, `+${change.toFixed(2)}`);
   // Routing behaviour: floor, middle and ceiling shares of each BH configuration add up to 1.
   const behaviour = spec.concat.find((p: any) => p.title.text.includes('Routing behaviour'));
   for (const c of CONFIGS.filter((c) => c.routerKind === 'bh')) {

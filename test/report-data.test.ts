@@ -160,6 +160,11 @@ test('the document view follows the options and keeps the first 128 positions in
   assert.deepEqual(Array.from(view.counts), positions.flatMap(([seq, pos]) => [0, 1, 2, 3].map((l) => written.count(seq, pos, l))));
   const aggregate = data.traces.find((t) => t.config === '2experts_topk_baseline' && t.task === 'hellaswag')!;
   assert.equal(aggregate.tokens, 200);
+  assert.equal(view.totalPositions, 200, 'the whole document, not just the positions kept');
+  // The per-token figure's caption counts the shown positions against the whole document's.
+  const { buildCharts } = await import('../src/report/charts.js');
+  const chart = buildCharts(data).find((c) => c.name.startsWith('routing-document-'))!;
+  assert.match(chart.caption, /\(first 64 of 200 positions\)/);
 });
 
 test('without the model tokenizer the document view labels tokens by id', async () => {

@@ -103,6 +103,8 @@ test('a configuration that dominates all others, a tie of every configuration, a
   const row = (avg: number): ResultRow => ({ num_docs: 1, primary_metric: 'acc', acc: 0.5, primary_value: 0.5, avg_experts: avg });
   const findings = keyFindings(run(configs, ['sst2'], [cell('small', 'sst2', row(2)), cell('large', 'sst2', row(8))]));
   assert.deepEqual(findings, [
+    { topic: 'scope', text: "On `sst2` (1 document), every configuration's accuracy (0.500–0.500) lies within the 95% range of guessing " +
+      '(0.500 ± 0.980 over 1 document): the task is beyond this model, and its accuracy differences say nothing about routing.' },
     { topic: 'best', text: 'On `sst2` (1 document): accuracy 0.500 for both configurations.' },
     { topic: 'pareto', text: 'On `sst2` (1 document), `small` dominates every other configuration in accuracy and experts per token (2.00 experts/token, accuracy 0.500).' },
   ]);
@@ -162,4 +164,22 @@ test('significance is corrected over the report\'s family: Holm on request, and 
   ]);
   const text = keyFindings(marginal, 'holm').find((f) => f.topic === 'significance')!.text;
   assert.match(text, /: no significant difference for `k16` .*adjusted p 0\.120\), `bh_a030` .*adjusted p 0\.120\) and `bh_a050`/);
+});
+
+test('what the model can show: a demo model is said first, and tasks at chance (or at zero) are named as beyond it', () => {
+  const chance = run(configs.slice(0, 2), ['hellaswag', 'lambada_openai'], [
+    cell('base', 'hellaswag', hella({ acc: 0.3, acc_norm: 0.3, avg_experts: 8, baseline: null })),
+    cell('k16', 'hellaswag', hella({ acc: 0.4, acc_norm: 0.2, avg_experts: 16 })),
+    cell('base', 'lambada_openai', { num_docs: 10, primary_metric: 'perplexity', acc: 0, perplexity: 1e6, avg_experts: 8, baseline: null }),
+    cell('k16', 'lambada_openai', { num_docs: 10, primary_metric: 'perplexity', acc: 0, perplexity: 2e6, avg_experts: 16 }),
+  ]);
+  const scope = keyFindings({ ...chance, demoModel: true }).filter((f) => f.topic === 'scope').map((f) => f.text);
+  assert.equal(scope.length, 3);
+  assert.match(scope[0], /^This run's model is a demonstration model \(its model card tags it `demo`\)/);
+  // 10 documents, 4 choices: 0.25 ± 1.96·√(0.1875 / 10) = 0.25 ± 0.268.
+  assert.equal(scope[1], "On `hellaswag` (10 documents), every configuration's accuracy (0.300–0.400) lies within the 95% range of guessing " +
+    '(0.250 ± 0.268 over 10 documents): the task is beyond this model, and its accuracy differences say nothing about routing.');
+  assert.match(scope[2], /^On `lambada_openai` \(10 documents\), accuracy is 0 for every configuration: the task is beyond this model/);
+  // Above chance, or not a demo: nothing is said.
+  assert.deepEqual(keyFindings(sweep).filter((f) => f.topic === 'scope'), []);
 });

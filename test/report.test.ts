@@ -113,7 +113,7 @@ test('report.html is one self-contained file: nothing external, every chart with
   const html = readFileSync(join(run, 'report', 'report.html'), 'utf8');
   assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none';/);
   const markup = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, '<script></script>');
-  assert.equal((html.match(/<script\b/g) ?? []).length, 3, 'chart specs, the Vega runtime, the page script');
+  assert.equal((html.match(/<script\b/g) ?? []).length, 4, 'chart specs, router specs, the Vega runtime, the page script');
   for (const [, attr, value] of markup.matchAll(/\s((?:xlink:)?href|src|action|poster)\s*=\s*["']?([^"'\s>]*)/gi)) {
     assert.ok(value.startsWith('#'), `${attr}="${value}" leaves the page`);
   }
@@ -139,11 +139,12 @@ test('report.html and report.md escape text from the run: names, findings, chart
     findings: [{ title: evil, findings: [`\`${evil}\` and **${evil}**`] }],
     results: { ...content.results, rows: content.results.rows.map((row) => [{ text: evil, lines: [evil], value: evil }, ...row.slice(1)]) },
     sections: [{ title: evil, charts: [{ ...chart, title: evil, caption: evil, spec: evilSpec }] }],
+    routers: { [evil]: evil },
   };
   const html = htmlReport(tampered, [{ chart: tampered.sections[0].charts[0], vega: compileToVega(evilSpec), svg: await chartToSvg(evilSpec) }]);
   assert.ok(!html.includes('<img src=x'), 'no injected element');
   assert.ok(!html.includes('<script>alert(2)'), 'no injected script');
-  assert.equal((html.match(/<script\b/g) ?? []).length, 3);
+  assert.equal((html.match(/<script\b/g) ?? []).length, 4);
   assert.ok(html.includes('&#60;img src=x onerror=alert(1)&#62;'), 'shown as text');
 
   const md = markdownReport(tampered, { svg: true, png: false });

@@ -292,7 +292,7 @@ test('GLUE label out of range, missing sentence: skipped and counted, or an erro
 // Registry
 
 test('registry: every task by its lm-eval name; unknown names list the known ones', () => {
-  assert.deepEqual(TASK_NAMES, ['wikitext', 'lambada_openai', 'hellaswag', 'sst2', 'rte', 'mrpc', 'boolq']);
+  assert.deepEqual(TASK_NAMES, ['wikitext', 'lambada_openai', 'hellaswag', 'sst2', 'rte', 'mrpc', 'boolq', 'text']);
   for (const name of TASK_NAMES) {
     const task = getTask(name);
     assert.equal(task.name, name);
@@ -307,6 +307,8 @@ test('registry: every task by its lm-eval name; unknown names list the known one
     ['validation', 'acc', true],
     ['validation', 'acc', true],
     ['validation', 'acc', true],
+    ['test', 'word_perplexity', false],
   ]);
-  assert.throws(() => getTask('piqa'), /^RoutelabError: piqa: unknown task; known tasks: wikitext, lambada_openai, hellaswag, sst2, rte, mrpc, boolq$/);
+  assert.deepEqual(TASK_NAMES.map((n) => getTask(n).chanceAccuracy), [undefined, undefined, 0.25, 0.5, 0.5, 0.5, 0.5, undefined]);
+  assert.throws(() => getTask('piqa'), /^RoutelabError: piqa: unknown task; known tasks: wikitext, lambada_openai, hellaswag, sst2, rte, mrpc, boolq, text$/);
 });

@@ -150,6 +150,9 @@ export interface Backend {
    * backends, whose buffers are ordinary process memory and already part of its RSS.
    */
   deviceMemory(): DeviceMemory | null;
+
+  /** Host threads the kernels run on (the reference backend: 1); null for a device backend. */
+  readonly threads: number | null;
 }
 
 export interface DeviceMemory {

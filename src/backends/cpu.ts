@@ -192,6 +192,7 @@ function matmulRows(x: Float32Array, K: number, rowIndex: Int32Array | null, row
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
+  readonly threads = 1;
 
   deviceMemory(): null {
     return null;

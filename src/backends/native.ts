@@ -1,17 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
   AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
 } from './backend.js';
 import { checkAttention, CpuBackend, CpuKvStore, rmsNormWidth } from './cpu.js';
+import { kernelThreads } from './cpus.js';
 
 /**
  * The fast CPU backend: the hot kernels (matrix multiply, grouped expert FFN, attention, RMSNorm) run in a C++
- * Node-API addon (native/routelab_kernels.cc) with AVX2/FMA micro-kernels on a persistent thread pool that uses every
- * core. Weights stay in the typed arrays the checkpoint produced (BF16/F16/F32) and are widened per tile inside the
+ * Node-API addon (native/routelab_kernels.cc) with AVX2/FMA micro-kernels on a persistent thread pool sized to the CPUs
+ * this process may use (`usableCpus`: affinity mask within the cgroup quota), whose threads wait passively after a short
+ * spin. Weights stay in the typed arrays the checkpoint produced (BF16/F16/F32) and are widened per tile inside the
  * kernels. Cheap element-wise operations (embedding rows, RoPE, bias add, scale, clamp, residual add, row and column
  * gathers, KV copies) reuse the reference backend: measured, they are < 2 % of a prefill.
  *
@@ -88,7 +89,7 @@ function dense(x: Tensor): Dense { return x as Dense; }
 function denseWeight(w: Weight): DenseWeight { return w as DenseWeight; }
 
 export interface NativeBackendOptions {
-  /** Kernel threads (default: ROUTELAB_THREADS, else every core). */
+  /** Kernel threads (default: ROUTELAB_THREADS, else `usableCpus()`: the affinity mask within the cgroup CPU quota). */
   readonly threads?: number;
 }
 
@@ -108,8 +109,7 @@ export class NativeBackend implements Backend {
     const k = loadNativeKernels();
     if (k instanceof Error) throw k;
     this.k = k;
-    const wanted = options.threads ?? (Number(process.env.ROUTELAB_THREADS) || availableParallelism());
-    this.threads = k.setThreads(Math.max(1, Math.floor(wanted)));
+    this.threads = k.setThreads(kernelThreads(options.threads));
   }
 
   private readonly k: NativeKernels;

@@ -83,6 +83,7 @@ const UNIFORM_CACHE_LIMIT = 8192;
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
+  readonly threads = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly uniforms = new Map<string, GPUBuffer>();
   private readonly pool = new Map<number, GPUBuffer[]>();

@@ -10,6 +10,8 @@ import { Checkpoint } from '../model/checkpoint.js';
 import { MoeModel } from '../model/model.js';
 import { BENCH_SHAPES, benchConfig, fullSizeTarget, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
+import { BENCH_STARTUP_USAGE, runBenchStartup } from './bench-startup.js';
+import { BENCH_CONTENTION_OPTIONS, BENCH_CONTENTION_USAGE, runBenchContention } from './bench-contention.js';
 import { numberFlag, type Command } from './command.js';
 
 /**
@@ -34,7 +36,8 @@ export const benchCommand: Command = {
 
   --setup       install the references first: ${SETUP} (root)
   --python PY   Python with numpy and torch (default: the first of python3, /usr/bin/python3 that imports both)
-  --threads N   threads for routelab and the references (default: every core)
+  --threads N   threads for routelab and the references (default: ROUTELAB_THREADS, else the CPUs this process may
+                use: its affinity mask within its cgroup CPU quota)
   --gemm-only   skip the prefill comparison
   --full-size   also write a whole model of --shape S (default olmoe-1b-7b: 16 layers, 13.8 GB of BF16; --layers N
                 to change) into --dir DIR if given (reused there on later runs), and profile a 1×512 prefill on it
@@ -44,9 +47,14 @@ export const benchCommand: Command = {
                 this machine's available memory or the disk's free space
   --keep        keep the temporary checkpoint and logits files
 
-${BENCH_GPU_USAGE}`,
+${BENCH_GPU_USAGE}
+
+${BENCH_STARTUP_USAGE}
+
+${BENCH_CONTENTION_USAGE}`,
   options: {
     ...BENCH_GPU_OPTIONS,
+    ...BENCH_CONTENTION_OPTIONS,
     setup: { type: 'boolean' },
     python: { type: 'string' },
     threads: { type: 'string' },
@@ -58,6 +66,8 @@ ${BENCH_GPU_USAGE}`,
   allowPositionals: true,
   async run(values, positionals) {
     if (positionals[0] === 'gpu') return runBenchGpu(values, positionals);
+    if (positionals[0] === 'startup' && positionals.length === 1) return runBenchStartup(values);
+    if (positionals[0] === 'contention' && positionals.length === 1) return runBenchContention(values);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
     if (values.family !== undefined && !values['full-size']) throw new RoutelabError('--family', 'only with --full-size');
     const fullSize = values['full-size'] ? fullSizeTarget(values) : null;

@@ -7,18 +7,20 @@ import { readCalibrationText, tokenizeCalibrationText, type CalibrationText } fr
 import { RoutelabError } from '../errors.js';
 import { loadModel } from '../load.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
-import { readNullModel, type NullGrid } from '../routers/null-model.js';
+import { NULL_MODEL_FORMAT, readNullModel, type NullGrid } from '../routers/null-model.js';
+import { createProgress } from '../sweep/progress.js';
 import { getTask } from '../tasks/registry.js';
 import { fingerprintDocs } from '../tasks/selection.js';
 import type { Request } from '../tasks/task.js';
 import { numberFlag, requireString, type Command } from './command.js';
+import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: 'fit bh\'s null model (per-layer KDE of router logits) on calibration text; --show summarises one',
   usage: `Usage: routelab calibrate --model DIR --data PATH [--task T --split S] [--tokens N] [--seq-len S] [--batch-size B]
                           [--per-expert] [--points P] --out null.json
-       routelab calibrate --show null.json
+       routelab calibrate --show null.json [--json]
 
   --model DIR       model directory in Hugging Face layout, or a hub repo id
   --data PATH       calibration text: a .txt file or a directory of .txt files (never the evaluation documents);
@@ -30,8 +32,11 @@ export const calibrateCommand: Command = {
   --batch-size B    sequences per forward pass (default 4)
   --per-expert      also fit one null per expert (bh then uses each expert's own null)
   --points P        CDF grid points (default 512)
+${threadsUsage(16)}
   --out FILE        the routelab.null/1 JSON file to write
-  --show FILE       print a summary of an existing null-model file`,
+  --show FILE       print a summary of an existing null-model file
+  --json            print the summary as one JSON object on stdout (progress and messages stay on stderr)
+  --quiet           no progress on stderr (a live line on a terminal, plain lines otherwise)`,
   options: {
     model: { type: 'string' },
     data: { type: 'string' },
@@ -45,10 +50,14 @@ export const calibrateCommand: Command = {
     out: { type: 'string' },
     show: { type: 'string' },
     backend: { type: 'string', default: 'auto' },
+    ...THREADS_OPTION,
+    json: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
   },
   async run(values) {
+    const show = (file: string) => console.log(values.json === true ? JSON.stringify(nullModelSummary(file)) : summariseNullModel(file));
     if (values.show !== undefined) {
-      console.log(summariseNullModel(values.show as string));
+      show(values.show as string);
       return;
     }
     const positive = (flag: string, fallback: number) => {
@@ -65,17 +74,19 @@ export const calibrateCommand: Command = {
     const dataPath = requireString(values, 'data');
     const modelSpec = requireString(values, 'model');
 
-    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string });
+    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, threads: threadsFlag(values) });
     const tok = requireTokenizer(tokenizer, dir);
     const { text, data } = values.task === undefined
       ? ((t) => ({ text: t, data: { path: dataPath, files: t.files, text_sha256: t.fingerprint } }))(readCalibrationText(dataPath, tok, tokens, seqLen))
       : await taskCalibrationText(values.task as string, (values.split as string | undefined) ?? 'validation', dataPath, tok, tokens, seqLen);
     const started = performance.now();
+    const progress = createProgress(process.stderr, values.quiet === true, { label: 'calibrate', units: 'tokens' });
+    progress.startCell(0, 1, `router logits of ${model.numMoeLayers} MoE layers`);
     const logits = await collectRouterLogits(model, text.sequences, {
       batchSize,
-      onProgress: (done, total) => process.stderr.write(`\rcalibrate: ${done}/${total} tokens`),
+      onProgress: (done, total) => progress.update(done, total, (performance.now() - started) / 1000, done),
     });
-    process.stderr.write('\n');
+    progress.endCell(`${text.tokens} tokens in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const nullModel = fitNullModel(logits, model.architecture.moe.numExperts, {
       perExpert: values['per-expert'] as boolean,
       points,
@@ -87,8 +98,8 @@ export const calibrateCommand: Command = {
       },
     });
     writeFileAtomic(out, JSON.stringify(nullModel));
-    console.error(`calibrate: ${text.tokens} tokens, ${model.numMoeLayers} MoE layers in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${out}`);
-    console.log(summariseNullModel(out));
+    progress.log(`calibrate: ${text.tokens} tokens, ${model.numMoeLayers} MoE layers collected and fitted in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${out}`);
+    show(out);
   },
 };
 
@@ -119,17 +130,39 @@ function quantile(g: NullGrid, q: number): number {
   return g.x[g.x.length - 1];
 }
 
-export function summariseNullModel(file: string): string {
+/** A null-model file as data: its metadata, and per MoE layer the grid's range, bandwidth and the logits at p = 0.5, 0.05, 0.01. */
+export function nullModelSummary(file: string) {
   const nullModel = readNullModel(file);
   const meta = nullModel.meta as Record<string, unknown>;
   const bandwidths = (meta.bandwidths as number[] | undefined) ?? [];
-  const rows = nullModel.layers.map((layer, l) => {
-    const cells = [l, layer.x[0], layer.x[layer.x.length - 1], bandwidths[l], quantile(layer, 0.5), quantile(layer, 0.95), quantile(layer, 0.99)];
-    return cells.map((c, i) => (i === 0 ? String(c).padStart(5) : (c === undefined ? '–' : (c as number).toFixed(4)).padStart(10))).join(' ') +
-      (layer.experts ? `  (${layer.experts.length} expert nulls)` : '');
+  return {
+    file,
+    format: NULL_MODEL_FORMAT,
+    meta,
+    layers: nullModel.layers.map((layer, l) => ({
+      layer: l,
+      decoder_layer: (meta.moe_layers as number[] | undefined)?.[l] ?? l,
+      grid_points: layer.x.length,
+      x_min: layer.x[0],
+      x_max: layer.x[layer.x.length - 1],
+      bandwidth: bandwidths[l] ?? null,
+      median: quantile(layer, 0.5),
+      p05_at: quantile(layer, 0.95),
+      p01_at: quantile(layer, 0.99),
+      expert_nulls: layer.experts?.length ?? 0,
+    })),
+  };
+}
+
+export function summariseNullModel(file: string): string {
+  const { meta, layers } = nullModelSummary(file);
+  const rows = layers.map((l) => {
+    const cells = [l.layer, l.x_min, l.x_max, l.bandwidth, l.median, l.p05_at, l.p01_at];
+    return cells.map((c, i) => (i === 0 ? String(c).padStart(5) : (c === null ? '–' : c.toFixed(4)).padStart(10))).join(' ') +
+      (l.expert_nulls ? `  (${l.expert_nulls} expert nulls)` : '');
   });
   const header = ['layer', 'x min', 'x max', 'bandwidth', 'median', 'p=0.05 at', 'p=0.01 at'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ');
-  const about = [`null model ${file}`, `  ${nullModel.layers.length} layers, ${nullModel.layers[0].x.length} grid points`];
+  const about = [`null model ${file}`, `  ${layers.length} layers, ${layers[0].grid_points} grid points`];
   if (meta.tokens !== undefined) about.push(`  calibrated on ${meta.tokens} tokens (${meta.samples_per_layer} logits per layer); ${meta.bandwidth_rule ?? ''}`);
   return [...about, header, ...rows].join('\n');
 }

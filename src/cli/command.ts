@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { RoutelabError } from '../errors.js';
+import { nearest } from '../suggest.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -18,8 +19,16 @@ export function parseCommandArgs(command: Command, argv: string[]): { values: Re
     const { values, positionals } = parseArgs({ args: argv, options: command.options, allowPositionals: command.allowPositionals ?? false, strict: true });
     return { values, positionals };
   } catch (e) {
-    // parseArgs errors name the flag already; add where to look for the valid ones.
-    throw new RoutelabError(`routelab ${command.name}`, `${(e as Error).message}\n\n${command.usage}`);
+    const message = (e as Error).message;
+    const unknown = /^Unknown option '(-{1,2}[^'=]+)/.exec(message)?.[1];
+    const help = `(routelab ${command.name} --help lists every option)`;
+    if (unknown !== undefined) {
+      const flags = Object.keys(command.options).map((o) => `--${o}`);
+      const near = nearest(unknown, flags);
+      throw new RoutelabError(`routelab ${command.name}`, `unknown option ${unknown}; ${near ? `did you mean ${near}?` : `options: ${flags.join(', ')}`} ${help}`);
+    }
+    // parseArgs errors name the flag already; say where to look for the valid ones.
+    throw new RoutelabError(`routelab ${command.name}`, `${message} ${help}`);
   }
 }
 

@@ -11,6 +11,7 @@ import { selectDocs } from '../tasks/selection.js';
 import type { BadRowPolicy } from '../tasks/task.js';
 import { TRACE_LEVELS, type TraceLevel } from '../trace/format.js';
 import { numberFlag, requireString, type Command } from './command.js';
+import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -31,7 +32,10 @@ export const evalCommand: Command = {
   --on-bad-row P       skip (default: record and go on) | error (stop at the first malformed record)
   --no-determinism     skip the output_determinism probe (two extra forward passes of a short input)
   --backend cpu        numeric backend (default cpu)
-  --out DIR            writes {config}_{task}.json and {config}_{task}_routing.parquet there`,
+${threadsUsage(21)}
+  --out DIR            writes {config}_{task}.json and {config}_{task}_routing.parquet there
+  --json               also print the summary as one JSON object on stdout (with "files": where it was written)
+  --quiet              print nothing on stderr`,
   options: {
     model: { type: 'string' },
     task: { type: 'string' },
@@ -46,8 +50,10 @@ export const evalCommand: Command = {
     'on-bad-row': { type: 'string', default: 'skip' },
     'no-determinism': { type: 'boolean', default: false },
     backend: { type: 'string', default: 'auto' },
+    ...THREADS_OPTION,
     out: { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
   async run(values) {
     const modelSpec = requireString(values, 'model');
@@ -72,7 +78,7 @@ export const evalCommand: Command = {
     const quiet = values.quiet === true;
 
     const loadStart = performance.now();
-    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string });
+    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, threads: threadsFlag(values) });
     const tok = requireTokenizer(tokenizer, dir);
     const router = parseRouterSpec(values.router as string, model.routerDefaults);
     const loaded = await task.load(dataPath, onBadRow as BadRowPolicy);
@@ -97,7 +103,6 @@ export const evalCommand: Command = {
       model: { id: modelSpec, dir },
       data: { path: dataPath, format: loaded.format, files: loaded.files, badRows: loaded.badRows, totalDocs: selection.total, limit: limit ?? null, sampleSeed: sampleSeed ?? null },
       seed: sampleSeed ?? null,
-      backend: values.backend as string,
       loadSeconds,
       onProgress: quiet ? undefined : (done, total, seconds) => {
         if (seconds - lastReport < 10 && done < total) return;
@@ -106,6 +111,7 @@ export const evalCommand: Command = {
       },
     });
     writeFileAtomic(`${base}.json`, JSON.stringify(summary, null, 2) + '\n');
+    if (values.json === true) console.log(JSON.stringify({ files: { summary: `${base}.json`, trace: summary.trace.file }, ...summary }));
     if (!quiet) {
       const primary = summary.metrics[task.primaryMetric];
       console.error(`eval: ${task.primaryMetric} ${primary?.toFixed(4)}, avg_experts ${summary.routing.avg_experts.toFixed(3)}, ` +

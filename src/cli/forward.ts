@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { RoutelabError } from '../errors.js';
 import { requireString, type Command } from './command.js';
 import { readTokenIds } from './inputs.js';
+import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const forwardCommand: Command = {
   name: 'forward',
@@ -21,7 +22,8 @@ export const forwardCommand: Command = {
   --out FILE         safetensors with logits F32 [B, S, V], router_logits F32 [L, B·S, E], expert_counts I64 [L, B·S],
                      input_ids I64 [B, S], attention_mask I64 [B, S] (sequences right-padded; padding rows are zero)
   --dtype f32        compute precision (default f32)
-  --backend NAME     auto (default: native SIMD kernels if built, else cpu) | native | cpu (TypeScript reference) | webgpu`,
+  --backend NAME     auto (default: native SIMD kernels if built, else cpu) | native | cpu (TypeScript reference) | webgpu
+${threadsUsage(19)}`,
   options: {
     model: { type: 'string' },
     input: { type: 'string' },
@@ -30,12 +32,13 @@ export const forwardCommand: Command = {
     out: { type: 'string' },
     dtype: { type: 'string', default: 'f32' },
     backend: { type: 'string', default: 'auto' },
+    ...THREADS_OPTION,
   },
   async run(values) {
     const modelSpec = requireString(values, 'model');
     const texts = (values.text as string[] | undefined) ?? [];
     if ((values.input === undefined) === (texts.length === 0)) throw new RoutelabError('routelab forward', 'give exactly one of --input IDS or --text "…"');
-    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, dtype: values.dtype as string });
+    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, dtype: values.dtype as string, threads: threadsFlag(values) });
     const router = parseRouterSpec(values.router as string, model.routerDefaults);
     const sequences = values.input !== undefined
       ? readTokenIds(values.input as string)

@@ -5,6 +5,7 @@ import { parseRouterSpec } from '../routers/registry.js';
 import { createSampler } from '../sampling.js';
 import { numberFlag, requireString, type Command } from './command.js';
 import { RoutelabError } from '../errors.js';
+import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -20,7 +21,8 @@ export const generateCommand: Command = {
   --top-p P              nucleus sampling: keep the smallest set of tokens with probability ≥ P (default 1)
   --seed S               seed of the sampler's random generator (default 0)
   --ignore-eos           keep generating after the end-of-text token
-  --backend NAME         auto (default) | native | cpu | webgpu`,
+  --backend NAME         auto (default) | native | cpu | webgpu
+${threadsUsage(23)}`,
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },
@@ -32,6 +34,7 @@ export const generateCommand: Command = {
     'ignore-eos': { type: 'boolean', default: false },
     backend: { type: 'string', default: 'auto' },
     dtype: { type: 'string', default: 'f32' },
+    ...THREADS_OPTION,
   },
   async run(values) {
     const modelSpec = requireString(values, 'model');
@@ -43,7 +46,7 @@ export const generateCommand: Command = {
       topP: numberFlag(values, 'top-p', 1),
       seed: numberFlag(values, 'seed', 0, true),
     });
-    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, dtype: values.dtype as string });
+    const { dir, model, tokenizer } = await loadModel(modelSpec, { backend: values.backend as string, dtype: values.dtype as string, threads: threadsFlag(values) });
     const tok = requireTokenizer(tokenizer, dir);
     const router = parseRouterSpec(values.router as string, model.routerDefaults);
     const promptIds = tok.encode(prompt);

@@ -1,31 +1,37 @@
 #!/usr/bin/env node
 import { RoutelabError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { nearest } from '../suggest.js';
 import { parseCommandArgs, type Command } from './command.js';
-import { benchCommand } from './bench.js';
-import { calibrateCommand } from './calibrate.js';
-import { evalCommand } from './eval.js';
-import { forwardCommand } from './forward.js';
-import { generateCommand } from './generate.js';
-import { inspectCommand } from './inspect.js';
-import { profileCommand } from './profile.js';
-import { reportCommand } from './report.js';
-import { sweepCommand } from './sweep.js';
-import { traceCommand } from './trace.js';
 
-const COMMANDS: readonly Command[] = [
-  forwardCommand, generateCommand, inspectCommand, evalCommand, traceCommand, calibrateCommand, sweepCommand, reportCommand,
-  profileCommand, benchCommand,
+/**
+ * The commands, each loaded only when it runs: a command's module pulls in what it needs (the model, the report's
+ * Vega, Arrow, Parquet), so `--version` and one command's `--help` never load the others'.
+ */
+const COMMANDS: readonly { readonly name: string; load(): Promise<Command> }[] = [
+  { name: 'forward', load: async () => (await import('./forward.js')).forwardCommand },
+  { name: 'generate', load: async () => (await import('./generate.js')).generateCommand },
+  { name: 'inspect', load: async () => (await import('./inspect.js')).inspectCommand },
+  { name: 'eval', load: async () => (await import('./eval.js')).evalCommand },
+  { name: 'trace', load: async () => (await import('./trace.js')).traceCommand },
+  { name: 'calibrate', load: async () => (await import('./calibrate.js')).calibrateCommand },
+  { name: 'sweep', load: async () => (await import('./sweep.js')).sweepCommand },
+  { name: 'report', load: async () => (await import('./report.js')).reportCommand },
+  { name: 'compare', load: async () => (await import('./compare.js')).compareCommand },
+  { name: 'list', load: async () => (await import('./list.js')).listCommand },
+  { name: 'profile', load: async () => (await import('./profile.js')).profileCommand },
+  { name: 'bench', load: async () => (await import('./bench.js')).benchCommand },
 ];
 
-function help(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+async function help(): Promise<string> {
+  const commands = await Promise.all(COMMANDS.map((c) => c.load()));
+  const width = Math.max(...commands.map((c) => c.name.length));
   return [
     `routelab ${VERSION} — routing research for Mixture-of-Experts language models (OLMoE)`,
     '',
     'Usage: routelab <command> [options]   (routelab <command> --help for its options)',
     '',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
   ].join('\n');
 }
 
@@ -35,18 +41,20 @@ console.debug = console.error;
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(help());
+    console.log(await help());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
     console.log(VERSION);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    console.error(`routelab: unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
+    const near = nearest(name, COMMANDS.map((c) => c.name));
+    console.error(`routelab: unknown command ${JSON.stringify(name)}; ${near ? `did you mean ${near}? ` : ''}commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(command.usage);
     return 0;

@@ -1,10 +1,11 @@
 import { Checkpoint, resolveModelPath } from '../model/checkpoint.js';
+import { join } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import { createProgress } from '../sweep/progress.js';
-import { runSweep } from '../sweep/run.js';
-import { fullSpec, quickSpec, readCustomSpec, type SweepSpec } from '../sweep/spec.js';
+import type { SweepSpec } from '../sweep/spec.js';
 import { TASK_NAMES } from '../tasks/registry.js';
 import { numberFlag, requireString, type Command } from './command.js';
+import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const sweepCommand: Command = {
   name: 'sweep',
@@ -15,7 +16,9 @@ export const sweepCommand: Command = {
   --data-dir DIR     a folder laid out like the bundled data/ (wikitext-2-raw-v1/, lambada_openai/, hellaswag/,
                      glue/{sst2,rte,mrpc}/, boolq/, train-text/), or a Hugging Face hub cache
   --out RUN_DIR      where cells ({config}_{task}.json + _routing.parquet), results.{csv,json,parquet},
-                     manifest.json and null.json go; re-running the same command resumes
+                     manifest.json and null.json go; re-running the same command resumes; a sweep of another
+                     design (spec, model) into a finished run is refused
+  --force            remove a previous run's results from RUN_DIR first and start afresh
   --mode MODE        quick (10 documents per task, 512-token windows, BH max_k 8 × 4 alphas + 4 baselines),
                      full (whole splits: baselines k ∈ {8,16,32,64}, BH max_k ∈ {8,16,32,64} × alpha ∈ {.3,.4,.5,.6}),
                      custom (--spec FILE, YAML or JSON; see the README)
@@ -27,6 +30,8 @@ export const sweepCommand: Command = {
   --null FILE        bh null model (default: calibrate on DATA_DIR/train-text into RUN_DIR/null.json)
   --profile          also profile every configuration (latency, throughput, memory) into {config}_profile.json
   --backend NAME     auto (default) | native | cpu | webgpu
+${threadsUsage(17)}
+  --json             print the outcome as one JSON object on stdout (cells, files, every results row)
   --quiet            print nothing but errors`,
   options: {
     model: { type: 'string' },
@@ -41,9 +46,14 @@ export const sweepCommand: Command = {
     null: { type: 'string' },
     profile: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'auto' },
+    ...THREADS_OPTION,
     quiet: { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
   async run(values) {
+    // yaml, zod and the evaluation engine load when a sweep runs, not for --help.
+    const [{ fullSpec, quickSpec, readCustomSpec }, { runSweep }] = await Promise.all([import('../sweep/spec.js'), import('../sweep/run.js')]);
     const mode = (values.mode as string | undefined) ?? (values.spec !== undefined ? 'custom' : 'quick');
     let spec: SweepSpec;
     if (mode === 'custom') spec = readCustomSpec(requireString(values, 'spec'));
@@ -78,8 +88,18 @@ export const sweepCommand: Command = {
       dataDir: requireString(values, 'data-dir'),
       runDir: requireString(values, 'out'),
       backend: values.backend as string,
+      threads: threadsFlag(values),
       progress: createProgress(process.stderr, values.quiet === true),
+      force: values.force === true,
     });
+    const runDir = values.out as string;
+    if (values.json === true) {
+      console.log(JSON.stringify({
+        run_dir: runDir, cells: outcome.cells, evaluated: outcome.evaluated, resumed: outcome.resumed, skipped_tasks: outcome.skippedTasks,
+        files: { manifest: join(runDir, 'manifest.json'), ...Object.fromEntries(['csv', 'json', 'parquet'].map((f) => [`results_${f}`, join(runDir, `results.${f}`)])) },
+        results: outcome.rows,
+      }));
+    }
     if (values.quiet !== true) {
       console.error(`sweep: ${outcome.cells} cells (${outcome.evaluated} evaluated, ${outcome.resumed} already complete)` +
         `${outcome.skippedTasks.length ? `; skipped tasks without data: ${outcome.skippedTasks.join(', ')}` : ''}; ` +

@@ -5,12 +5,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RecordBatchReader } from 'apache-arrow';
 import { RoutelabError } from '../errors.js';
 import type { SourcedRecord } from './fields.js';
 
 /** Streams the records of one .arrow file; sources are `file#row` (0-based row of the file). Int64 stays bigint. */
 export async function* readArrow(file: string): AsyncGenerator<SourcedRecord> {
+  // apache-arrow takes a tenth of a second to load: only when an Arrow file is read.
+  const { RecordBatchReader } = await import('apache-arrow');
   let reader;
   try {
     reader = await (await RecordBatchReader.from(fs.createReadStream(file))).open();

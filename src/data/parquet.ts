@@ -2,13 +2,13 @@
  * Parquet files (Hugging Face hub exports) read with hyparquet, one row group at a time so memory stays bounded by
  * the largest row group. Every codec the hub uses (snappy, zstd, gzip, brotli, lz4) comes from hyparquet-compressors.
  */
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
 import { RoutelabError } from '../errors.js';
 import type { SourcedRecord } from './fields.js';
 
 /** Streams the records of a parquet file; sources are `file#row` (0-based row of the file). */
 export async function* readParquet(file: string): AsyncGenerator<SourcedRecord> {
+  // Loaded when a Parquet file is read, not at start-up.
+  const [{ asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects }, { compressors }] = await Promise.all([import('hyparquet'), import('hyparquet-compressors')]);
   const buffer = await asyncBufferFromFile(file);
   let metadata;
   try {

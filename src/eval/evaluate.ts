@@ -38,7 +38,6 @@ export interface EvaluateOptions {
   readonly model?: { readonly id: string; readonly dir?: string };
   readonly data?: DataInfo;
   readonly seed?: number | null;
-  readonly backend?: string;
   readonly loadSeconds?: number;
   /** After each batch: scoring units done of total, seconds so far, scored tokens so far. */
   readonly onProgress?: (done: number, total: number, seconds: number, tokens: number) => void;
@@ -97,7 +96,9 @@ export interface EvalSummary {
   seed: number | null;
   routelab_version: string;
   git_commit: string | null;
-  backend: string | null;
+  /** The backend that ran (`native`, `cpu`, `webgpu` — never `auto`) and its kernel threads (null: a device backend). */
+  backend: string;
+  threads: number | null;
   created: string;
 }
 
@@ -253,7 +254,8 @@ export async function evaluate<D extends TaskDoc>(
     seed: options.seed ?? null,
     routelab_version: VERSION,
     git_commit: gitCommit(),
-    backend: options.backend ?? null,
+    backend: model.backend.name,
+    threads: model.backend.threads,
     created: new Date().toISOString(),
   };
 }

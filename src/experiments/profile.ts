@@ -43,6 +43,8 @@ export interface ProfileResult {
   readonly peak_backend_buffers_mb: number;
   readonly backend_buffers: 'device' | 'host';
   readonly backend: string;
+  /** The backend's kernel threads (null: a device backend). */
+  readonly threads: number | null;
 }
 
 function randomSequences(batch: number, length: number, vocab: number, random: () => number): number[][] {
@@ -90,5 +92,6 @@ export async function profileModel(model: MoeModel, options: ProfileOptions): Pr
     peak_backend_buffers_mb: (device?.peakBytes ?? peakHostBuffers) / 2 ** 20,
     backend_buffers: device ? 'device' : 'host',
     backend: model.backend.name,
+    threads: model.backend.threads,
   };
 }

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RoutelabError } from '../errors.js';
+import { nearest } from '../suggest.js';
 import {
   cachedSnapshot, defaultHubCacheDir, describeFailure, hubAccess, offlineByEnvironment, parseRepoId, repoCacheDir, writeRef,
 } from '../hub.js';
@@ -264,7 +265,7 @@ export async function resolveModelPath(spec: string, opts: ResolveModelOptions =
   if (fs.existsSync(spec)) throw new RoutelabError(spec, 'not a directory: a model is a directory with config.json');
   const id = parseRepoId(spec);
   if (!id) {
-    throw new RoutelabError(spec, 'no such model directory (nor a Hugging Face repo id such as allenai/OLMoE-1B-7B-0924)');
+    throw new RoutelabError(spec, `no such model directory${similarDirectory(spec)} (nor a Hugging Face repo id such as allenai/OLMoE-1B-7B-0924)`);
   }
   const { repo, revision: specRevision } = id;
   if (specRevision !== undefined && opts.revision !== undefined && specRevision !== opts.revision) {
@@ -278,16 +279,40 @@ export async function resolveModelPath(spec: string, opts: ResolveModelOptions =
   const cached = cachedSnapshot(repoCache, revision, (dir) => fs.existsSync(path.join(dir, CONFIG_FILE)));
   if (cached) return cached;
 
-  const notCached = `not in the Hugging Face cache (${cacheDir})`;
+  const notCached = `no such directory${similarDirectory(spec)}, not in the Hugging Face cache (${cacheDir})`;
+  // A spec shaped like a path (./m, /m, a/b/c, or org/name where ./org is a local folder) names a local directory.
+  if (looksLikePath(spec)) throw new RoutelabError(spec, `${notCached}; it looks like a local path, so the hub is not asked`);
   if (!(opts.allowDownload ?? !offlineByEnvironment())) {
     const why = opts.allowDownload === false ? 'downloads are disabled' : `offline (HF_HUB_OFFLINE=${process.env.HF_HUB_OFFLINE})`;
-    throw new RoutelabError(spec, `${notCached} and ${why}`);
+    throw new RoutelabError(spec, `${notCached}, and ${why}`);
   }
+  // Said before any network access, so a mistyped path is recognised even while the download attempt hangs.
+  console.debug(`routelab: ${spec}: ${notCached}; trying the Hugging Face hub`);
   try {
     return await downloadSnapshot(repo, revision, repoCache, cacheDir, opts);
   } catch (e) {
-    throw new RoutelabError(spec, `${notCached} and the download failed: ${describeFailure(e)}`);
+    throw new RoutelabError(spec, `${notCached}, and the download failed: ${describeFailure(e)}`);
   }
+}
+
+/** A relative or absolute path rather than a repo id: starts with ./ ../ / ~, has a backslash or two slashes, or its first part is a local folder. */
+function looksLikePath(spec: string): boolean {
+  if (/^(\.{1,2}[\\/]|[\\/]|~)/.test(spec) || spec.includes('\\') || spec.split('/').length > 2) return true;
+  return isDirectory(spec.split('/')[0]);
+}
+
+/** ": did you mean models/tiny-olmoe-gutenberg?" when the parent folder exists and holds a model directory of a similar name. */
+function similarDirectory(spec: string): string {
+  const parent = path.dirname(spec);
+  const base = path.basename(spec);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(parent).filter((e) => fs.existsSync(path.join(parent, e, CONFIG_FILE)));
+  } catch {
+    return '';
+  }
+  const near = entries.find((e) => e.startsWith(base) || base.startsWith(e)) ?? nearest(base, entries);
+  return near ? ` (did you mean ${path.join(parent, near)}?)` : '';
 }
 
 /**

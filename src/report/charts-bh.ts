@@ -12,7 +12,7 @@ import {
   LOG_AXIS,
   mainPerplexityTask,
   meanOf,
-  percentChange,
+  natsChange,
   tooltip,
   vegaLiteSpec,
   type CellRecord,
@@ -128,7 +128,7 @@ function sensitivityPanel(bh: readonly ConfigInfo[], experts: Map<string, number
     .map((c) => {
       const delta = change.get(c.name) ?? null;
       const perToken = experts.get(c.name) as number;
-      const label = annotated ? (delta === null ? '' : percentChange(delta)) : formatNumber(perToken, 2);
+      const label = annotated ? (delta === null ? '' : natsChange(delta)) : formatNumber(perToken, 2);
       return { config: c.name, alpha: c.alpha, maxK: c.maxK, experts: perToken, change: delta, label };
     });
   if (values.length === 0) return null;
@@ -141,8 +141,8 @@ function sensitivityPanel(bh: readonly ConfigInfo[], experts: Map<string, number
   const fontSize = Math.max(7, Math.min(11, Math.floor(cellWidth / (0.7 * longest))));
   return {
     title: 'Alpha sensitivity',
-    subtitle: annotated ? 'colour: experts/token; text: Δ perplexity' : 'colour and text: experts/token',
-    caption: annotated ? `mean experts per token over max_k × alpha, with the perplexity change vs the baseline on ${task} as text` : 'mean experts per token over max_k × alpha',
+    subtitle: annotated ? 'colour: experts/token; text: Δ ln perplexity (nats)' : 'colour and text: experts/token',
+    caption: annotated ? `mean experts per token over max_k × alpha, with the change of ln perplexity vs the baseline on ${task} (nats) as text` : 'mean experts per token over max_k × alpha',
     view: {
       data: { values },
       encoding: {
@@ -160,7 +160,7 @@ function sensitivityPanel(bh: readonly ConfigInfo[], experts: Map<string, number
               scale: { scheme: SEQUENTIAL_SCHEME },
               legend: { orient: 'bottom', direction: 'horizontal', gradientLength: 160, format: '.1f' },
             },
-            tooltip: tooltip(['config', 'configuration'], ['alpha', 'alpha', '.2f'], ['maxK', 'max_k', 'd'], ['experts', 'experts per token', '.3f'], ['change', 'Δ perplexity vs baseline', FORMATS.change]),
+            tooltip: tooltip(['config', 'configuration'], ['alpha', 'alpha', '.2f'], ['maxK', 'max_k', 'd'], ['experts', 'experts per token', '.3f'], ['change', 'Δ ln perplexity vs baseline (nats)', FORMATS.change]),
           },
         },
         {

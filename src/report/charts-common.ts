@@ -2,6 +2,7 @@
  * What the chart modules share: which metric of a cell each chart plots, the per-cell and per-configuration values
  * they draw, Pareto sets, and the wrapper that makes a body a complete Vega-Lite spec in the report's theme.
  */
+import { LOG_COMPARED } from '../sweep/results.js';
 import { formatNumber, rowNumber } from './table.js';
 import { configColorScale, VEGA_LITE_CONFIG, VEGA_LITE_SCHEMA } from './theme.js';
 import type { ConfigInfo, ReportCell, RunData } from './types.js';
@@ -9,7 +10,7 @@ import type { ConfigInfo, ReportCell, RunData } from './types.js';
 /** d3 formats shared by the charts: SI-prefixed axis ticks (an untrained model's perplexity runs to 10^11), signed changes. */
 export const FORMATS = {
   axisNumber: ',.3~s',
-  change: '+,.1~%',
+  change: '+,.3~f',
   value: ',.4~f',
 } as const;
 
@@ -48,7 +49,10 @@ export interface CellRecord {
   readonly tokensPerSecond: number | null;
   readonly perplexityMetric: string | null;
   readonly perplexity: number | null;
-  /** (perplexity − baseline's) / baseline's on the same task, with its bootstrap interval on the same scale. */
+  /**
+   * ln(perplexity) − ln(baseline's) on the same task, in nats (per word for word perplexity), with its bootstrap
+   * interval: readable where a ratio of perplexities in the millions is not.
+   */
   readonly perplexityChange: number | null;
   readonly perplexityChangeLow: number | null;
   readonly perplexityChangeHigh: number | null;
@@ -68,11 +72,9 @@ export function cellRecords(data: RunData): CellRecord[] {
     const accuracyMetric = accuracyMetricOf(cell);
     const perplexity = perplexityMetric ? rowNumber(cell, perplexityMetric) : null;
     const basePerplexity = base && perplexityMetric ? rowNumber(base, perplexityMetric) : null;
-    // The bootstrap's Δ and interval are absolute; dividing by the baseline's value puts them on the bars' scale.
-    const relative = (key: string) => {
-      const v = rowNumber(cell, key);
-      return basePerplexity && v !== null ? v / basePerplexity : null;
-    };
+    // The sweep's bootstrap of ln(perplexity) (LOG_COMPARED) gives the interval on the bars' scale.
+    const logMetric = perplexityMetric ? LOG_COMPARED[perplexityMetric as keyof typeof LOG_COMPARED] : undefined;
+    const logBound = (bound: 'low' | 'high') => (logMetric ? rowNumber(cell, `ci_${bound}_${logMetric}`) : null);
     const tokensPerSecond = rowNumber(cell, 'tokens_per_second');
     const baseSpeed = base ? rowNumber(base, 'tokens_per_second') : null;
     return {
@@ -82,9 +84,9 @@ export function cellRecords(data: RunData): CellRecord[] {
       tokensPerSecond,
       perplexityMetric,
       perplexity,
-      perplexityChange: perplexity !== null && basePerplexity ? perplexity / basePerplexity - 1 : null,
-      perplexityChangeLow: relative(`ci_low_${perplexityMetric}`),
-      perplexityChangeHigh: relative(`ci_high_${perplexityMetric}`),
+      perplexityChange: perplexity !== null && basePerplexity ? Math.log(perplexity) - Math.log(basePerplexity) : null,
+      perplexityChangeLow: logBound('low'),
+      perplexityChangeHigh: logBound('high'),
       accuracyMetric,
       accuracy: accuracyMetric ? rowNumber(cell, accuracyMetric) : null,
       crossEntropy: rowNumber(cell, 'cross_entropy'),
@@ -165,9 +167,9 @@ export function configAxis(names: readonly string[]): Record<string, unknown> {
   return { field: 'config', type: 'nominal', title: 'configuration', sort: names, axis: { labelAngle: -45, labelLimit: 300 } };
 }
 
-/** A relative change as a signed percentage: one decimal below ±100%, none above (an untrained model's ±12,000%). */
-export function percentChange(change: number): string {
-  return `${formatNumber(100 * change, Math.abs(change) < 1 ? 1 : 0, { signed: true })}%`;
+/** A change of ln(perplexity) as signed nats: two decimals. */
+export function natsChange(change: number): string {
+  return formatNumber(change, 2, { signed: true });
 }
 
 /** Tick values of a log₂ axis: the powers of two spanning [low, high]. */

@@ -5,6 +5,7 @@
 import { RoutelabError } from '../errors.js';
 import { slug, tooltip, vegaLiteSpec } from './charts-common.js';
 import { MONO_FONT_FAMILY, SEQUENTIAL_SCHEME } from './theme.js';
+import { formatNumber } from './table.js';
 import type { Chart, DocumentView, RunData, TraceAggregate } from './types.js';
 
 /** Positions of a document view shown: more token labels than this no longer fit a printed page. */
@@ -58,14 +59,15 @@ function tasksPhrase(n: number): string {
   return n === 1 ? 'its one traced task' : `its ${n} traced tasks, weighted by scored positions`;
 }
 
-function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => number): Chart {
+/** `maxLoad` is the highest share over every heatmap of the report: one colour scale, so configurations compare. */
+function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => number, maxLoad: number): Chart {
   const { numLayers: L, numExperts: E } = trace;
   const values = Array.from({ length: L * E }, (_, i) => ({ layer: layerName(Math.floor(i / E)), expert: i % E, load: trace.expertLoad[i] }));
   const title = `Expert activation: ${trace.config}`;
   return {
     name: `routing-heatmap-${slug(trace.config)}`,
     title,
-    caption: `Share of scored positions at each layer that selected each expert under ${trace.config}, pooled over ${tasksPhrase(trace.tasks)}.`,
+    caption: `Share of scored positions at each layer that selected each expert under ${trace.config}, pooled over ${tasksPhrase(trace.tasks)}; every heatmap of this report shares one colour scale (0 to ${formatNumber(100 * maxLoad, 1)}%).`,
     section: 'routing',
     spec: vegaLiteSpec({
       title,
@@ -81,7 +83,7 @@ function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => 
           axis: { values: Array.from({ length: Math.ceil(E / 8) }, (_, i) => 8 * i), labelAngle: 0 },
         },
         y: { field: 'layer', type: 'ordinal', title: 'layer' },
-        fill: { field: 'load', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME }, legend: { format: '.0%' } },
+        fill: { field: 'load', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME, domain: [0, maxLoad] }, legend: { format: '.0%' } },
         tooltip: tooltip(['layer', 'layer', 'd'], ['expert', 'expert', 'd'], ['load', 'share of positions selecting it', '.2%']),
       },
     }),
@@ -138,7 +140,7 @@ function documentView(view: DocumentView, layerName: (moeLayer: number) => numbe
   let highest = 0;
   for (let i = 0; i < shown * L; i++) highest = Math.max(highest, view.counts[i]);
   const title = `Experts per token: ${view.config}, ${view.task} document ${view.doc}`;
-  const truncated = shown < view.tokens.length ? `first ${shown} of ${view.tokens.length} positions` : '';
+  const truncated = shown < view.totalPositions ? `first ${shown} of ${view.totalPositions} positions` : '';
   return {
     name: `routing-document-${slug(view.config)}-${slug(view.task)}-${view.doc}`,
     title,
@@ -223,8 +225,9 @@ function nullDensityCdf(data: RunData): Chart | null {
 export function routingCharts(data: RunData): Chart[] {
   const traces = pooledTraces(data);
   const name = (moeLayer: number) => layerName(data, moeLayer);
+  const maxLoad = Math.max(0, ...traces.map((t) => t.expertLoad.reduce((m, v) => Math.max(m, v), 0)));
   return [
-    ...traces.map((t) => activationHeatmap(t, name)),
+    ...traces.map((t) => activationHeatmap(t, name, maxLoad)),
     expertsPerTokenDistribution(data, traces),
     ...data.documents.map((v) => documentView(v, name)),
   ].filter((c): c is Chart => c !== null);

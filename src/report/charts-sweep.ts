@@ -2,6 +2,7 @@
  * The sweep figure, one chart per view: quality and speed against experts per token for every configuration,
  * the change against the baseline, the speed–quality trade-off, the loss and a summary table.
  */
+import { getTask } from '../tasks/registry.js';
 import { paretoOptimal } from '../experiments/stats.js';
 import {
   configAxis,
@@ -10,7 +11,7 @@ import {
   FORMATS,
   LOG_AXIS,
   mainPerplexityTask,
-  percentChange,
+  natsChange,
   powersOfTwoSpanning,
   tasksWith,
   tooltip,
@@ -36,6 +37,8 @@ interface VersusExperts {
   readonly axisTitle: string;
   readonly axis: Record<string, unknown>;
   readonly scale: Record<string, unknown>;
+  /** A reference level per task drawn as a dashed line (accuracy: guessing among the task's choices). */
+  readonly reference?: (task: string) => number | undefined;
 }
 
 /** One metric against experts per token: a grey line per task through its configurations, points in configuration colours. */
@@ -47,6 +50,10 @@ function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart
   const experts = values.map((v) => v.experts as number);
   const ticks = powersOfTwoSpanning(Math.min(...experts), Math.max(...experts));
   const tasks = data.tasks.filter((t) => values.some((v) => v.task === t));
+  const references = tasks.flatMap((task) => {
+    const value = chart.reference?.(task);
+    return value === undefined ? [] : [{ task, value, label: `chance: ${task}` }];
+  });
   return {
     name: chart.name,
     title: chart.title,
@@ -68,6 +75,15 @@ function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart
         y: { field: 'value', type: 'quantitative', title: chart.axisTitle, scale: chart.scale, axis: chart.axis },
       },
       layer: [
+        ...(references.length ? [{
+          data: { values: references },
+          mark: { type: 'rule', color: '#9a9a9a', strokeDash: [4, 3], strokeWidth: 1 },
+          encoding: { x: null, y: { field: 'value', type: 'quantitative' }, tooltip: tooltip(['task', 'task'], ['value', 'chance level', '.0%']) },
+        }, {
+          data: { values: references },
+          mark: { type: 'text', align: 'right', baseline: 'bottom', dx: -2, dy: -2, color: '#6a6a6a', fontSize: 10 },
+          encoding: { x: { value: 520 }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } },
+        }] : []),
         { mark: { type: 'line', color: '#9a9a9a', strokeWidth: 1.5 }, encoding: { detail: { field: 'task' }, order: { field: 'experts' } } },
         {
           mark: { type: 'point', size: 80, filled: true, opacity: 0.9 },
@@ -101,12 +117,13 @@ function accuracyVsExperts(data: RunData, records: readonly CellRecord[]): Chart
     name: 'sweep-accuracy-vs-experts',
     title: 'Task accuracy vs experts per token',
     caption:
-      'Accuracy of each configuration on each task that reports one (acc_norm for hellaswag, acc otherwise) against its mean number of experts per token; a grey line joins the configurations of one task.',
+      'Accuracy of each configuration on each task that reports one (acc_norm for hellaswag, acc otherwise) against its mean number of experts per token; a grey line joins the configurations of one task, and a dashed line marks each task\'s chance level (guessing among its choices).',
     value: (r) => r.accuracy,
     metric: (r) => r.accuracyMetric ?? '',
     axisTitle: 'accuracy (% of documents correct)',
     axis: { format: '.0%' },
     scale: { domain: [0, 1] },
+    reference: (task) => getTask(task).chanceAccuracy,
   });
 }
 
@@ -140,7 +157,7 @@ function perplexityChangeBars(data: RunData, records: readonly CellRecord[]): Ch
   return {
     name: 'sweep-ppl-change',
     title,
-    caption: `Relative change of each configuration's perplexity against ${baseline} on the same documents (negative is lower perplexity), with the 95% paired-bootstrap interval as a black line where one was computed.`,
+    caption: `Change of each configuration's ln perplexity against ${baseline} on the same documents, in nats (per word for word perplexity; negative is lower perplexity), with the 95% paired-bootstrap interval as a black line where one was computed.`,
     section: 'sweep',
     spec: vegaLiteSpec({
       title,
@@ -154,9 +171,9 @@ function perplexityChangeBars(data: RunData, records: readonly CellRecord[]): Ch
           {
             mark: 'bar',
             encoding: {
-              y: { field: 'change', type: 'quantitative', title: 'Δ perplexity vs baseline (%)', axis: { format: FORMATS.change } },
+              y: { field: 'change', type: 'quantitative', title: 'Δ ln perplexity vs baseline (nats)', axis: { format: FORMATS.change } },
               color: configColor(data.configs, null),
-              tooltip: tooltip(['config', 'configuration'], ['panel', 'task'], ['change', 'change', FORMATS.change], ['low', '95% CI low', FORMATS.change], ['high', '95% CI high', FORMATS.change]),
+              tooltip: tooltip(['config', 'configuration'], ['panel', 'task'], ['change', 'Δ ln perplexity (nats)', FORMATS.change], ['low', '95% CI low', FORMATS.change], ['high', '95% CI high', FORMATS.change]),
             },
           },
           { mark: { type: 'rule', color: '#000000', strokeWidth: 1.5 }, encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
@@ -302,7 +319,7 @@ function summaryTable(data: RunData, records: readonly CellRecord[]): Chart | nu
   const number = (key: string) => (v: number) => formatNumber(v, metricColumn(key).digits ?? 2);
   const columns: SummaryColumn[] = [{ label: 'experts per token', value: (s) => s.experts, format: number('avg_experts') }];
   if (mainTask !== null) columns.push({ label: `${mainTask} ${metricLabel(mainMetric)}`, value: (s) => s.perplexity, format: number(mainMetric) });
-  if (mainTask !== null && data.baseline !== null) columns.push({ label: 'Δ vs baseline', value: (s) => s.perplexityChange, format: percentChange });
+  if (mainTask !== null && data.baseline !== null) columns.push({ label: 'Δ ln ppl (nats)', value: (s) => s.perplexityChange, format: natsChange });
   columns.push({ label: 'mean accuracy', value: (s) => s.accuracy, format: (v) => `${formatNumber(100 * v, 1)}%` });
   if (data.baseline !== null) columns.push({ label: 'speed vs baseline', value: (s) => s.relativeSpeed, format: (v) => `${formatNumber(v, 2)}×` });
   const values = summaries.flatMap((s) =>

@@ -55,6 +55,8 @@ export interface ChartSection {
 export interface ReportContent {
   readonly title: string;
   readonly runDir: string;
+  /** What runDir is called under the title (default "Run directory"; a comparison names several). */
+  readonly runDirLabel?: string;
   readonly facts: readonly Fact[];
   readonly dataSets: TextTable;
   readonly findings: readonly FindingGroup[];
@@ -65,5 +67,7 @@ export interface ReportContent {
   readonly resultsNote: string;
   readonly sections: readonly ChartSection[];
   readonly configurations: TextTable;
+  /** Each configuration's full router spec, by configuration name (shown where the short name is: tooltips, titles). */
+  readonly routers: Readonly<Record<string, string>>;
   readonly provenance: readonly Fact[];
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import type { EvalSummary } from '../eval/evaluate.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -99,8 +99,19 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     traces,
     documents,
     moeLayers: defaultsLayers(model),
+    demoModel: isDemoModel((manifest.model as { dir?: unknown } | undefined)?.dir),
     nullModel: nullFile ? { file: nullFile, layers: nullLayers(nullFile) } : null,
   };
+}
+
+/** Whether a model directory's card (README.md YAML front matter) lists `demo` among its tags. */
+function isDemoModel(dir: unknown): boolean {
+  if (typeof dir !== 'string') return false;
+  const card = join(dir, 'README.md');
+  if (!existsSync(card)) return false;
+  const front = /^---\n([\s\S]*?)\n---/.exec(readFileSync(card, 'utf8'))?.[1] ?? '';
+  const tags = /^tags:\s*\[([^\]]*)\]/m.exec(front)?.[1] ?? /^tags:\s*\n((?:\s*-\s*.+\n?)*)/m.exec(front)?.[1] ?? '';
+  return tags.split(/[,\n]/).map((t) => t.replace(/^\s*-?\s*/, '').trim().replace(/^['"]|['"]$/g, '')).includes('demo');
 }
 
 /** MoE layers of a summary's model (summaries before families record none: every layer was MoE). */
@@ -180,6 +191,8 @@ function describeConfig(entry: ManifestConfig, defaults: RouterDefaults, nullFil
     // A bh spec ends with null=<path> (BhRouter.spec); point it at the copy found.
     spec = spec.replace(/null=.*$/s, () => `null=${nullFile}`);
   }
+  // A randk control draws from a summary of this run (its spec ends with from=<path>): read the copy in the run directory.
+  if (spec.startsWith('randk:')) spec = spec.replace(/from=(.*)$/s, (_, file: string) => `from=${join(dirname(manifestFile), basename(file))}`);
   let router;
   try {
     router = parseRouterSpec(spec, defaults);
@@ -312,8 +325,10 @@ function modelTokenizer(manifest: Record<string, unknown>): TextTokenizer | null
 function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLayers: number, tokenizer: TextTokenizer | null): DocumentView[] {
   const order = rows.seq.map((_, i) => i).sort((a, b) => rows.seq[a] - rows.seq[b] || rows.pos[a] - rows.pos[b]);
   const position = new Map<string, number>();
+  const all = new Set<string>();
   for (const i of order) {
     const key = `${rows.seq[i]}:${rows.pos[i]}`;
+    all.add(key);
     if (!position.has(key) && position.size < DOCUMENT_POSITIONS) position.set(key, position.size);
   }
   if (position.size === 0) return [];
@@ -326,7 +341,7 @@ function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLaye
     ids[t] = rows.token[i];
   }
   const tokens = Array.from(ids, (id) => (tokenizer ? tokenizer.decode([id]) : `#${id}`));
-  return [{ config: cell.config, task: cell.task, doc, numLayers, tokens, counts }];
+  return [{ config: cell.config, task: cell.task, doc, numLayers, tokens, counts, totalPositions: all.size }];
 }
 
 /** Each layer's null CDF with its density (central differences on the grid, one-sided at the ends). */

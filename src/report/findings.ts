@@ -4,6 +4,7 @@
  */
 import { adjustPValues, type Correction, CORRECTION_NAMES, paretoOptimal } from '../experiments/stats.js';
 import { COMPARED_METRICS, LOG_COMPARED } from '../sweep/results.js';
+import { getTask } from '../tasks/registry.js';
 import { formatNumber, metricColumn, rowNumber, rowValue, type TableColumn } from './table.js';
 import type { ConfigInfo, Finding, ReportCell, RunData } from './types.js';
 
@@ -16,10 +17,13 @@ const NOTABLE_CEILING_RATE = 0.25;
 export function keyFindings(data: RunData, correction: Correction = 'bh'): Finding[] {
   const family = comparisonFamily(data, correction);
   return [
+    ...demoFinding(data),
+    ...data.tasks.flatMap((task) => chanceFinding(data, task)),
     ...data.tasks.flatMap((task) => bestFinding(data, task)),
     ...data.tasks.flatMap((task) => fastestFinding(data, task)),
     ...data.tasks.flatMap((task) => paretoFinding(data, task)),
     ...data.tasks.flatMap((task) => COMPARED_METRICS.flatMap((metric) => significanceFinding(data, family, task, metric, correction))),
+    ...data.configs.flatMap((config) => data.tasks.flatMap((task) => controlsFinding(data, config, task))),
     ...bhResponseFindings(data),
     ...data.configs.flatMap((config) => routingFinding(data, config)),
   ];
@@ -223,6 +227,71 @@ function significanceFinding(data: RunData, family: readonly Comparison[], task:
     text: `On ${taskName(data, task)}, ${noun(column)} vs the baseline ${code(data.baseline!)} ` +
       `(paired bootstrap over documents; p-values adjusted by ${CORRECTION_NAMES[correction]} over all ${family.length} comparisons of this report, significant at ≤ ${SIGNIFICANCE_LEVEL}): ` +
       `${parts.join('; ')}.${caveat}`,
+  }];
+}
+
+/**
+ * An adaptive configuration against its matched controls on one task (sweep `controls: matched`): top-k at the floor
+ * and ceiling of its average count, and randk drawing its counts. Each Δ is adaptive − control on the same documents,
+ * with its paired-bootstrap 95% interval; perplexities on the log scale.
+ */
+function controlsFinding(data: RunData, config: ConfigInfo, task: string): Finding[] {
+  const own = data.cells.find((c) => c.config === config.name && c.task === task);
+  const controls = data.cells.filter((c) => c.task === task && c.row.control_of === config.name);
+  if (!own || controls.length === 0) return [];
+  const primary = rowValue(own, 'primary_metric');
+  if (typeof primary !== 'string') return [];
+  const logMetric = LOG_COMPARED[primary as keyof typeof LOG_COMPARED];
+  const metric = logMetric ?? primary;
+  const column = metricColumn(primary);
+  const experts = (c: ReportCell) => formatNumber(rowNumber(c, 'avg_experts') ?? NaN, 2);
+  const parts = controls.flatMap((c) => {
+    const [delta, low, high] = ['delta', 'ci_low', 'ci_high'].map((k) => rowNumber(c, `vs_control_${k}_${metric}`));
+    const value = rowNumber(c, primary);
+    if (delta === null || low === null || high === null || value === null) return [];
+    const effect = logMetric ? `Δ ln ${noun(column)} ${formatNumber(delta, 3, { signed: true })} nats, 95% CI [${formatNumber(low, 3)}, ${formatNumber(high, 3)}]`
+      : `Δ ${show(column, delta, true)}, 95% CI [${show(column, low)}, ${show(column, high)}]`;
+    return [`${code(c.config)} (${experts(c)} experts/token, ${show(column, value)}; ${effect})`];
+  });
+  if (parts.length === 0) return [];
+  const better = column.higherIsBetter ? 'positive' : 'negative';
+  return [{
+    topic: 'controls',
+    text: `On ${taskName(data, task)}, ${code(config.name)} (${experts(own)} experts/token, ${noun(column)} ${show(column, rowNumber(own, primary) ?? NaN)}) ` +
+      `against its matched controls — Δ is ${code(config.name)} minus the control on the same documents, ${better} favours ${code(config.name)}: ${list(parts)}.`,
+  }];
+}
+
+/** A demonstration model's numbers are about the pipeline, and the report says so first. */
+function demoFinding(data: RunData): Finding[] {
+  return data.demoModel ? [{
+    topic: 'scope',
+    text: 'This run\'s model is a demonstration model (its model card tags it `demo`): its numbers exercise routelab\'s pipeline and show how a router behaves on it; they are not findings about Mixture-of-Experts routing in real models.',
+  }] : [];
+}
+
+/**
+ * An accuracy task beyond the model: every configuration's accuracy within the 95% range of guessing (chance ±
+ * 1.96·√(chance·(1 − chance)/n)), or zero for every configuration when the task has no guessing floor (LAMBADA).
+ */
+function chanceFinding(data: RunData, task: string): Finding[] {
+  const entries = measured(data, task, 'acc');
+  if (entries.length === 0) return [];
+  const chance = getTask(task).chanceAccuracy;
+  const n = rowNumber(entries[0].cell, 'num_docs') ?? 0;
+  const values = entries.map((e) => e.value);
+  const range = `${formatNumber(Math.min(...values), 3)}–${formatNumber(Math.max(...values), 3)}`;
+  if (chance === undefined) {
+    return values.every((v) => v === 0) ? [{
+      topic: 'scope', text: `On ${taskName(data, task)}, accuracy is 0 for every configuration: the task is beyond this model, and its accuracy says nothing about routing.`,
+    }] : [];
+  }
+  const margin = 1.96 * Math.sqrt((chance * (1 - chance)) / n);
+  if (!values.every((v) => Math.abs(v - chance) <= margin)) return [];
+  return [{
+    topic: 'scope',
+    text: `On ${taskName(data, task)}, every configuration's accuracy (${range}) lies within the 95% range of guessing ` +
+      `(${formatNumber(chance, 3)} ± ${formatNumber(margin, 3)} over ${plural(n, 'document')}): the task is beyond this model, and its accuracy differences say nothing about routing.`,
   }];
 }
 

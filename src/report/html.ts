@@ -52,7 +52,7 @@ ${section.charts.map((chart) => figure(byName.get(chart.name) ?? missing(chart),
 <body>
 <header>
 <h1>${escapeHtml(content.title)}</h1>
-<p class="run">Run directory: <code>${escapeHtml(content.runDir)}</code></p>
+<p class="run">${escapeHtml(content.runDirLabel ?? 'Run directory')}: <code>${escapeHtml(content.runDir)}</code></p>
 ${factList(content.facts)}
 </header>
 <nav aria-label="Contents"><ol>
@@ -71,8 +71,8 @@ ${content.findings.map((g) => `<h3>${escapeHtml(g.title)}</h3>\n<ul>\n${g.findin
 </section>
 <section id="results">
 <h2>Results</h2>
-<p>${inlineHtml(content.resultsNote)} Click a column header to sort by it.</p>
-${resultsTable(content.results)}
+<p>${inlineHtml(content.resultsNote)} Click a column header to sort by it; the table scrolls sideways with its first column pinned.</p>
+${resultsTable(content.results, content.routers)}
 </section>
 <section id="figures">
 <h2>Figures</h2>
@@ -87,6 +87,7 @@ ${factList(content.provenance)}
 </section>
 </main>
 <script type="application/json" id="chart-specs">${jsonForScript(specs)}</script>
+<script type="application/json" id="config-routers">${jsonForScript(content.routers)}</script>
 <script>${scriptText(vegaBrowserBuild())}</script>
 <script>${PAGE_SCRIPT}</script>
 </body>
@@ -115,15 +116,17 @@ function sortableHeader(label: string, numeric: boolean, sort: 'ascending' | 'de
   return `<th scope="col"${numeric ? ' class="num"' : ''}${sort ? ` aria-sort="${sort}"` : ''}><button type="button">${escapeHtml(label)}</button></th>`;
 }
 
-function resultsTable(table: ShownTable): string {
+function resultsTable(table: ShownTable, routers: Readonly<Record<string, string>>): string {
   const header = table.columns.map((c) => sortableHeader(c.label, c.numeric, c.key === table.sortedBy ? table.direction : null)).join('');
   const rows = table.rows.map((row) => `<tr>${row.map((cell, i) => {
     const numeric = table.columns[i].numeric;
     // data-value carries the number a cell sorts by (its text is rounded and formatted); empty = no value.
     const value = typeof cell.value === 'number' ? String(cell.value) : cell.value === null ? '' : null;
-    return `<td${numeric ? ' class="num"' : ''}${value !== null ? ` data-value="${escapeHtml(value)}"` : ''}>${escapeHtml(cell.text)}</td>`;
+    // A configuration's short name carries its full router spec as a tooltip.
+    const spec = table.columns[i].key === 'config' && typeof cell.value === 'string' ? routers[cell.value] : undefined;
+    return `<td${numeric ? ' class="num"' : ''}${value !== null ? ` data-value="${escapeHtml(value)}"` : ''}${spec ? ` title="${escapeHtml(spec)}"` : ''}>${escapeHtml(cell.text)}</td>`;
   }).join('')}</tr>`);
-  return `<div class="table-wrap"><table class="sortable results">
+  return `<div class="table-wrap results-wrap"><table class="sortable results">
 <caption class="visually-hidden">Results per configuration and task</caption>
 <thead><tr>${header}</tr></thead>
 <tbody>
@@ -176,6 +179,7 @@ const PAGE_SCRIPT = `
 (() => {
   'use strict';
   const specs = JSON.parse(document.getElementById('chart-specs').textContent);
+  const routers = JSON.parse(document.getElementById('config-routers').textContent);
   const tip = document.createElement('div');
   tip.className = 'tooltip';
   tip.setAttribute('role', 'tooltip');
@@ -184,8 +188,13 @@ const PAGE_SCRIPT = `
   const formatValue = (v) => (typeof v === 'number' ? String(+v.toPrecision(6)) : String(v));
   function tooltip(handler, event, item, value) {
     if (value === null || value === undefined || value === '') { tip.hidden = true; return; }
-    tip.textContent = typeof value === 'object'
-      ? Object.entries(value).map(([k, v]) => k + ': ' + formatValue(v)).join('\\n')
+    // A configuration's short name gets its full router spec beside it.
+    const entries = typeof value === 'object' ? Object.entries(value) : null;
+    if (entries && typeof value.configuration === 'string' && routers[value.configuration]) {
+      entries.splice(entries.findIndex(([k]) => k === 'configuration') + 1, 0, ['router', routers[value.configuration]]);
+    }
+    tip.textContent = entries
+      ? entries.map(([k, v]) => k + ': ' + formatValue(v)).join('\\n')
       : formatValue(value);
     tip.hidden = false;
     const x = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
@@ -249,7 +258,12 @@ dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 nav ol { display: flex; flex-wrap: wrap; gap: 4px 20px; padding: 12px 0; margin: 16px 0 0; list-style: none; border-top: 1px solid var(--rule); border-bottom: 1px solid var(--rule); }
 nav a { color: var(--accent); }
-.table-wrap { overflow-x: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+/* The results table is far wider than the page: it scrolls inside its box, its first column (the configuration) pinned. */
+.results-wrap { border: 1px solid #e6e6e6; }
+table.results th:first-child, table.results td:first-child { position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 var(--rule); }
+table.results th:first-child { z-index: 2; background: #f7f7f7; }
+table.results tbody tr:hover td:first-child { background: #f4f8fb; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #e6e6e6; text-align: left; vertical-align: top; white-space: nowrap; }
 th { position: sticky; top: 0; background: #f7f7f7; border-bottom: 2px solid var(--rule); }
@@ -272,6 +286,6 @@ figcaption { color: var(--muted); font-size: 0.92rem; max-width: 80ch; margin-to
   figure { break-inside: avoid; }
   .chart { overflow: visible; }
   .chart svg { max-width: 100%; height: auto; }
-  th { position: static; }
+  th, table.results td:first-child { position: static; }
 }
 `;

@@ -11,7 +11,7 @@ export interface FigureFiles {
 }
 
 export function markdownReport(content: ReportContent, figures: FigureFiles): string {
-  const lines: string[] = [`# ${plain(content.title)}`, '', `Run directory: ${codeSpan(content.runDir)}`, ''];
+  const lines: string[] = [`# ${plain(content.title)}`, '', `${content.runDirLabel ?? 'Run directory'}: ${codeSpan(content.runDir)}`, ''];
   lines.push(...content.facts.map(factLine), '');
   lines.push('## Data', '', ...textTable(content.dataSets), '');
   lines.push('## Key findings', '');

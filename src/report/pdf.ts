@@ -129,7 +129,7 @@ function layOut(doc: PDFKit.PDFDocument, content: ReportContent, svgs: ReadonlyM
   const text = new TextBlocks(doc, CONTENT_WIDTH);
   const front = flow('front', 'Overview', [
     text.paragraph(content.title, 'bold', 20, INK, 4),
-    text.paragraph(`Run directory: ${content.runDir}`, 'regular', 9, MUTED, 10),
+    text.paragraph(`${content.runDirLabel ?? 'Run directory'}: ${content.runDir}`, 'regular', 9, MUTED, 10),
     ...text.facts(content.facts),
     text.heading('Data', 14),
     ...tableBlocks(doc, content.dataSets),

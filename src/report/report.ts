@@ -4,7 +4,8 @@
  * is written into a fresh directory beside RUN_DIR/report/ that then replaces it as a whole, so a report never mixes
  * files of two runs and a crash part-way leaves the previous report as it was.
  */
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
@@ -26,9 +27,11 @@ export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 /** Headings of the findings, in the report's order (a Record, so a new topic cannot be left without one). */
 const FINDING_TOPICS: Readonly<Record<Finding['topic'], string>> = {
+  scope: 'What this model can show',
   best: 'Best configuration per metric',
   pareto: 'Pareto set: quality vs experts per token',
   significance: 'Significance against the baseline',
+  controls: 'Adaptive routing against its matched controls',
   'bh-response': 'How BH responds to alpha and max_k',
   routing: 'Routing behaviour',
   speed: 'Speed',
@@ -80,6 +83,7 @@ export async function reportContent(runDir: string, sortBy?: string, correction:
       header: ['Configuration', 'Router', 'Family', 'max_k', 'min_k', 'alpha', 'Baseline'],
       rows: data.configs.map((c) => [c.name, c.router, c.routerKind, orDash(c.maxK), orDash(c.minK), orDash(c.alpha), c.isBaseline ? 'yes' : '']),
     },
+    routers: Object.fromEntries(data.configs.map((c) => [c.name, c.router])),
     provenance: provenance(data),
   };
   return { data, content };
@@ -96,7 +100,9 @@ export async function writeReport(
   log(`${data.cells.length} cells, ${data.traces.length} traces, ${charts.length} charts`);
 
   const target = join(data.runDir, 'report');
-  const staging = mkdtempSync(join(data.runDir, '.report-'));
+  // mkdtemp would create it 0700, and the rename would keep that: a plain mkdir gives the usual permissions (umask).
+  const staging = join(data.runDir, `.report-${process.pid}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(staging);
   try {
     const written: string[] = [];
     const write = (name: string, bytes: string | Uint8Array) => {
@@ -141,7 +147,7 @@ export async function writeReport(
  * Put `fresh` where `target` is: the old directory is moved aside, the new one takes its name, then the old one is
  * deleted. A failure between the two renames moves the old one back.
  */
-function replaceDirectory(fresh: string, target: string): void {
+export function replaceDirectory(fresh: string, target: string): void {
   if (!existsSync(target)) {
     renameSync(fresh, target);
     return;

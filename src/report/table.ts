@@ -4,6 +4,7 @@
  * baseline with its bootstrap interval — each column with its unit, its decimals and which direction is better.
  */
 import { RoutelabError } from '../errors.js';
+import { higherIsBetter } from '../metrics.js';
 import type { ReportCell, RunData } from './types.js';
 
 export interface TableColumn {
@@ -25,6 +26,8 @@ export interface ResultsTable {
 
 interface ColumnDefinition extends TableColumn {
   value(cell: ReportCell): string | number | null;
+  /** Meaningless for a fixed k (min_k = max_k = k: every decision is at both bounds): no value on those rows. */
+  readonly adaptiveOnly?: boolean;
 }
 
 /** A number or text the results row records under `key`; NaN (e.g. speed without a timed forward pass) is no value. */
@@ -44,44 +47,47 @@ const fromRow = (key: string) => (cell: ReportCell) => rowValue(cell, key);
 /** The primary metric's Δ, or an end of its interval, stored under `${prefix}${primary_metric}`. */
 const ofPrimary = (prefix: string) => (cell: ReportCell) => rowNumber(cell, `${prefix}${cell.row.primary_metric}`);
 
-const column = (key: string, label: string, unit: string | null, digits: number | null, higherIsBetter: boolean | null): ColumnDefinition =>
-  ({ key, label, unit, digits, higherIsBetter, value: fromRow(key) });
+/** A column of the row's `key`; which direction is better comes from the metric definitions (src/metrics.ts). */
+const column = (key: string, label: string, unit: string | null, digits: number | null): ColumnDefinition =>
+  ({ key, label, unit, digits, higherIsBetter: higherIsBetter(key), value: fromRow(key) });
 
 /** Every column a table may have, in display order; a metric column appears only when some cell reports it. */
 const COLUMNS: readonly ColumnDefinition[] = [
-  column('config', 'Configuration', null, null, null),
-  column('task', 'Task', null, null, null),
-  column('num_docs', 'Documents', null, 0, null),
-  column('primary_metric', 'Primary metric', null, null, null),
+  column('config', 'Configuration', null, null),
+  column('task', 'Task', null, null),
+  column('num_docs', 'Documents', null, 0),
+  column('primary_metric', 'Primary metric', null, null),
   // Mixes perplexities (lower is better) and accuracies (higher is better) across tasks.
-  column('primary_value', 'Primary value', null, 4, null),
-  column('word_perplexity', 'Word perplexity', null, 2, false),
-  column('perplexity', 'Perplexity', null, 2, false),
-  column('acc', 'Accuracy', null, 3, true),
-  column('acc_norm', 'Normalised accuracy', null, 3, true),
-  column('avg_experts', 'Experts per token', 'experts/token', 2, false),
-  column('flops_reduction_pct', 'FLOPs reduction', '%', 1, true),
-  column('tokens_per_second', 'Throughput', 'tokens/s', 0, true),
-  column('expert_utilization', 'Expert utilisation', 'share of experts', 3, null),
-  column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3, null),
-  column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3, null),
-  { ...column('delta_primary', 'Δ primary vs baseline', null, 4, null), value: ofPrimary('delta_') },
-  { ...column('ci_low_primary', '95% CI low', null, 4, null), value: ofPrimary('ci_low_') },
-  { ...column('ci_high_primary', '95% CI high', null, 4, null), value: ofPrimary('ci_high_') },
+  column('primary_value', 'Primary value', null, 4),
+  column('word_perplexity', 'Word perplexity', null, 2),
+  column('perplexity', 'Perplexity', null, 2),
+  column('acc', 'Accuracy', null, 3),
+  column('acc_norm', 'Normalised accuracy', null, 3),
+  column('avg_experts', 'Experts per token', 'experts/token', 2),
+  column('flops_reduction_pct', 'FLOPs reduction', '%', 1),
+  column('tokens_per_second', 'Throughput', 'tokens/s', 0),
+  column('expert_utilization', 'Expert utilisation', 'share of experts', 3),
+  { ...column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3), adaptiveOnly: true },
+  { ...column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3), adaptiveOnly: true },
+  { ...column('delta_primary', 'Δ primary vs baseline', null, 4), value: ofPrimary('delta_') },
+  { ...column('ci_low_primary', '95% CI low', null, 4), value: ofPrimary('ci_low_') },
+  { ...column('ci_high_primary', '95% CI high', null, 4), value: ofPrimary('ci_high_') },
 ];
 
 /** How a metric reads (label, unit, decimals, direction), for sentences and charts that quote it. */
 export function metricColumn(key: string): TableColumn {
   const found = COLUMNS.find((c) => c.key === key);
   if (!found) throw new Error(`no table column describes ${key}`);
-  const { value: _, ...described } = found;
+  const { value: _, adaptiveOnly: __, ...described } = found;
   return described;
 }
 
 const IDENTITY = new Set(['config', 'task']);
 
 export function resultsTable(data: RunData, sortBy?: string): ResultsTable {
-  const present = COLUMNS.filter((c) => IDENTITY.has(c.key) || data.cells.some((cell) => c.value(cell) !== null));
+  const fixed = new Set(data.configs.filter((c) => c.routerKind === 'fixed').map((c) => c.name));
+  const columns = COLUMNS.map((c) => (c.adaptiveOnly ? { ...c, value: (cell: ReportCell) => (fixed.has(cell.config) ? null : c.value(cell)) } : c));
+  const present = columns.filter((c) => IDENTITY.has(c.key) || data.cells.some((cell) => c.value(cell) !== null));
   const key = sortBy ?? 'task';
   const sortColumn = present.find((c) => c.key === key);
   if (!sortColumn) {
@@ -96,7 +102,7 @@ export function resultsTable(data: RunData, sortBy?: string): ResultsTable {
   if (key === 'config') cells.sort(byConfig);
   else if (key !== 'task') cells.sort((a, b) => compareValues(sortColumn.value(a), sortColumn.value(b), sortColumn.higherIsBetter));
   return {
-    columns: present.map(({ value: _, ...described }) => described),
+    columns: present.map(({ value: _, adaptiveOnly: __, ...described }) => described),
     rows: cells.map((cell) => present.map((c) => c.value(cell))),
     sortedBy: key,
   };

@@ -58,6 +58,8 @@ export interface DocumentView {
   readonly numLayers: number;
   /** Decoded text of each position's token (tokenizer of the run's model; the id as text when unavailable). */
   readonly tokens: readonly string[];
+  /** Scored positions of the whole document (`tokens` holds its first ones only). */
+  readonly totalPositions: number;
   /** [T × L] experts selected at position t, layer ℓ. */
   readonly counts: Int32Array;
 }
@@ -87,12 +89,14 @@ export interface RunData {
   readonly documents: readonly DocumentView[];
   /** Decoder-layer index of each MoE layer: charts name layers by these (traces, metrics and nulls count MoE layers). */
   readonly moeLayers: readonly number[];
+  /** The model card (README.md front matter) tags the model `demo`: its numbers show the pipeline, not findings. */
+  readonly demoModel?: boolean;
   readonly nullModel: { readonly file: string; readonly layers: readonly NullLayerView[] } | null;
 }
 
 /** A sentence of the key findings, written from the data (Markdown inline syntax allowed). */
 export interface Finding {
-  readonly topic: 'best' | 'pareto' | 'significance' | 'bh-response' | 'routing' | 'speed';
+  readonly topic: 'scope' | 'best' | 'pareto' | 'significance' | 'controls' | 'bh-response' | 'routing' | 'speed';
   readonly text: string;
 }
 

@@ -24,7 +24,11 @@ function clock(seconds: number): string {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Progress {
+/**
+ * `label` starts every line (other commands show their progress the same way: `calibrate`), `units` names what
+ * update() counts (scoring units; calibration counts tokens).
+ */
+export function createProgress(stream: NodeJS.WriteStream, quiet: boolean, { label = 'sweep', units = 'units' } = {}): Progress {
   if (quiet) return { log() {}, startCell() {}, update() {}, endCell() {} };
   const tty = stream.isTTY === true;
   let cell = { index: 0, total: 0, name: '' };
@@ -37,7 +41,7 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
     },
     startCell(index, total, name) {
       cell = { index, total, name };
-      if (!tty) stream.write(`sweep: [${index + 1}/${total}] ${name} …\n`);
+      if (!tty) stream.write(`${label}: [${index + 1}/${total}] ${name} …\n`);
     },
     update(done, total, seconds, tokens) {
       if (!tty) return;
@@ -48,12 +52,12 @@ export function createProgress(stream: NodeJS.WriteStream, quiet: boolean): Prog
       const overall = (cell.index + done / Math.max(total, 1)) / Math.max(cell.total, 1);
       const width = Math.max(10, Math.min(30, (stream.columns ?? 100) - 90));
       clear();
-      stream.write(`sweep ${bar(overall, 10)} ${cell.index + 1}/${cell.total} ${cell.name} ${bar(done / Math.max(total, 1), width)} ` +
-        `${done}/${total} units ${(tokens / Math.max(seconds, 1e-9)).toFixed(0)} tokens/s ETA ${clock(eta)}`);
+      stream.write(`${label} ${bar(overall, 10)} ${cell.index + 1}/${cell.total} ${cell.name} ${bar(done / Math.max(total, 1), width)} ` +
+        `${done}/${total} ${units} ${(tokens / Math.max(seconds, 1e-9)).toFixed(0)} tokens/s ETA ${clock(eta)}`);
     },
     endCell(summary) {
       clear();
-      stream.write(`sweep: [${cell.index + 1}/${cell.total}] ${cell.name}: ${summary}\n`);
+      stream.write(`${label}: [${cell.index + 1}/${cell.total}] ${cell.name}: ${summary}\n`);
     },
   };
 }

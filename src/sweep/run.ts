@@ -24,6 +24,8 @@ import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
 import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
 import { VERSION } from '../version.js';
+import { clearRun, previousManifest, specDifferences } from './design.js';
+import { matchedControls } from './controls.js';
 import type { Progress } from './progress.js';
 import { compareToBaseline, resultRow, writeResults, type ResultRow } from './results.js';
 import type { SweepSpec } from './spec.js';
@@ -35,7 +37,11 @@ export interface SweepOptions {
   readonly dataDir: string;
   readonly runDir: string;
   readonly backend?: string;
+  /** Native kernel threads (default: ROUTELAB_THREADS, else the CPUs this process may use). */
+  readonly threads?: number;
   readonly progress: Progress;
+  /** Start afresh: remove a previous run's outputs from runDir first (else a run of another design there is refused). */
+  readonly force?: boolean;
 }
 
 interface TaskData {
@@ -81,8 +87,10 @@ function locateTaskData(dataDir: string, name: string, explicitPath?: string): s
   if (explicitPath) return explicitPath;
   const local = join(dataDir, DEFAULT_DATA[name].shared);
   if (existsSync(local)) return local;
-  const [org, repo] = DEFAULT_DATA[name].hub.split('/');
-  return existsSync(join(dataDir, `datasets--${org}--${repo}`)) ? DEFAULT_DATA[name].hub : null;
+  const hub = DEFAULT_DATA[name].hub;
+  if (hub === null) return null;
+  const [org, repo] = hub.split('/');
+  return existsSync(join(dataDir, `datasets--${org}--${repo}`)) ? hub : null;
 }
 
 async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; skipped: string[] }> {
@@ -94,7 +102,7 @@ async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; 
   const missing = located.filter(({ t, path }) => t.explicit && path === null);
   if (missing.length) {
     throw new RoutelabError(dataDir, `no data for ${missing.map(({ t }) => t.name).join(', ')} ` +
-      `(looked for ${missing.map(({ t }) => `${DEFAULT_DATA[t.name].shared}/ or a ${DEFAULT_DATA[t.name].hub} hub cache`).join('; ')})`);
+      `(looked for ${missing.map(({ t }) => `${DEFAULT_DATA[t.name].shared}/${DEFAULT_DATA[t.name].hub ? ` or a ${DEFAULT_DATA[t.name].hub} hub cache` : ''}`).join('; ')})`);
   }
   const data: TaskData[] = [];
   const skipped: string[] = [];
@@ -183,14 +191,31 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   const { spec, runDir, progress } = options;
   const started = new Date();
   if (!existsSync(options.dataDir) || !statSync(options.dataDir).isDirectory()) throw new RoutelabError(options.dataDir, 'no such data directory');
+  // One run directory, one design: another spec is refused before anything loads, another model once it is loaded
+  // (--force starts afresh).
+  const previous = previousManifest(runDir);
+  const refuse = (differences: string[]) => {
+    throw new RoutelabError(join(runDir, 'manifest.json'), `holds a finished sweep of another design (${differences.join('; ')}); ` +
+      'give another --out, or --force to remove that run\'s results and start afresh there');
+  };
+  const changed = previous ? specDifferences(previous.spec, spec) : [];
+  if (changed.length && !options.force) refuse(changed);
   const loadStart = performance.now();
-  const loaded = await loadModel(options.model, { backend: options.backend });
+  const loaded = await loadModel(options.model, { backend: options.backend, threads: options.threads });
   const { model, checkpoint } = loaded;
   const tokenizer = requireTokenizer(loaded.tokenizer, loaded.dir);
   const { data, skipped } = await loadTaskData(options);
   if (data.length === 0) throw new RoutelabError(options.dataDir, 'no task has data here: nothing to evaluate');
   const loadSeconds = (performance.now() - loadStart) / 1000;
+  const previousModel = (previous?.model as { fingerprint?: unknown } | undefined)?.fingerprint;
+  if (!options.force && typeof previousModel === 'string' && previousModel !== modelFingerprint(checkpoint)) {
+    refuse([`model: ${(previous!.model as { spec?: string }).spec} (fingerprint ${previousModel.slice(0, 12)}…) before, ${options.model} now`]);
+  }
   // Nothing is written before the data is known to be there.
+  if (options.force) {
+    const removed = clearRun(runDir, spec.nullModel ? [spec.nullModel] : []);
+    if (removed.length) progress.log(`sweep: --force: removed ${removed.length} files of the previous run from ${runDir}`);
+  }
   mkdirSync(runDir, { recursive: true });
   removeStaleTemps(runDir);
 
@@ -205,22 +230,28 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
   const codeVersion = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
   const cells: Cell[] = [];
+  /** A cell of `router` on `d`; `source` is the key of the cell a control was derived from (it enters the key). */
+  const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
+    // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
+    // enters by its key.
+    let routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
+    if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
+    const key = sha256(JSON.stringify({
+      router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
+      maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
+    }));
+    return { router, config, data: d, file: join(runDir, `${config}_${d.task.name}.json`), key };
+  };
   routers.forEach((router, i) => {
-    for (const d of data) {
-      // The null file enters by content, not by path, so a moved run directory still resumes.
-      const routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
-      const key = sha256(JSON.stringify({
-        router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
-        maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
-      }));
-      cells.push({ router, config: configs[i], data: d, file: join(runDir, `${configs[i]}_${d.task.name}.json`), key });
-    }
+    for (const d of data) cells.push(cellOf(router, configs[i], d));
   });
 
   let evaluated = 0;
   let resumed = 0;
   const summaries = new Map<Cell, EvalSummary>();
-  for (const [index, cell] of cells.entries()) {
+  const runCells = async (list: readonly Cell[], count: number, first: number) => {
+  for (const [n, cell] of list.entries()) {
+    const index = first + n;
     const name = `${cell.config}_${cell.data.task.name}`;
     const previous = readSummary(cell.file);
     const traceFile = join(runDir, `${name}_routing.parquet`);
@@ -229,7 +260,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       resumed++;
       continue;
     }
-    progress.startCell(index, cells.length, name);
+    progress.startCell(index, count, name);
     const { task, docs, loaded: l, total, path } = cell.data;
     const summary = await evaluate(model, tokenizer, task, docs, {
       router: cell.router,
@@ -240,7 +271,6 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       model: { id: options.model, dir: loaded.dir },
       data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
       seed: spec.seed,
-      backend: model.backend.name,
       loadSeconds,
       onProgress: (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens),
     });
@@ -250,6 +280,39 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     evaluated++;
     progress.endCell(`${task.primaryMetric} ${summary.metrics[task.primaryMetric]?.toFixed(4)}, ` +
       `avg_experts ${summary.routing.avg_experts.toFixed(2)}, ${summary.routing.tokens_per_second.toFixed(0)} tokens/s`);
+  }
+  };
+  await runCells(cells, cells.length, 0);
+
+  // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
+  const controlOf = new Map<string, { config: string; kind: string }>();
+  const sourceOf = new Map<Cell, Cell>(); // control cell → the adaptive cell it controls
+  if (spec.controls === 'matched') {
+    const planned = new Map<string, Cell>(cells.map((c) => [`${c.config}/${c.data.task.name}`, c]));
+    const extra: Cell[] = [];
+    for (const cell of cells.filter((c) => c.router.adaptive)) {
+      for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, spec.seed)) {
+        const config = control.router.configName(model.architecture.routing);
+        const id = `${config}/${cell.data.task.name}`;
+        if (planned.has(id)) continue; // a top-k control the grid (or another adaptive cell) already has
+        const c = cellOf(control.router, config, cell.data, control.kind === 'randk' ? { key: cell.key, file: cell.file } : undefined);
+        planned.set(id, c);
+        extra.push(c);
+        sourceOf.set(c, cell);
+        if (!controlOf.has(config)) controlOf.set(config, { config: cell.config, kind: control.kind });
+      }
+    }
+    await runCells(extra, cells.length + extra.length, cells.length);
+    for (const c of extra) {
+      if (!configs.includes(c.config)) {
+        // A control's configuration follows the configuration it controls and its earlier controls, in tables and charts.
+        const source = controlOf.get(c.config)!.config;
+        const after = Math.max(...configs.map((name, i) => (name === source || controlOf.get(name)?.config === source ? i : -1)));
+        configs.splice(after + 1, 0, c.config);
+        routers.splice(after + 1, 0, c.router);
+      }
+    }
+    cells.push(...extra);
   }
 
   if (spec.profile) {
@@ -262,7 +325,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     }
   }
 
-  const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing));
+  const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), sourceOf);
   writeResults(runDir, rows);
   writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
     format: 'routelab.sweep/1',
@@ -272,10 +335,12 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     data: data.map((d) => ({ task: d.task.name, path: d.path, format: d.loaded.format, files: d.loaded.files, fingerprint: d.fingerprint, num_docs: d.docs.length, total_docs: d.total })),
     skipped_tasks: skipped,
     null_model: nullFile ? { file: nullFile, sha256: nullHash } : null,
-    configs: routers.map((r, i) => ({ config: configs[i], router: r.spec })),
+    configs: routers.map((r, i) => ({
+      config: configs[i], router: r.spec, ...(controlOf.has(configs[i]) ? { control_of: controlOf.get(configs[i])!.config, control: controlOf.get(configs[i])!.kind } : {}),
+    })),
     routelab_version: VERSION,
     git_commit: gitCommit(),
-    machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name },
+    machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
     cells: { total: cells.length, evaluated, resumed },
     started: started.toISOString(),
     ended: new Date().toISOString(),
@@ -288,7 +353,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
  * the model's own routing (`baselineConfig`) on the same task; both are written back into the summaries (atomically) and
  * into the rows.
  */
-function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>, spec: SweepSpec, baselineConfig: string): ResultRow[] {
+function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>, spec: SweepSpec, baselineConfig: string, sourceOf: ReadonlyMap<Cell, Cell>): ResultRow[] {
   const baselineOf = new Map<string, EvalSummary>();
   for (const cell of cells) if (cell.config === baselineConfig) baselineOf.set(cell.data.task.name, summaries.get(cell)!);
   const accuracy = new Map<string, number[]>();
@@ -307,6 +372,16 @@ function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>
         (summary as { avg_task_accuracy?: unknown }).avg_task_accuracy !== avgTaskAccuracy) {
       writeFileAtomic(cell.file, JSON.stringify(updated, null, 2) + '\n');
     }
-    return resultRow(summary, cell.file, avgTaskAccuracy, significance);
+    const row = resultRow(summary, cell.file, avgTaskAccuracy, significance);
+    // A control's row also carries the paired bootstrap of its adaptive configuration against it (adaptive − control).
+    const source = sourceOf.get(cell);
+    const versus = source ? compareToBaseline(summaries.get(source)!, summary, spec.bootstrapResamples, spec.seed) : null;
+    row.control_of = source?.config ?? null;
+    for (const [metric, s] of Object.entries(versus?.metrics ?? {})) {
+      row[`vs_control_delta_${metric}`] = s.delta;
+      row[`vs_control_ci_low_${metric}`] = s.low;
+      row[`vs_control_ci_high_${metric}`] = s.high;
+    }
+    return row;
   });
 }

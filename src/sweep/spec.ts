@@ -4,6 +4,7 @@
  *
  * Phase 1 is the top-k baselines (k ∈ {8, 16, 32, 64}); phase 2 is BH over max_k × alpha (min_k 1).
  */
+import { CONTROL_MODES, type ControlMode } from './controls.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -13,7 +14,8 @@ import { TRACE_LEVELS } from '../trace/format.js';
 
 export type SweepMode = 'quick' | 'full' | 'custom';
 
-export const DEFAULT_TASKS = ['wikitext', 'lambada_openai', 'hellaswag'] as const;
+/** `text` is the bundled held-out Gutenberg prose (the bundled model's domain); other corpora are named by path. */
+export const DEFAULT_TASKS = ['text', 'wikitext', 'lambada_openai', 'hellaswag'] as const;
 export const SMALLBENCH_TASKS = ['sst2', 'rte', 'mrpc', 'boolq'] as const;
 
 export interface SweepTask {
@@ -41,6 +43,8 @@ export interface SweepSpec {
   readonly seed: number;
   readonly bootstrapResamples: number;
   readonly profile: boolean;
+  /** `matched`: every adaptive cell also gets its top-k and randk controls (src/sweep/controls.ts). */
+  readonly controls: ControlMode;
 }
 
 /** The grid's k values as multiples of the model's own k (OLMoE-1B-7B, k = 8 of 64: 8, 16, 32, 64), at most E. */
@@ -78,6 +82,7 @@ const COMMON = {
   seed: 0,
   bootstrapResamples: 1000,
   profile: false,
+  controls: 'matched' as const,
 };
 
 /** The seeds' sweep over whole splits: 4 baselines + 16 BH configurations (for OLMoE-1B-7B; fewer when E < 8·k). */
@@ -105,9 +110,19 @@ export function quickSpec(smallbench: boolean, model: GridModel): SweepSpec {
 }
 
 const positiveInt = z.number().int().positive();
-const taskName = z.enum(TASK_NAMES as [string, ...string[]]);
+const unknownTask = (name: unknown) => `unknown task ${JSON.stringify(name)}; valid tasks: ${TASK_NAMES.join(', ')}`;
+const taskName = z.enum(TASK_NAMES as [string, ...string[]], { error: (issue) => unknownTask(issue.input) });
+/** A task entry: its name, or { name, data }; a wrong name is reported with the valid ones, not as "Invalid input". */
+const taskEntry = z.union([taskName, z.strictObject({ name: taskName, data: z.string().min(1).optional() })], {
+  error: (issue) => {
+    const input = issue.input as { name?: unknown } | null;
+    if (typeof input === 'string') return unknownTask(input);
+    if (typeof input === 'object' && input !== null && 'name' in input && !TASK_NAMES.includes(input.name as string)) return `name: ${unknownTask(input.name)}`;
+    return `expected a task name (${TASK_NAMES.join(', ')}) or { name: TASK, data: PATH }`;
+  },
+});
 const customSchema = z.strictObject({
-  tasks: z.array(z.union([taskName, z.strictObject({ name: taskName, data: z.string().min(1).optional() })])).min(1),
+  tasks: z.array(taskEntry).min(1),
   baselines: z.array(positiveInt).default([]),
   bh: z.strictObject({
     max_k: z.array(positiveInt).min(1),
@@ -129,6 +144,7 @@ const customSchema = z.strictObject({
   seed: z.number().int().min(0).default(0),
   bootstrap_resamples: positiveInt.default(1000),
   profile: z.boolean().default(false),
+  controls: z.enum(CONTROL_MODES).default('none'),
 });
 
 /** Read and validate a custom sweep spec (YAML or JSON). Every problem is listed with its path in the file. */
@@ -162,5 +178,6 @@ export function readCustomSpec(file: string): SweepSpec {
     seed: s.seed,
     bootstrapResamples: s.bootstrap_resamples,
     profile: s.profile,
+    controls: s.controls,
   };
 }

@@ -56,6 +56,8 @@ export function choiceTask(spec: ChoiceTaskSpec): Task<ChoiceDoc> {
     split: spec.split,
     primaryMetric: 'acc',
     isAccuracyTask: true,
+    chanceAccuracy: 1 / spec.choices.length,
+    formats: RECORD_FORMATS,
     load: (path, onBadRow, split = spec.split) =>
       loadRecordTask(path, onBadRow, { ...spec.data, split, formats: RECORD_FORMATS }, (record, where) => {
         const { context, gold } = spec.parse(record);

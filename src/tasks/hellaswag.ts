@@ -30,14 +30,18 @@ export function choiceLength(choice: string): number {
 }
 
 const CHOICES = 4;
+/** The record formats, or `text`: llama.cpp's hellaswag_val_full.txt. */
+const FORMATS = ['arrow', 'parquet', 'jsonl', 'json', 'text'] as const;
 
 export const hellaswag: Task<ChoiceDoc> = {
   name: 'hellaswag',
   split: 'validation',
   primaryMetric: 'acc_norm',
   isAccuracyTask: true,
+  chanceAccuracy: 1 / CHOICES,
+  formats: FORMATS,
   async load(path, onBadRow, split = 'validation') {
-    const located = await resolveData(path, { split, formats: ['arrow', 'parquet', 'jsonl', 'json', 'text'] });
+    const located = await resolveData(path, { split, formats: FORMATS });
     if (located.format === 'text') return loadLlamaCpp(located.files, onBadRow);
     return loadRecordDocs(located, onBadRow, (r, where) => {
       const ctx = `${textField(r, 'ctx_a', true)} ${capitalize(textField(r, 'ctx_b', true))}`;

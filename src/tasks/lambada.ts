@@ -19,16 +19,19 @@ export function splitLambada(text: string): { context: string; continuation: str
   return { context: cut < 0 ? '' : text.slice(0, cut), continuation: ` ${text.slice(cut + 1)}` };
 }
 
+const FORMATS = ['arrow', 'parquet', 'jsonl', 'json'] as const;
+
 export const lambadaOpenai: Task<LambadaDoc> = {
   name: 'lambada_openai',
   split: 'test',
   primaryMetric: 'perplexity',
   isAccuracyTask: true,
+  formats: FORMATS,
   load: (path, onBadRow, split = 'test') =>
     loadRecordTask(
       path,
       onBadRow,
-      { split, config: 'default', prefer: ['lambada_test.jsonl', 'lambada_test_en.jsonl'], formats: ['arrow', 'parquet', 'jsonl', 'json'] },
+      { split, config: 'default', prefer: ['lambada_test.jsonl', 'lambada_test_en.jsonl'], formats: FORMATS },
       (record, where) => {
         const text = textField(record, 'text');
         return { ...where, text, ...splitLambada(text) };

@@ -2,7 +2,7 @@
  * Aggregations shared by the tasks (lm-eval's): perplexities are ratios of sums over documents, never means of
  * per-document ratios; argmax takes the first (lowest) index on ties, as numpy's does. An empty input gives NaN.
  */
-import type { DocScores } from './task.js';
+import type { DocScores, RequestResult } from './task.js';
 
 /** Σ scores[key] */
 export function sum(scores: readonly DocScores[], key: string): number {
@@ -69,4 +69,41 @@ function value(s: DocScores, key: string): number {
   const v = s[key];
   if (typeof v !== 'number') throw new Error(`document scores lack "${key}"`);
   return v;
+}
+
+/** Words of a text as lm-eval counts them for word perplexity: pieces of split(/\s+/), empty end pieces included. */
+export function whitespaceWords(text: string): number {
+  return text.split(/\s+/).length;
+}
+
+export function utf8Bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+/** A rolling-loglikelihood document's scores; words and bytes count `original`, the text before any detokenizer. */
+export function rollingScores(original: string, result: RequestResult): DocScores {
+  return {
+    ll: result.logLikelihood,
+    tokens: result.tokens,
+    words: whitespaceWords(original),
+    bytes: utf8Bytes(original),
+    top1: result.top1,
+    top5: result.top5,
+  };
+}
+
+/** lm-eval's loglikelihood_rolling metrics (word / byte / token perplexity, bits per byte) and token accuracies. */
+export function rollingMetrics(scores: readonly DocScores[]): Record<string, number> {
+  const ll = sum(scores, 'll');
+  const tokens = sum(scores, 'tokens');
+  const bytes = sum(scores, 'bytes');
+  return {
+    word_perplexity: perplexityFromSums(ll, sum(scores, 'words')),
+    byte_perplexity: perplexityFromSums(ll, bytes),
+    bits_per_byte: bitsPerByte(ll, bytes),
+    token_perplexity: perplexityFromSums(ll, tokens),
+    cross_entropy: -ll / tokens,
+    token_acc_top1: sum(scores, 'top1') / tokens,
+    token_acc_top5: sum(scores, 'top5') / tokens,
+  };
 }

@@ -7,10 +7,11 @@ import { mrpc } from './mrpc.js';
 import { rte } from './rte.js';
 import { sst2 } from './sst2.js';
 import type { Task, TaskDoc } from './task.js';
+import { text } from './text.js';
 import { wikitext } from './wikitext.js';
 
 // Each task is typed by its own document; the engine sees them through the common Task<TaskDoc> seam.
-const TASKS: readonly Task<TaskDoc>[] = [wikitext, lambadaOpenai, hellaswag, sst2, rte, mrpc, boolq];
+const TASKS: readonly Task<TaskDoc>[] = [wikitext, lambadaOpenai, hellaswag, sst2, rte, mrpc, boolq, text];
 
 export const TASK_NAMES: readonly string[] = TASKS.map((t) => t.name);
 
@@ -21,8 +22,8 @@ export function getTask(name: string): Task<TaskDoc> {
 }
 
 export interface DefaultData {
-  /** Hugging Face dataset id lm-eval reads (found in the hub cache, else downloaded). */
-  readonly hub: string;
+  /** Hugging Face dataset id lm-eval reads (found in the hub cache, else downloaded); null for corpora named by path. */
+  readonly hub: string | null;
   /** The copy under the shared data folder (`shared/data/…`), relative to it. */
   readonly shared: string;
 }
@@ -36,4 +37,6 @@ export const DEFAULT_DATA: Readonly<Record<string, DefaultData>> = {
   rte: { hub: 'nyu-mll/glue', shared: 'glue/rte' },
   mrpc: { hub: 'nyu-mll/glue', shared: 'glue/mrpc' },
   boolq: { hub: 'google/boolq', shared: 'boolq' },
+  // Held-out Project Gutenberg prose (no hub dataset: any corpus, by path).
+  text: { hub: null, shared: 'gutenberg-heldout' },
 };

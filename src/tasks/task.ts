@@ -69,6 +69,10 @@ export interface Task<D extends TaskDoc = TaskDoc> {
   readonly primaryMetric: string;
   /** Whether `acc` of this task enters avg_task_accuracy (SPEC §4). */
   readonly isAccuracyTask: boolean;
+  /** Accuracy of guessing uniformly among a document's choices (1 / choices); absent when acc has no such floor. */
+  readonly chanceAccuracy?: number;
+  /** The data formats `load` reads (src/data/locate.ts DataFormat), in the order it prefers them in a directory. */
+  readonly formats: readonly string[];
   /**
    * Read the documents from a file or directory in any supported format; `split` (default: the task's own) picks
    * the split where PATH holds several (a directory, a dataset id). Calibration reads other splits this way.

@@ -7,7 +7,7 @@ import { hasField, textField } from '../data/fields.js';
 import { readLines, type Line } from '../data/lines.js';
 import type { SourcedRecord } from '../data/fields.js';
 import { readRecords, resolveData } from '../data/records.js';
-import { bitsPerByte, perplexityFromSums, sum } from './metrics.js';
+import { rollingMetrics, rollingScores, utf8Bytes, whitespaceWords } from './metrics.js';
 import type { Task, TaskDoc } from './task.js';
 
 export interface WikitextDoc extends TaskDoc {
@@ -70,13 +70,8 @@ export function wikitextDetokenize(page: string): string {
 }
 
 /** Words of the original page as lm-eval counts them: pieces of split(/\s+/), empty end pieces included. */
-export function wikitextWords(page: string): number {
-  return page.split(/\s+/).length;
-}
-
-export function utf8Bytes(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
-}
+export const wikitextWords = whitespaceWords;
+export { utf8Bytes };
 
 /**
  * HF `Salesforce/wikitext` rows are the raw file's lines (each with its '\n') with blank ones as '': rebuild the raw
@@ -107,6 +102,7 @@ export const wikitext: Task<WikitextDoc> = {
   split: 'test',
   primaryMetric: 'word_perplexity',
   isAccuracyTask: false,
+  formats: QUERY.formats,
   async load(path, onBadRow, split = 'test') {
     const located = await resolveData(path, { ...QUERY, split });
     if (located.format === 'text') {
@@ -136,28 +132,8 @@ export const wikitext: Task<WikitextDoc> = {
   },
   fingerprint: (doc) => doc.page,
   requests: (doc) => [{ kind: 'rolling', text: wikitextDetokenize(doc.page) }],
-  score: (doc, [result]) => ({
-    ll: result!.logLikelihood,
-    tokens: result!.tokens,
-    words: wikitextWords(doc.page),
-    bytes: utf8Bytes(doc.page),
-    top1: result!.top1,
-    top5: result!.top5,
-  }),
-  aggregate: (scores) => {
-    const ll = sum(scores, 'll');
-    const tokens = sum(scores, 'tokens');
-    const bytes = sum(scores, 'bytes');
-    return {
-      word_perplexity: perplexityFromSums(ll, sum(scores, 'words')),
-      byte_perplexity: perplexityFromSums(ll, bytes),
-      bits_per_byte: bitsPerByte(ll, bytes),
-      token_perplexity: perplexityFromSums(ll, tokens),
-      cross_entropy: -ll / tokens,
-      token_acc_top1: sum(scores, 'top1') / tokens,
-      token_acc_top5: sum(scores, 'top5') / tokens,
-    };
-  },
+  score: (doc, [result]) => rollingScores(doc.page, result!),
+  aggregate: rollingMetrics,
 };
 
 async function toDocs<L extends Line>(

@@ -34,7 +34,7 @@ export interface TraceLayer {
 }
 
 /** A ByteWriter that appends each finished row group to a file descriptor instead of growing in memory. */
-class FdWriter extends ByteWriter {
+export class FdWriter extends ByteWriter {
   constructor(private readonly fd: number) {
     super(1 << 20);
   }
