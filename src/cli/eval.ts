@@ -22,6 +22,7 @@ export const evalCommand: Command = {
   --task T             wikitext | lambada_openai | hellaswag | sst2 | rte | mrpc | boolq
   --data PATH          the task's data: a file or directory (jsonl, json, parquet, arrow, tsv, raw text, llama.cpp)
   --router SPEC        default (the model's own routing) | topk:k=16 | bh:alpha=0.3,max_k=16,null=null.json | topp:p=0.7
+                       (every router and key: routelab list routers; tasks, metrics and routers defined in docs/semantics.md)
   --limit N            evaluate the first N documents (with --sample-seed: a seeded sample of N)
   --sample-seed S      take a seeded random sample of --limit documents instead of the first ones
   --max-length M       window / truncation length in tokens (default: the model's max_position_embeddings)
@@ -31,7 +32,7 @@ export const evalCommand: Command = {
                        logits and p-values)
   --on-bad-row P       skip (default: record and go on) | error (stop at the first malformed record)
   --no-determinism     skip the output_determinism probe (two extra forward passes of a short input)
-  --backend cpu        numeric backend (default cpu)
+  --backend NAME       auto (default: native SIMD kernels if built, else cpu) | native | cpu | webgpu
 ${threadsUsage(21)}
   --out DIR            writes {config}_{task}.json and {config}_{task}_routing.parquet there
   --json               also print the summary as one JSON object on stdout (with "files": where it was written)

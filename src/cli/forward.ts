@@ -18,7 +18,8 @@ export const forwardCommand: Command = {
   --input IDS        token ids: .safetensors with I64 input_ids [B, S] (+ optional attention_mask), or JSON [[id, …], …]
   --text "…"         text to tokenize with the model's tokenizer (repeat for a batch)
   --router SPEC      default (the model's own routing) | topk:k=16[,renormalize=true]
-                     | bh:alpha=0.3,max_k=16,min_k=1,null=null.json | topp:p=0.7,max_k=16
+                     | bh:alpha=0.3,max_k=16,min_k=1,null=null.json | topp:p=0.7,max_k=16 | granite:… | deepseek_v3:…
+                     (every router and key: routelab list routers; definitions: docs/semantics.md)
   --out FILE         safetensors with logits F32 [B, S, V], router_logits F32 [L, B·S, E], expert_counts I64 [L, B·S],
                      input_ids I64 [B, S], attention_mask I64 [B, S] (sequences right-padded; padding rows are zero)
   --dtype f32        compute precision (default f32)
