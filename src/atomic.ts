@@ -14,7 +14,13 @@ export function tempPathFor(file: string): string {
  */
 export function writeFileAtomic(file: string, ...parts: (string | Uint8Array)[]): void {
   const temp = tempPathFor(file);
-  const fd = fs.openSync(temp, 'wx');
+  let fd: number;
+  try {
+    fd = fs.openSync(temp, 'wx');
+  } catch (e) {
+    (e as NodeJS.ErrnoException).path = file; // the directory refused the temporary file: name the file it was for
+    throw e;
+  }
   try {
     try {
       for (const part of parts) {
@@ -28,6 +34,9 @@ export function writeFileAtomic(file: string, ...parts: (string | Uint8Array)[])
     fs.renameSync(temp, file);
   } catch (e) {
     fs.rmSync(temp, { force: true });
+    // A failed write (a full disk) has no path of its own: name the file it was for.
+    const error = e as NodeJS.ErrnoException;
+    if (error.path === undefined || error.path === temp) error.path = file;
     throw e;
   }
 }

@@ -64,11 +64,37 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Failures of the machine rather than of routelab (a full disk, a read-only mount, permissions, a file where a
+ * directory was expected): one line naming the path, exit 2. ROUTELAB_DEBUG=1 prints the stack as well.
+ */
+const OS_ERRORS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'already exists, and is not what was expected there',
+  ENOTDIR: 'a part of this path is a file, not a directory',
+  EISDIR: 'is a directory, not a file',
+  EMFILE: 'too many open files in this process (raise the limit: ulimit -n)',
+  ENFILE: 'too many open files on the system',
+};
+
+function osFailure(error: unknown): string | null {
+  const e = error as NodeJS.ErrnoException;
+  if (!(error instanceof Error) || typeof e.code !== 'string' || !(e.code in OS_ERRORS)) return null;
+  const where = (e as { dest?: string }).dest ?? e.path ?? 'routelab';
+  return `${where}: ${OS_ERRORS[e.code]} (${e.code}${e.syscall ? ` in ${e.syscall}` : ''}); nothing half-written was left in place`;
+}
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (error: unknown) => {
-    if (error instanceof RoutelabError) {
-      console.error(`routelab: ${error.message}`);
+    const os = osFailure(error);
+    if (error instanceof RoutelabError || os !== null) {
+      console.error(`routelab: ${os ?? (error as Error).message}`);
+      if (process.env.ROUTELAB_DEBUG === '1') console.error((error as Error).stack);
       process.exitCode = 2;
     } else {
       console.error(error);

@@ -82,6 +82,15 @@ ${threadsUsage(17)}
     if (values.null !== undefined) spec = { ...spec, nullModel: values.null as string };
     if (values.profile === true) spec = { ...spec, profile: true };
 
+    // Ctrl-C or a scheduler's SIGTERM: every finished cell is already on disk (summaries are published atomically),
+    // so say what happened and how to go on instead of vanishing.
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      process.once(signal, () => {
+        console.error(`\nsweep: interrupted by ${signal}; the completed cells are kept in ${values.out as string} and the cell in flight ` +
+          'was not written; run the same command again to resume from there');
+        process.exit(code);
+      });
+    }
     const outcome = await runSweep({
       spec,
       model: requireString(values, 'model'),

@@ -5,7 +5,7 @@
  * files of two runs and a crash part-way leaves the previous report as it was.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
@@ -100,6 +100,7 @@ export async function writeReport(
   log(`${data.cells.length} cells, ${data.traces.length} traces, ${charts.length} charts`);
 
   const target = join(data.runDir, 'report');
+  removeStaleStaging(data.runDir, log);
   // mkdtemp would create it 0700, and the rename would keep that: a plain mkdir gives the usual permissions (umask).
   const staging = join(data.runDir, `.report-${process.pid}-${randomBytes(6).toString('hex')}`);
   mkdirSync(staging);
@@ -200,6 +201,28 @@ function shownTable(table: ResultsTable): ShownTable {
     // resultsTable sorts best first where a direction is better, ascending otherwise, and by the sweep's order for task/config.
     direction: table.sortedBy === 'task' || table.sortedBy === 'config' ? null : sortColumn.higherIsBetter ? 'descending' : 'ascending',
   };
+}
+
+/**
+ * Staging folders left by a report killed part-way (`.report-<pid>-…`, never read): removed when their process is
+ * gone, so a run directory does not collect them.
+ */
+function removeStaleStaging(runDir: string, log: (line: string) => void): void {
+  for (const name of readdirSync(runDir)) {
+    const pid = /^\.report-(\d+)-[0-9a-f]+$/.exec(name)?.[1];
+    if (pid === undefined || processAlive(Number(pid))) continue;
+    rmSync(join(runDir, name), { recursive: true, force: true });
+    log(`removed ${name}, the staging folder of an interrupted report`);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** formatNumber with a typographic minus sign (U+2212), as printed tables show negatives. */
