@@ -312,3 +312,16 @@ test('registry: every task by its lm-eval name; unknown names list the known one
   assert.deepEqual(TASK_NAMES.map((n) => getTask(n).chanceAccuracy), [undefined, undefined, 0.25, 0.5, 0.5, 0.5, 0.5, undefined]);
   assert.throws(() => getTask('piqa'), /^RoutelabError: piqa: unknown task; known tasks: wikitext, lambada_openai, hellaswag, sst2, rte, mrpc, boolq, text$/);
 });
+
+test('hellaswag llama.cpp: a task with 3 or 5 endings is skipped alone; the tasks after it keep their framing', async () => {
+  const task = (ctx: string, gold: string, endings = ['a.', 'b.', 'c.', 'd.']) => [ctx, gold, ...endings].join('\n');
+  const file = tempFile('hellaswag_val_full.txt', [
+    task('A: x', '1'), task('B: three', '0', ['a.', 'b.', 'c.']), task('C: y', '2'), task('D: five', '3', ['a.', 'b.', 'c.', 'd.', 'e.']), task('E: z', '0'),
+  ].join('\n') + '\n');
+  const loaded = await hellaswag.load(file, 'skip');
+  assert.deepEqual(loaded.docs.map((d) => [d.context, d.gold, d.choices.length]), [['A: x', 1, 4], ['C: y', 2, 4], ['E: z', 0, 4]]);
+  assert.deepEqual(loaded.badRows, [
+    { source: `${file}:7`, reason: '3 endings, expected 4 (the next task starts at line 12)' },
+    { source: `${file}:18`, reason: '5 endings, expected 4 (the next task starts at line 25)' },
+  ]);
+});

@@ -63,26 +63,39 @@ export const hellaswag: Task<ChoiceDoc> = {
   aggregate: (scores) => ({ acc: mean(scores, 'acc'), acc_norm: mean(scores, 'acc_norm') }),
 };
 
-/** llama.cpp's text format: `activity_label: ctx`, the gold index, then the 4 endings — 6 lines per task. */
+/**
+ * llama.cpp's text format: `activity_label: ctx`, the gold index, then the 4 endings — 6 lines per task. A task
+ * with more or fewer endings is skipped alone: the next task is found again where a line is followed by a bare
+ * integer (its gold index), so one bad task never shifts the framing of the tasks after it.
+ */
 async function loadLlamaCpp(files: string[], onBadRow: 'skip' | 'error') {
   const bad = new BadRows(onBadRow);
   const docs: ChoiceDoc[] = [];
+  // Framing looks for a bare integer on the second line; whether it is a valid gold index (0–3) is parsing's concern.
+  const isLabel = (l: Line | undefined) => l !== undefined && /^\s*-?\d+\s*$/.test(l.text);
   for (const file of files) {
-    let group: Line[] = [];
-    const flush = () => {
+    const lines: Line[] = [];
+    for await (const line of readRecordLines(file)) lines.push(line);
+    let p = 0;
+    while (p < lines.length) {
+      // This task runs to the next line that starts a task (a non-label line followed by a label), or the end.
+      let next = p + 6;
+      if (!(next >= lines.length || (!isLabel(lines[next]) && isLabel(lines[next + 1])))) {
+        next = p + 2;
+        while (next < lines.length && !(!isLabel(lines[next]) && isLabel(lines[next + 1]))) next++;
+      }
+      const group = lines.slice(p, next);
       const source = `${file}:${group[0]!.line}`;
-      const lines = group.map((l) => l.text);
-      group = [];
-      const doc = bad.guard(source, () => parseLlamaCppTask(lines, { index: docs.length, source }));
+      const doc = bad.guard(source, () => {
+        if (group.length !== 6) {
+          throw new RowError(next >= lines.length && group.length < 6
+            ? `incomplete task at the end of the file: ${group.length} of 6 lines`
+            : `${Math.max(0, group.length - 2)} endings, expected 4 (the next task starts at line ${lines[next]?.line})`);
+        }
+        return parseLlamaCppTask(group.map((l) => l.text), { index: docs.length, source });
+      });
       if (doc) docs.push(doc);
-    };
-    for await (const line of readRecordLines(file)) {
-      group.push(line);
-      if (group.length === 6) flush();
-    }
-    if (group.length > 0) {
-      const source = `${file}:${group[0]!.line}`;
-      bad.report(source, `incomplete task at the end of the file: ${group.length} of 6 lines`);
+      p = next;
     }
   }
   return { docs, badRows: bad.rows, format: 'llama.cpp', files };
