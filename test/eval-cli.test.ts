@@ -1,3 +1,4 @@
+import { badRowsReport } from '../src/data/bad-rows.js';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -82,9 +83,19 @@ test('routelab eval: a top-k router other than the default, trace off, bad rows 
   assert.equal(s.data.num_docs, 2);
   assert.equal(s.data.bad_rows_skipped, 1);
   assert.match(s.data.bad_rows_first[0].source, /lambada\.jsonl:2/);
+  assert.deepEqual(s.data.bad_rows.map((r: { source: string }) => r.source.replace(/^.*[/\\]/, '')), ['lambada.jsonl:2']);
   assert.equal(s.routing.avg_experts, 2);
   assert.equal(s.routing.expert_overlap, 0.25); // 2 of the default 8: |∩| = 2, |∪| = 8
   assert.ok(s.routing.flops_reduction_pct > 0);
   assert.equal(s.routing.output_determinism, null);
   assert.equal(s.trace.file, null);
+});
+
+test('skipped rows are counted on the console with the first few file:line reasons', () => {
+  const rows = Array.from({ length: 7 }, (_, i) => ({ source: `d.jsonl:${i + 2}`, reason: 'missing field "text"' }));
+  assert.equal(badRowsReport(rows), [
+    'skipped 7 malformed rows:', ...rows.slice(0, 5).map((r) => `  ${r.source}: ${r.reason}`),
+    "  … and 2 more (all listed in the summary's data.bad_rows)",
+  ].join('\n'));
+  assert.equal(badRowsReport(rows.slice(0, 1)), 'skipped 1 malformed row:\n  d.jsonl:2: missing field "text"');
 });

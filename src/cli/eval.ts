@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
+import { badRowsReport } from '../data/bad-rows.js';
 import { RoutelabError } from '../errors.js';
 import { evaluate } from '../eval/evaluate.js';
 import { loadModel } from '../load.js';
@@ -92,6 +93,7 @@ ${threadsUsage(21)}
     const base = join(outDir, `${config}_${task.name}`);
     const traceFile = `${base}_routing.parquet`;
     if (!quiet) console.error(`eval: ${task.name}, ${docs.length} documents (${loaded.format}), router ${router.spec} → ${config}`);
+    if (!quiet && loaded.badRows.length) console.error(badRowsReport(loaded.badRows));
     let lastReport = 0;
     const summary = await evaluate(model, tok, task, docs, {
       router,

@@ -34,3 +34,10 @@ export class BadRows {
     }
   }
 }
+
+/** How many malformed rows were skipped, and the first few with file:line and reason (every one is in the summary). */
+export function badRowsReport(rows: readonly { readonly source: string; readonly reason: string }[], shown = 5): string {
+  const lines = rows.slice(0, shown).map((r) => `  ${r.source}: ${r.reason}`);
+  const more = rows.length > shown ? [`  … and ${rows.length - shown} more (all listed in the summary's data.bad_rows)`] : [];
+  return [`skipped ${rows.length} malformed row${rows.length === 1 ? '' : 's'}:`, ...lines, ...more].join('\n');
+}

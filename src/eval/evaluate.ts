@@ -71,6 +71,8 @@ export interface EvalSummary {
     total_docs: number | null;
     bad_rows_skipped: number;
     bad_rows_first: BadRow[];
+    /** Every malformed row skipped, with file:line and reason. */
+    bad_rows: BadRow[];
     limit: number | null;
     sample_seed: number | null;
   };
@@ -228,6 +230,7 @@ export async function evaluate<D extends TaskDoc>(
       total_docs: data?.totalDocs ?? null,
       bad_rows_skipped: badRows.length,
       bad_rows_first: badRows.slice(0, 5),
+      bad_rows: [...badRows],
       limit: data?.limit ?? null,
       sample_seed: data?.sampleSeed ?? null,
     },

@@ -23,6 +23,7 @@ import type { Router } from '../routers/router.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
 import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
+import { badRowsReport } from '../data/bad-rows.js';
 import { VERSION } from '../version.js';
 import { clearRun, previousManifest, specDifferences } from './design.js';
 import { matchedControls } from './controls.js';
@@ -116,7 +117,7 @@ async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; 
     const loaded = await task.load(path, 'skip');
     const { docs, selection } = selectDocs(loaded.docs, { limit: spec.limit ?? undefined, sampleSeed: spec.sampleSeed ?? undefined });
     if (docs.length === 0) throw new RoutelabError(path, `no ${t.name} documents to evaluate`);
-    if (loaded.badRows.length) progress.log(`sweep: ${t.name}: skipped ${loaded.badRows.length} malformed rows (first: ${loaded.badRows[0].source}: ${loaded.badRows[0].reason})`);
+    if (loaded.badRows.length) progress.log(`sweep: ${t.name}: ${badRowsReport(loaded.badRows)}`);
     data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs) });
   }
   return { data, skipped };
