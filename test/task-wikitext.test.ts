@@ -57,7 +57,7 @@ test('document splitting on real lines: blank page dropped, pages joined with \\
   assert.equal((await wikitext.load(path.dirname(FIXTURE), 'error')).docs.length, 5);
 });
 
-test('text before the first heading is kept when it is not blank; an empty file is one empty page', async () => {
+test('text before the first heading is kept when it is not blank; an empty file has no pages (nothing to evaluate)', async () => {
   const lines = (s: string) => s.split('\n').map((text, i) => ({ line: i + 1, text }));
   const pages = async (s: string) => {
     const out = [];
@@ -65,7 +65,8 @@ test('text before the first heading is kept when it is not blank; an empty file 
     return out;
   };
   assert.deepEqual(await pages('intro\n = A = \na\n = B = \nb\n'), ['intro', ' = A = \na', ' = B = \nb\n']);
-  assert.deepEqual(await pages(''), ['']);
+  assert.deepEqual(await pages(''), []);
+  assert.deepEqual(await pages('\n \n'), []);
 });
 
 test('detokenizer: each rule of lm-eval in isolation', () => {

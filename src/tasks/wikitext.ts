@@ -41,7 +41,8 @@ export async function* splitWikitextPages<L extends Line>(
     first ??= line;
     current.push(line.text);
   }
-  if (first) yield { page: current.join('\n'), first };
+  // The last page is kept as it is; it can only be blank when no heading started it (an empty file has no pages).
+  if (first && current.join('\n').trim() !== '') yield { page: current.join('\n'), first };
 }
 
 /** lm-eval's wikitext detokenizer, rule by rule in its order. */
