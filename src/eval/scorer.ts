@@ -229,6 +229,9 @@ export async function scoreUnits(model: MoeModel, units: readonly ScoringInput[]
       done += unitsOf[s].length;
     }
     options.onProgress?.(done, units.length, (performance.now() - started) / 1000, scoredPositions);
+    // The CPU backends resolve every await at once, so nothing else would run until the whole evaluation ends: give
+    // the event loop a turn per batch (a Ctrl-C / SIGTERM handler, a progress redraw).
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return { results, sequences, sequenceOf, forwardSeconds, scoredPositions, inputTokens, batches: batches.length };
 }
