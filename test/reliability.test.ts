@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
@@ -72,4 +73,30 @@ test('a report killed part-way leaves a staging folder that the next report remo
   assert.match(r.stderr, /removed \.report-999999-abcdef012345, the staging folder of an interrupted report/);
   assert.ok(!existsSync(stale));
   assert.ok(existsSync(join(run, 'report', 'report.md')));
+});
+
+test('one writer per run directory: a live holder refuses a second sweep or report by name; a dead one is taken over', async () => {
+  const run = join(tempDir(), 'run');
+  const spec = join(tempDir(), 'sweep.yaml');
+  writeFileSync(spec, 'tasks: [wikitext]\nbaselines: [8]\nlimit: 1\nmax_length: 128\nbootstrap_resamples: 20\ntrace: off\n');
+  const sweep = () => routelab('sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', run, '--spec', spec, '--quiet');
+  assert.equal(sweep().status, 0);
+  assert.ok(!existsSync(join(run, '.routelab.lock')), 'released when done');
+  // A live process holds the lock: both commands are refused, naming it.
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  try {
+    writeFileSync(join(run, '.routelab.lock'), JSON.stringify({ host: hostname(), pid: holder.pid, command: 'sweep', started: '2026-12-01T10:00:00.000Z' }));
+    for (const r of [sweep(), routelab('report', run, '--format', 'md')]) {
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`is being written by routelab sweep \\(pid ${holder.pid} on ${hostname()}, since 2026-12-01T10:00:00\\.000Z\\); one run directory has one writer at a time`));
+    }
+  } finally {
+    holder.kill();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  // Its process is gone: the lock is stale, taken over with a word.
+  const report = routelab('report', run, '--format', 'md');
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(report.stderr, new RegExp(`removed the stale lock of routelab sweep \\(pid ${holder.pid}, no longer running\\)`));
+  assert.ok(!existsSync(join(run, '.routelab.lock')));
 });

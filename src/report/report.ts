@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
 import { RoutelabError } from '../errors.js';
 import type { Correction } from '../experiments/stats.js';
+import { lockRunDirectory } from '../lock.js';
 import { VERSION } from '../version.js';
 import { buildCharts } from './charts.js';
 import { loadRunData } from './data.js';
@@ -100,11 +101,12 @@ export async function writeReport(
   log(`${data.cells.length} cells, ${data.traces.length} traces, ${charts.length} charts`);
 
   const target = join(data.runDir, 'report');
-  removeStaleStaging(data.runDir, log);
+  const lock = lockRunDirectory(data.runDir, 'report', log);
   // mkdtemp would create it 0700, and the rename would keep that: a plain mkdir gives the usual permissions (umask).
   const staging = join(data.runDir, `.report-${process.pid}-${randomBytes(6).toString('hex')}`);
-  mkdirSync(staging);
   try {
+    removeStaleStaging(data.runDir, log);
+    mkdirSync(staging);
     const written: string[] = [];
     const write = (name: string, bytes: string | Uint8Array) => {
       writeFileAtomic(join(staging, name), bytes);
@@ -141,6 +143,7 @@ export async function writeReport(
     return { dir: target, files: written.map((name) => join(target, name)) };
   } finally {
     rmSync(staging, { recursive: true, force: true });
+    lock.release();
   }
 }
 

@@ -24,6 +24,7 @@ import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
 import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
 import { badRowsReport } from '../data/bad-rows.js';
+import { lockRunDirectory } from '../lock.js';
 import { VERSION } from '../version.js';
 import { clearRun, previousManifest, specDifferences } from './design.js';
 import { matchedControls } from './controls.js';
@@ -212,141 +213,146 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   if (!options.force && typeof previousModel === 'string' && previousModel !== modelFingerprint(checkpoint)) {
     refuse([`model: ${(previous!.model as { spec?: string }).spec} (fingerprint ${previousModel.slice(0, 12)}…) before, ${options.model} now`]);
   }
-  // Nothing is written before the data is known to be there.
-  if (options.force) {
-    const removed = clearRun(runDir, spec.nullModel ? [spec.nullModel] : []);
-    if (removed.length) progress.log(`sweep: --force: removed ${removed.length} files of the previous run from ${runDir}`);
-  }
+  // Nothing is written before the data is known to be there; then this sweep is the directory's one writer.
   mkdirSync(runDir, { recursive: true });
-  removeStaleTemps(runDir);
-
-  const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
-  const nullFile = needsNull ? await nullModelFor(options, loaded, tokenizer, data) : null;
-  const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
-  const configs = routers.map((r) => r.configName(model.architecture.routing));
-  const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
-  if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
-
-  const modelHash = modelFingerprint(checkpoint);
-  const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
-  const codeVersion = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
-  const cells: Cell[] = [];
-  /** A cell of `router` on `d`; `source` is the key of the cell a control was derived from (it enters the key). */
-  const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
-    // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
-    // enters by its key.
-    let routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
-    if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
-    const key = sha256(JSON.stringify({
-      router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
-      maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
-    }));
-    return { router, config, data: d, file: join(runDir, `${config}_${d.task.name}.json`), key };
-  };
-  routers.forEach((router, i) => {
-    for (const d of data) cells.push(cellOf(router, configs[i], d));
-  });
-
-  let evaluated = 0;
-  let resumed = 0;
-  const summaries = new Map<Cell, EvalSummary>();
-  const runCells = async (list: readonly Cell[], count: number, first: number) => {
-  for (const [n, cell] of list.entries()) {
-    const index = first + n;
-    const name = `${cell.config}_${cell.data.task.name}`;
-    const previous = readSummary(cell.file);
-    const traceFile = join(runDir, `${name}_routing.parquet`);
-    if (previous?.cell_key === cell.key && (spec.trace === 'off' || existsSync(traceFile))) {
-      summaries.set(cell, previous);
-      resumed++;
-      continue;
+  const lock = lockRunDirectory(runDir, 'sweep', (line) => progress.log(line));
+  try {
+    if (options.force) {
+      const removed = clearRun(runDir, spec.nullModel ? [spec.nullModel] : []);
+      if (removed.length) progress.log(`sweep: --force: removed ${removed.length} files of the previous run from ${runDir}`);
     }
-    progress.startCell(index, count, name);
-    const { task, docs, loaded: l, total, path } = cell.data;
-    const summary = await evaluate(model, tokenizer, task, docs, {
-      router: cell.router,
-      maxLength: spec.maxLength ?? undefined,
-      batchSize: spec.batchSize,
-      trace: spec.trace,
-      traceFile,
-      model: { id: options.model, dir: loaded.dir },
-      data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
-      seed: spec.seed,
-      loadSeconds,
-      onProgress: (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens),
+    removeStaleTemps(runDir);
+
+    const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
+    const nullFile = needsNull ? await nullModelFor(options, loaded, tokenizer, data) : null;
+    const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
+    const configs = routers.map((r) => r.configName(model.architecture.routing));
+    const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
+    if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
+
+    const modelHash = modelFingerprint(checkpoint);
+    const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
+    const codeVersion = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
+    const cells: Cell[] = [];
+    /** A cell of `router` on `d`; `source` is the key of the cell a control was derived from (it enters the key). */
+    const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
+      // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
+      // enters by its key.
+      let routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
+      if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
+      const key = sha256(JSON.stringify({
+        router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
+        maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
+      }));
+      return { router, config, data: d, file: join(runDir, `${config}_${d.task.name}.json`), key };
+    };
+    routers.forEach((router, i) => {
+      for (const d of data) cells.push(cellOf(router, configs[i], d));
     });
-    const stored = { ...summary, cell_key: cell.key, sweep: { run_dir: runDir, mode: spec.mode } };
-    writeFileAtomic(cell.file, JSON.stringify(stored, null, 2) + '\n');
-    summaries.set(cell, stored);
-    evaluated++;
-    progress.endCell(`${task.primaryMetric} ${summary.metrics[task.primaryMetric]?.toFixed(4)}, ` +
-      `avg_experts ${summary.routing.avg_experts.toFixed(2)}, ${summary.routing.tokens_per_second.toFixed(0)} tokens/s`);
-  }
-  };
-  await runCells(cells, cells.length, 0);
 
-  // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
-  const controlOf = new Map<string, { config: string; kind: string }>();
-  const sourceOf = new Map<Cell, Cell>(); // control cell → the adaptive cell it controls
-  if (spec.controls === 'matched') {
-    const planned = new Map<string, Cell>(cells.map((c) => [`${c.config}/${c.data.task.name}`, c]));
-    const extra: Cell[] = [];
-    for (const cell of cells.filter((c) => c.router.adaptive)) {
-      for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, spec.seed)) {
-        const config = control.router.configName(model.architecture.routing);
-        const id = `${config}/${cell.data.task.name}`;
-        if (planned.has(id)) continue; // a top-k control the grid (or another adaptive cell) already has
-        const c = cellOf(control.router, config, cell.data, control.kind === 'randk' ? { key: cell.key, file: cell.file } : undefined);
-        planned.set(id, c);
-        extra.push(c);
-        sourceOf.set(c, cell);
-        if (!controlOf.has(config)) controlOf.set(config, { config: cell.config, kind: control.kind });
+    let evaluated = 0;
+    let resumed = 0;
+    const summaries = new Map<Cell, EvalSummary>();
+    const runCells = async (list: readonly Cell[], count: number, first: number) => {
+    for (const [n, cell] of list.entries()) {
+      const index = first + n;
+      const name = `${cell.config}_${cell.data.task.name}`;
+      const previous = readSummary(cell.file);
+      const traceFile = join(runDir, `${name}_routing.parquet`);
+      if (previous?.cell_key === cell.key && (spec.trace === 'off' || existsSync(traceFile))) {
+        summaries.set(cell, previous);
+        resumed++;
+        continue;
+      }
+      progress.startCell(index, count, name);
+      const { task, docs, loaded: l, total, path } = cell.data;
+      const summary = await evaluate(model, tokenizer, task, docs, {
+        router: cell.router,
+        maxLength: spec.maxLength ?? undefined,
+        batchSize: spec.batchSize,
+        trace: spec.trace,
+        traceFile,
+        model: { id: options.model, dir: loaded.dir },
+        data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
+        seed: spec.seed,
+        loadSeconds,
+        onProgress: (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens),
+      });
+      const stored = { ...summary, cell_key: cell.key, sweep: { run_dir: runDir, mode: spec.mode } };
+      writeFileAtomic(cell.file, JSON.stringify(stored, null, 2) + '\n');
+      summaries.set(cell, stored);
+      evaluated++;
+      progress.endCell(`${task.primaryMetric} ${summary.metrics[task.primaryMetric]?.toFixed(4)}, ` +
+        `avg_experts ${summary.routing.avg_experts.toFixed(2)}, ${summary.routing.tokens_per_second.toFixed(0)} tokens/s`);
+    }
+    };
+    await runCells(cells, cells.length, 0);
+
+    // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
+    const controlOf = new Map<string, { config: string; kind: string }>();
+    const sourceOf = new Map<Cell, Cell>(); // control cell → the adaptive cell it controls
+    if (spec.controls === 'matched') {
+      const planned = new Map<string, Cell>(cells.map((c) => [`${c.config}/${c.data.task.name}`, c]));
+      const extra: Cell[] = [];
+      for (const cell of cells.filter((c) => c.router.adaptive)) {
+        for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, spec.seed)) {
+          const config = control.router.configName(model.architecture.routing);
+          const id = `${config}/${cell.data.task.name}`;
+          if (planned.has(id)) continue; // a top-k control the grid (or another adaptive cell) already has
+          const c = cellOf(control.router, config, cell.data, control.kind === 'randk' ? { key: cell.key, file: cell.file } : undefined);
+          planned.set(id, c);
+          extra.push(c);
+          sourceOf.set(c, cell);
+          if (!controlOf.has(config)) controlOf.set(config, { config: cell.config, kind: control.kind });
+        }
+      }
+      await runCells(extra, cells.length + extra.length, cells.length);
+      for (const c of extra) {
+        if (!configs.includes(c.config)) {
+          // A control's configuration follows the configuration it controls and its earlier controls, in tables and charts.
+          const source = controlOf.get(c.config)!.config;
+          const after = Math.max(...configs.map((name, i) => (name === source || controlOf.get(name)?.config === source ? i : -1)));
+          configs.splice(after + 1, 0, c.config);
+          routers.splice(after + 1, 0, c.router);
+        }
+      }
+      cells.push(...extra);
+    }
+
+    if (spec.profile) {
+      for (const [i, router] of routers.entries()) {
+        const file = join(runDir, `${configs[i]}_profile.json`);
+        if (existsSync(file)) continue;
+        const result = await profileModel(model, { router, seqLengths: [128, 512], batchSizes: [1, 4], warmup: 1, runs: 5, seed: spec.seed });
+        writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+        progress.log(`sweep: profiled ${configs[i]}`);
       }
     }
-    await runCells(extra, cells.length + extra.length, cells.length);
-    for (const c of extra) {
-      if (!configs.includes(c.config)) {
-        // A control's configuration follows the configuration it controls and its earlier controls, in tables and charts.
-        const source = controlOf.get(c.config)!.config;
-        const after = Math.max(...configs.map((name, i) => (name === source || controlOf.get(name)?.config === source ? i : -1)));
-        configs.splice(after + 1, 0, c.config);
-        routers.splice(after + 1, 0, c.router);
-      }
-    }
-    cells.push(...extra);
-  }
 
-  if (spec.profile) {
-    for (const [i, router] of routers.entries()) {
-      const file = join(runDir, `${configs[i]}_profile.json`);
-      if (existsSync(file)) continue;
-      const result = await profileModel(model, { router, seqLengths: [128, 512], batchSizes: [1, 4], warmup: 1, runs: 5, seed: spec.seed });
-      writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
-      progress.log(`sweep: profiled ${configs[i]}`);
-    }
+    const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), sourceOf);
+    writeResults(runDir, rows);
+    writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
+      format: 'routelab.sweep/1',
+      spec,
+      model: { spec: options.model, dir: loaded.dir, fingerprint: modelHash, config_sha256: configHash(loaded.dir) },
+      data_dir: options.dataDir,
+      data: data.map((d) => ({ task: d.task.name, path: d.path, format: d.loaded.format, files: d.loaded.files, fingerprint: d.fingerprint, num_docs: d.docs.length, total_docs: d.total })),
+      skipped_tasks: skipped,
+      null_model: nullFile ? { file: nullFile, sha256: nullHash } : null,
+      configs: routers.map((r, i) => ({
+        config: configs[i], router: r.spec, ...(controlOf.has(configs[i]) ? { control_of: controlOf.get(configs[i])!.config, control: controlOf.get(configs[i])!.kind } : {}),
+      })),
+      routelab_version: VERSION,
+      git_commit: gitCommit(),
+      machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
+      cells: { total: cells.length, evaluated, resumed },
+      started: started.toISOString(),
+      ended: new Date().toISOString(),
+    }, null, 2) + '\n');
+    return { cells: cells.length, evaluated, resumed, skippedTasks: skipped, rows };
+  } finally {
+    lock.release();
   }
-
-  const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), sourceOf);
-  writeResults(runDir, rows);
-  writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
-    format: 'routelab.sweep/1',
-    spec,
-    model: { spec: options.model, dir: loaded.dir, fingerprint: modelHash, config_sha256: configHash(loaded.dir) },
-    data_dir: options.dataDir,
-    data: data.map((d) => ({ task: d.task.name, path: d.path, format: d.loaded.format, files: d.loaded.files, fingerprint: d.fingerprint, num_docs: d.docs.length, total_docs: d.total })),
-    skipped_tasks: skipped,
-    null_model: nullFile ? { file: nullFile, sha256: nullHash } : null,
-    configs: routers.map((r, i) => ({
-      config: configs[i], router: r.spec, ...(controlOf.has(configs[i]) ? { control_of: controlOf.get(configs[i])!.config, control: controlOf.get(configs[i])!.kind } : {}),
-    })),
-    routelab_version: VERSION,
-    git_commit: gitCommit(),
-    machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
-    cells: { total: cells.length, evaluated, resumed },
-    started: started.toISOString(),
-    ended: new Date().toISOString(),
-  }, null, 2) + '\n');
-  return { cells: cells.length, evaluated, resumed, skippedTasks: skipped, rows };
 }
 
 /**
