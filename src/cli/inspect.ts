@@ -1,4 +1,4 @@
-import { attentionWidths } from '../model/architecture.js';
+import { attentionWidths, moeLayerIndices } from '../model/architecture.js';
 import { Checkpoint, resolveModelPath } from '../model/checkpoint.js';
 import { routerDefaultsOf } from '../model/family.js';
 import { parameterCounts } from '../model/tensors.js';
@@ -37,7 +37,7 @@ export const inspectCommand: Command = {
     const tokenizer = checkpoint ? loadTokenizer(dir) : null;
     const dtypes = checkpoint ? Object.fromEntries(checkpoint.dtypeHistogram) : null;
     const { heads, kvHeads, keyDim, valueDim } = attentionWidths(a.attention);
-    const moeLayers = a.layerKinds.flatMap((kind, l) => (kind === 'moe' ? [l] : []));
+    const moeLayers = moeLayerIndices(a);
     const report = {
       dir,
       family: family.modelType,

@@ -111,8 +111,8 @@ export class KvCache {
 }
 
 export class MoeModel {
-  /** Column maps of latent attention: k = [k_nope of head h | the shared rotary key], v = v of head h. */
-  private readonly latentColumns: { keys: Int32Array; values: Int32Array } | null;
+  /** Column maps of latent attention (computed once): the compressed kv split, and each head's k and v. */
+  private readonly latentColumns: LatentColumns | null;
   private readonly rotary: Rotary;
   readonly moeLayers: readonly number[];
 
@@ -333,13 +333,13 @@ export class MoeModel {
       be.release(qLatent);
     }
     const compressed = be.matmul(h, w.kvA); // [T, kv_lora + rope]
-    const latent = be.gatherCols([compressed], range(0, att.kvLoraRank));
-    const kRot = be.gatherCols([compressed], range(att.kvLoraRank, att.qkRopeDim)); // [T, rope]
+    const columns = this.latentColumns!;
+    const latent = be.gatherCols([compressed], columns.latent);
+    const kRot = be.gatherCols([compressed], columns.rotary); // [T, rope]
     be.release(compressed);
     const kv = be.matmul(normed(be, latent, w.kvANorm, eps), w.kvB); // [T, nh·(nope + vd)]
     be.ropeInPlace(q, positions, this.rotary, nh, qkDim, att.qkNopeDim);
     be.ropeInPlace(kRot, positions, this.rotary, 1, att.qkRopeDim, 0);
-    const columns = this.latentColumns!;
     const k = be.gatherCols([kv, kRot], columns.keys); // [T, nh·(nope + rope)]
     const v = be.gatherCols([kv], columns.values); // [T, nh·vd]
     for (const t of [kv, kRot]) be.release(t);
@@ -429,8 +429,18 @@ function range(start: number, count: number): Int32Array {
   return Int32Array.from({ length: count }, (_, i) => start + i);
 }
 
-/** Latent attention's column maps into [kv | kRot] (keys) and kv (values), per head. */
-function latentColumns(att: MlaAttention): { keys: Int32Array; values: Int32Array } {
+/**
+ * Latent attention's column maps: the compressed projection [kv_lora | rope] split into the latent and the shared
+ * rotary key, and per head the keys from [kv | kRot] and the values from kv.
+ */
+interface LatentColumns {
+  readonly latent: Int32Array;
+  readonly rotary: Int32Array;
+  readonly keys: Int32Array;
+  readonly values: Int32Array;
+}
+
+function latentColumns(att: MlaAttention): LatentColumns {
   const { numHeads: nh, qkNopeDim: nope, qkRopeDim: rope, vDim } = att;
   const stride = nope + vDim; // kv_b_proj rows per head: [k_nope | v]
   const keys = new Int32Array(nh * (nope + rope));
@@ -440,7 +450,7 @@ function latentColumns(att: MlaAttention): { keys: Int32Array; values: Int32Arra
     for (let i = 0; i < rope; i++) keys[h * (nope + rope) + nope + i] = nh * stride + i;
     for (let i = 0; i < vDim; i++) values[h * vDim + i] = h * stride + nope + i;
   }
-  return { keys, values };
+  return { latent: range(0, att.kvLoraRank), rotary: range(att.kvLoraRank, rope), keys, values };
 }
 
 /** Granite's fused experts as ordinary ones: expert e's gate, up and down are contiguous blocks of the two tensors. */

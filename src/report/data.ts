@@ -62,7 +62,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
   const defaults: RouterDefaults = {
     numExperts: model.num_experts,
     numExpertsPerTok: model.num_experts_per_tok,
-    moeLayers: defaultsLayers(model),
+    moeLayers: moeLayersOf(model),
     routing: softmaxRouting(false),
     defaultSpec: (k) => `topk:k=${k}`,
     selectionBias: () => null,
@@ -98,7 +98,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     baseline,
     traces,
     documents,
-    moeLayers: defaultsLayers(model),
+    moeLayers: moeLayersOf(model),
     demoModel: isDemoModel((manifest.model as { dir?: unknown } | undefined)?.dir),
     nullModel: nullFile ? { file: nullFile, layers: nullLayers(nullFile) } : null,
   };
@@ -115,7 +115,7 @@ function isDemoModel(dir: unknown): boolean {
 }
 
 /** MoE layers of a summary's model (summaries before families record none: every layer was MoE). */
-function defaultsLayers(model: EvalSummary['model']): number[] {
+function moeLayersOf(model: EvalSummary['model']): number[] {
   return model.moe_layers ?? Array.from({ length: model.num_layers }, (_, l) => l);
 }
 

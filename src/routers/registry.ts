@@ -22,6 +22,16 @@ export interface RouterKind {
   build(args: SpecArgs, defaults: RouterDefaults): Router;
 }
 
+/** Keys several routers share, declared once. */
+const K_KEY = { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" };
+const RENORMALIZE_KEY = { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" };
+const SCALE_KEY = { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" };
+
+/** A fixed-k router's `k`: the config's num_experts_per_tok unless given, in [1, E]. */
+function expertsPerToken(a: SpecArgs, d: RouterDefaults): number {
+  return a.int('k', d.numExpertsPerTok, 1, d.numExperts);
+}
+
 /** n_group / topk_group keys of the DeepSeek routers. */
 const GROUP_KEYS = [
   { key: 'n_group', meaning: "groups of contiguous experts, an integer dividing E; default the model's n_group (1: no groups)" },
@@ -40,34 +50,34 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
   {
     name: 'default',
     summary: "the model's own routing, as its family's Hugging Face code computes it (OLMoE: topk with the config's num_experts_per_tok and norm_topk_prob)",
-    keys: [{ key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" }],
-    build: (a, d) => parseRouterSpec(d.defaultSpec(a.int('k', d.numExpertsPerTok, 1, d.numExperts)), d),
+    keys: [K_KEY],
+    build: (a, d) => parseRouterSpec(d.defaultSpec(expertsPerToken(a, d)), d),
   },
   {
     name: 'topk',
     summary: 'the k most probable experts',
     keys: [
-      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
-      { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" },
+      K_KEY,
+      RENORMALIZE_KEY,
     ],
-    build: (a, d) => new TopKRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts), a.bool('renormalize', d.routing.normTopkProb)),
+    build: (a, d) => new TopKRouter(expertsPerToken(a, d), a.bool('renormalize', d.routing.normTopkProb)),
   },
   {
     name: 'granite',
     summary: "Granite-MoE's routing: the k largest logits, weighted by a softmax over those k",
-    keys: [{ key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" }],
-    build: (a, d) => new GraniteRouter(a.int('k', d.numExpertsPerTok, 1, d.numExperts)),
+    keys: [K_KEY],
+    build: (a, d) => new GraniteRouter(expertsPerToken(a, d)),
   },
   {
     name: 'deepseek_v2',
     summary: "DeepSeek-V2's routing: softmax top-k (within the topk_group best groups by max probability), × scale, no renormalisation",
     keys: [
-      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
+      K_KEY,
       ...GROUP_KEYS,
-      { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" },
+      SCALE_KEY,
     ],
     build: (a, d) => {
-      const k = a.int('k', d.numExpertsPerTok, 1, d.numExperts);
+      const k = expertsPerToken(a, d);
       return new DeepseekV2Router(k, groupLimit(a, d, k, 'deepseek_v2'), a.real('scale', d.routing.routedScalingFactor, 0, Infinity));
     },
   },
@@ -75,13 +85,13 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
     name: 'deepseek_v3',
     summary: "DeepSeek-V3's routing: sigmoid scores, top-k on scores + the model's e_score_correction_bias within the topk_group best groups, unbiased weights, × scale",
     keys: [
-      { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" },
+      K_KEY,
       ...GROUP_KEYS,
-      { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" },
-      { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" },
+      RENORMALIZE_KEY,
+      SCALE_KEY,
     ],
     build: (a, d) => {
-      const k = a.int('k', d.numExpertsPerTok, 1, d.numExperts);
+      const k = expertsPerToken(a, d);
       return new DeepseekV3Router(k, groupLimit(a, d, k, 'deepseek_v3'), a.bool('renormalize', d.routing.normTopkProb), a.real('scale', d.routing.routedScalingFactor, 0, Infinity), d.selectionBias);
     },
   },
