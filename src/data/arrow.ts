@@ -20,7 +20,17 @@ export async function* readArrow(file: string): AsyncGenerator<SourcedRecord> {
   }
   if (!reader.schema) throw new RoutelabError(file, 'not a readable Arrow IPC file (no schema message)');
   let row = 0;
-  for await (const batch of reader) {
+  const batches = reader[Symbol.asyncIterator]();
+  for (;;) {
+    let next;
+    try {
+      next = await batches.next();
+    } catch (e) {
+      // A truncated or damaged record batch surfaces while reading it, after the schema.
+      throw new RoutelabError(file, `not a readable Arrow IPC file: the record batch after row ${row} cannot be read (${(e as Error).message})`);
+    }
+    if (next.done) break;
+    const batch = next.value;
     for (let i = 0; i < batch.numRows; i++) {
       const record = batch.get(i)?.toJSON() ?? {};
       yield { record, source: `${file}#${row++}` };

@@ -19,7 +19,13 @@ export async function* readParquet(file: string): AsyncGenerator<SourcedRecord> 
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, compressors, rowStart, rowEnd });
+    let rows;
+    try {
+      rows = await parquetReadObjects({ file: buffer, metadata, compressors, rowStart, rowEnd });
+    } catch (e) {
+      // A damaged data page surfaces here, not in the footer.
+      throw new RoutelabError(file, `not a readable parquet file: rows ${rowStart}–${rowEnd - 1} cannot be decoded (${(e as Error).message})`);
+    }
     for (let i = 0; i < rows.length; i++) yield { record: rows[i]!, source: `${file}#${rowStart + i}` };
     rowStart = rowEnd;
   }

@@ -4,8 +4,7 @@
  * cell key of the current run (configuration, model, data, evaluation settings, code version); the summary is
  * written last and atomically, after the trace, so a run killed at any moment loses at most the cell in flight.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
@@ -15,7 +14,7 @@ import { RoutelabError } from '../errors.js';
 import { configHash, evaluate, gitCommit, type EvalSummary } from '../eval/evaluate.js';
 import { profileModel } from '../experiments/profile.js';
 import { loadModel, type LoadedModel } from '../load.js';
-import type { Checkpoint } from '../model/checkpoint.js';
+import { fileSha256 } from '../file-hash.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec } from '../routers/registry.js';
@@ -29,6 +28,7 @@ import { VERSION } from '../version.js';
 import { clearRun, previousManifest, specDifferences } from './design.js';
 import { matchedControls } from './controls.js';
 import type { Progress } from './progress.js';
+import { cellKey, type CellIdentity, modelFingerprint, sealSummary, sha256, staleness } from './identity.js';
 import { compareToBaseline, resultRow, writeResults, type ResultRow } from './results.js';
 import type { SweepSpec } from './spec.js';
 
@@ -55,12 +55,18 @@ interface TaskData {
   readonly fingerprint: string;
 }
 
-interface Cell {
+export interface Cell {
   readonly router: Router;
   readonly config: string;
   readonly data: TaskData;
+  /** `{config}_{task}`: the stem of its files. */
+  readonly name: string;
   readonly file: string; // summary JSON
+  readonly traceFile: string | null; // routing trace Parquet (null with trace off)
+  readonly identity: CellIdentity;
   readonly key: string;
+  /** A matched control's kind (topk-floor, topk-ceil, randk); absent for the grid's own cells. */
+  readonly control?: string;
 }
 
 export interface SweepOutcome {
@@ -69,19 +75,6 @@ export interface SweepOutcome {
   readonly resumed: number;
   readonly skippedTasks: readonly string[];
   readonly rows: readonly ResultRow[];
-}
-
-const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
-
-/** Content identity of a checkpoint without reading 14 GB: config.json and every tensor's name, dtype, shape, offsets and shard size. */
-export function modelFingerprint(checkpoint: Checkpoint): string {
-  const hash = createHash('sha256').update(readFileSync(join(checkpoint.dir, 'config.json')));
-  for (const shard of checkpoint.shards) hash.update(`${shard.file}:${shard.bytes}\n`);
-  for (const name of checkpoint.tensorNames.sort()) {
-    const { entry } = checkpoint.locate(name);
-    hash.update(`${name}:${entry.dtype}:${entry.shape.join('x')}:${entry.dataOffsets.join('-')}\n`);
-  }
-  return hash.digest('hex');
 }
 
 /** Where a task's data lives under the data directory: its shared/data folder, else its dataset id in a hub cache. */
@@ -95,7 +88,7 @@ function locateTaskData(dataDir: string, name: string, explicitPath?: string): s
   return existsSync(join(dataDir, `datasets--${org}--${repo}`)) ? hub : null;
 }
 
-async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; skipped: string[] }> {
+async function loadTaskData(options: PlanInputs): Promise<{ data: TaskData[]; skipped: string[] }> {
   const { spec, dataDir, progress } = options;
   const isHubCache = readdirSync(dataDir).some((f) => f.startsWith('datasets--'));
   if (isHubCache) process.env.HF_HUB_CACHE = dataDir; // dataset ids resolve in this cache
@@ -128,7 +121,7 @@ async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; 
  * The null model for bh: the spec's file, else RUN_DIR/null.json, calibrated when absent on the calibration text
  * (never the evaluation documents: a document found verbatim in the calibration text stops the sweep).
  */
-async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenizer: TextTokenizer, data: readonly TaskData[]): Promise<string> {
+async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer: TextTokenizer, data: readonly TaskData[], modelHash: string): Promise<string> {
   const { spec, runDir, dataDir, progress } = options;
   if (spec.nullModel) {
     // A null calibrated on a task's documents records the task, split and fingerprint: never the ones evaluated here.
@@ -138,12 +131,23 @@ async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenize
     return spec.nullModel;
   }
   const file = join(runDir, 'null.json');
-  if (existsSync(file)) return file;
   const source = spec.calibration.data ?? join(dataDir, 'train-text');
   if (!existsSync(source)) {
     throw new RoutelabError(source, 'no calibration text for the bh null model: give calibration.data in the spec, --calibration-data, or --null');
   }
   const text = readCalibrationText(source, tokenizer, spec.calibration.tokens, 512);
+  // The null is the run's as long as what it was fitted from is unchanged: model, calibration text and settings.
+  const calibrationKey = sha256(JSON.stringify({ model: modelHash, text: text.fingerprint, tokens: text.tokens, settings: spec.calibration, code: VERSION }));
+  if (existsSync(file)) {
+    let recorded: unknown;
+    try {
+      recorded = (readNullModel(file).meta as { calibration_key?: unknown }).calibration_key;
+    } catch {
+      recorded = 'unreadable';
+    }
+    if (recorded === calibrationKey) return file;
+    progress.log(`sweep: recalibrating ${file}: ${recorded === 'unreadable' ? 'it is unreadable' : recorded === undefined ? 'it records no calibration inputs (an older routelab)' : 'the model, the calibration text or the calibration settings changed'}; its bh cells will be redone`);
+  }
   const calibrationText = text.files.map((f) => readFileSync(f, 'utf8')).join('\n');
   for (const d of data) {
     for (const doc of d.docs) {
@@ -159,10 +163,11 @@ async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenize
     perExpert: spec.calibration.perExpert,
     points: 512,
     meta: {
-      model: { spec: options.model, config_sha256: configHash(loaded.dir) },
+      model: { spec: options.model, config_sha256: configHash(loaded.dir), fingerprint: modelHash },
       data: { path: source, files: text.files, text_sha256: text.fingerprint, seq_len: 512 },
       router: loaded.model.defaultRouter().spec,
       moe_layers: [...loaded.model.moeLayers],
+      calibration_key: calibrationKey,
     },
   });
   writeFileAtomic(file, JSON.stringify(nullModel));
@@ -176,23 +181,168 @@ function withNull(spec: string, nullFile: string | null): string {
   return `${spec},null=${nullFile}`;
 }
 
-function readSummary(file: string): EvalSummary & { cell_key?: string } | null {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
 /** Temp files of writes interrupted by a kill: never trusted, removed on the next run. */
 function removeStaleTemps(dir: string): void {
   for (const f of readdirSync(dir)) if (f.startsWith('.') && f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
 }
 
+/** Everything a sweep's cells are built from: the model, the documents, the null model and the grid's cells. */
+export interface SweepPlan {
+  readonly options: PlanInputs;
+  readonly loaded: LoadedModel;
+  readonly tokenizer: TextTokenizer;
+  readonly data: readonly TaskData[];
+  readonly skipped: readonly string[];
+  readonly loadSeconds: number;
+  readonly nullFile: string | null;
+  readonly nullHash: string | null;
+  readonly modelHash: string;
+  readonly routers: Router[];
+  readonly configs: string[];
+  /** The grid's cells, configuration-major (controls come later: they need these cells' results). */
+  readonly cells: readonly Cell[];
+  /** A cell of `router` on `d`; `source` is the cell a control was derived from (its key enters this cell's key). */
+  cellOf(router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell;
+}
+
+export type PlanInputs = Pick<SweepOptions, 'spec' | 'model' | 'dataDir' | 'runDir' | 'backend' | 'threads' | 'progress'>;
+
+/** What a sweep reads before it writes anything: the model (with its content fingerprint) and every task's documents. */
+export interface SweepInputs {
+  readonly loaded: LoadedModel;
+  readonly tokenizer: TextTokenizer;
+  readonly data: readonly TaskData[];
+  readonly skipped: readonly string[];
+  readonly loadSeconds: number;
+  readonly modelHash: string;
+}
+
+export async function loadSweepInputs(options: PlanInputs): Promise<SweepInputs> {
+  if (!existsSync(options.dataDir) || !statSync(options.dataDir).isDirectory()) throw new RoutelabError(options.dataDir, 'no such data directory');
+  const loadStart = performance.now();
+  const loaded = await loadModel(options.model, { backend: options.backend, threads: options.threads });
+  const tokenizer = requireTokenizer(loaded.tokenizer, loaded.dir);
+  const { data, skipped } = await loadTaskData(options);
+  if (data.length === 0) throw new RoutelabError(options.dataDir, 'no task has data here: nothing to evaluate');
+  return { loaded, tokenizer, data, skipped, loadSeconds: (performance.now() - loadStart) / 1000, modelHash: modelFingerprint(loaded.checkpoint) };
+}
+
+/**
+ * Build the grid's cells from the loaded inputs. The null model is calibrated here when the run needs one
+ * and has none (`calibrate: false`: it must exist — a worker never calibrates, the plan did).
+ */
+export async function planSweep(options: PlanInputs, inputs: SweepInputs, { calibrate = true } = {}): Promise<SweepPlan> {
+  const { spec, runDir } = options;
+  const { loaded, tokenizer, data, modelHash } = inputs;
+  const { model } = loaded;
+
+  const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
+  let nullFile: string | null = null;
+  if (needsNull && calibrate) nullFile = await nullModelFor(options, loaded, tokenizer, data, modelHash);
+  else if (needsNull) {
+    nullFile = spec.nullModel ?? join(runDir, 'null.json');
+    if (!existsSync(nullFile)) throw new RoutelabError(nullFile, 'missing: the sweep that planned this run calibrates it before any cell is queued');
+  }
+  const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
+  const configs = routers.map((r) => r.configName(model.architecture.routing));
+  const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
+  if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
+
+  const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
+  const code = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
+  const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
+    // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
+    // enters by its key.
+    let routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
+    if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
+    const identity: CellIdentity = {
+      router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
+      maxLength: spec.maxLength, trace: spec.trace, code,
+    };
+    const name = `${config}_${d.task.name}`;
+    return {
+      router, config, data: d, name, identity, key: cellKey(identity),
+      file: join(runDir, `${name}.json`), traceFile: spec.trace === 'off' ? null : join(runDir, `${name}_routing.parquet`),
+    };
+  };
+  const cells = routers.flatMap((router, i) => data.map((d) => cellOf(router, configs[i], d)));
+  return { ...inputs, options, nullFile, nullHash, routers, configs, cells, cellOf };
+}
+
+/** Cells of `list` that are not complete, with why; said in one line per reason. */
+export function staleCells(list: readonly Cell[], log: (line: string) => void): Map<Cell, string> {
+  const stale = new Map<Cell, string>();
+  for (const cell of list) {
+    const reason = staleness(cell.file, cell.traceFile, cell.identity);
+    if (reason !== null) stale.set(cell, reason);
+  }
+  const byReason = new Map<string, string[]>();
+  for (const [cell, reason] of stale) if (reason !== 'not evaluated yet') byReason.set(reason, [...(byReason.get(reason) ?? []), cell.name]);
+  for (const [reason, names] of byReason) {
+    log(`sweep: redoing ${names.length} cell${names.length === 1 ? '' : 's'} (${reason}): ${names.slice(0, 4).join(', ')}${names.length > 4 ? `, … ${names.length - 4} more` : ''}`);
+  }
+  return stale;
+}
+
+/** Evaluate one cell and publish its sealed summary (its key, identity and trace hash) atomically, after its trace. */
+export async function evaluateCell(plan: SweepPlan, cell: Cell, onProgress?: (done: number, total: number, seconds: number, tokens: number) => void): Promise<EvalSummary> {
+  const { spec, model: modelSpec, runDir } = plan.options;
+  const { task, docs, loaded: l, total, path } = cell.data;
+  const summary = await evaluate(plan.loaded.model, plan.tokenizer, task, docs, {
+    router: cell.router,
+    maxLength: spec.maxLength ?? undefined,
+    batchSize: spec.batchSize,
+    trace: spec.trace,
+    traceFile: cell.traceFile ?? undefined,
+    model: { id: modelSpec, dir: plan.loaded.dir },
+    data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
+    seed: spec.seed,
+    loadSeconds: plan.loadSeconds,
+    onProgress,
+  });
+  const stored = sealSummary({
+    ...summary, cell_key: cell.key, cell_identity: cell.identity,
+    trace_sha256: cell.traceFile === null ? null : fileSha256(cell.traceFile), sweep: { run_dir: runDir, mode: spec.mode },
+  });
+  writeFileAtomic(cell.file, JSON.stringify(stored, null, 2) + '\n');
+  return stored;
+}
+
+/** The stored summary of a complete cell. */
+export function readCellSummary(cell: Cell): EvalSummary {
+  return JSON.parse(readFileSync(cell.file, 'utf8'));
+}
+
+/** What a cell's result says on its progress line. */
+export function cellResultLine(cell: Cell, summary: EvalSummary): string {
+  const metric = cell.data.task.primaryMetric;
+  return `${metric} ${summary.metrics[metric]?.toFixed(4)}, avg_experts ${summary.routing.avg_experts.toFixed(2)}, ` +
+    `${summary.routing.tokens_per_second.toFixed(0)} tokens/s`;
+}
+
+/** The matched controls of the plan's adaptive cells (they need those cells' summaries), in grid order. */
+export function plannedControls(plan: SweepPlan, summaries: ReadonlyMap<Cell, EvalSummary>): { cells: Cell[]; sourceOf: Map<Cell, Cell> } {
+  const { model } = plan.loaded;
+  const planned = new Map<string, Cell>(plan.cells.map((c) => [c.name, c]));
+  const cells: Cell[] = [];
+  const sourceOf = new Map<Cell, Cell>();
+  if (plan.options.spec.controls !== 'matched') return { cells, sourceOf };
+  for (const cell of plan.cells.filter((c) => c.router.adaptive)) {
+    for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, plan.options.spec.seed)) {
+      const config = control.router.configName(model.architecture.routing);
+      if (planned.has(`${config}_${cell.data.task.name}`)) continue; // a top-k control the grid (or another adaptive cell) already has
+      const c = { ...plan.cellOf(control.router, config, cell.data, control.kind === 'randk' ? { key: cell.key, file: cell.file } : undefined), control: control.kind };
+      planned.set(c.name, c);
+      cells.push(c);
+      sourceOf.set(c, cell);
+    }
+  }
+  return { cells, sourceOf };
+}
+
 export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   const { spec, runDir, progress } = options;
   const started = new Date();
-  if (!existsSync(options.dataDir) || !statSync(options.dataDir).isDirectory()) throw new RoutelabError(options.dataDir, 'no such data directory');
   // One run directory, one design: another spec is refused before anything loads, another model once it is loaded
   // (--force starts afresh).
   const previous = previousManifest(runDir);
@@ -202,18 +352,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   };
   const changed = previous ? specDifferences(previous.spec, spec) : [];
   if (changed.length && !options.force) refuse(changed);
-  const loadStart = performance.now();
-  const loaded = await loadModel(options.model, { backend: options.backend, threads: options.threads });
-  const { model, checkpoint } = loaded;
-  const tokenizer = requireTokenizer(loaded.tokenizer, loaded.dir);
-  const { data, skipped } = await loadTaskData(options);
-  if (data.length === 0) throw new RoutelabError(options.dataDir, 'no task has data here: nothing to evaluate');
-  const loadSeconds = (performance.now() - loadStart) / 1000;
-  const previousModel = (previous?.model as { fingerprint?: unknown } | undefined)?.fingerprint;
-  if (!options.force && typeof previousModel === 'string' && previousModel !== modelFingerprint(checkpoint)) {
-    refuse([`model: ${(previous!.model as { spec?: string }).spec} (fingerprint ${previousModel.slice(0, 12)}…) before, ${options.model} now`]);
-  }
-  // Nothing is written before the data is known to be there; then this sweep is the directory's one writer.
+  const previousModel = (previous?.model as { spec?: unknown } | undefined)?.spec;
+  if (!options.force && typeof previousModel === 'string' && previousModel !== options.model) refuse([`model: ${previousModel} before, ${options.model} now`]);
+  if (existsSync(runDir)) requireWritable(runDir);
+  // Nothing is written before the model and the data are read; then this sweep is the directory's one writer.
+  const inputs = await loadSweepInputs(options);
   mkdirSync(runDir, { recursive: true });
   const lock = lockRunDirectory(runDir, 'sweep', (line) => progress.log(line));
   try {
@@ -222,137 +365,99 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       if (removed.length) progress.log(`sweep: --force: removed ${removed.length} files of the previous run from ${runDir}`);
     }
     removeStaleTemps(runDir);
-
-    const needsNull = spec.routers.some((r) => withNull(r, '') !== r);
-    const nullFile = needsNull ? await nullModelFor(options, loaded, tokenizer, data) : null;
-    const routers = spec.routers.map((r) => parseRouterSpec(withNull(r, nullFile), model.routerDefaults));
-    const configs = routers.map((r) => r.configName(model.architecture.routing));
-    const duplicate = configs.find((c, i) => configs.indexOf(c) !== i);
-    if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
-
-    const modelHash = modelFingerprint(checkpoint);
-    const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
-    const codeVersion = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
-    const cells: Cell[] = [];
-    /** A cell of `router` on `d`; `source` is the key of the cell a control was derived from (it enters the key). */
-    const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
-      // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
-      // enters by its key.
-      let routerIdentity = nullFile ? router.spec.replace(nullFile, `sha256:${nullHash}`) : router.spec;
-      if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
-      const key = sha256(JSON.stringify({
-        router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
-        maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
-      }));
-      return { router, config, data: d, file: join(runDir, `${config}_${d.task.name}.json`), key };
-    };
-    routers.forEach((router, i) => {
-      for (const d of data) cells.push(cellOf(router, configs[i], d));
-    });
+    const plan = await planSweep(options, inputs);
 
     let evaluated = 0;
     let resumed = 0;
     const summaries = new Map<Cell, EvalSummary>();
     const runCells = async (list: readonly Cell[], count: number, first: number) => {
-    for (const [n, cell] of list.entries()) {
-      const index = first + n;
-      const name = `${cell.config}_${cell.data.task.name}`;
-      const previous = readSummary(cell.file);
-      const traceFile = join(runDir, `${name}_routing.parquet`);
-      if (previous?.cell_key === cell.key && (spec.trace === 'off' || existsSync(traceFile))) {
-        summaries.set(cell, previous);
-        resumed++;
-        continue;
+      const stale = staleCells(list, (line) => progress.log(line));
+      for (const [n, cell] of list.entries()) {
+        if (!stale.has(cell)) {
+          summaries.set(cell, readCellSummary(cell));
+          resumed++;
+          continue;
+        }
+        progress.startCell(first + n, count, cell.name);
+        const summary = await evaluateCell(plan, cell, (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens));
+        summaries.set(cell, summary);
+        evaluated++;
+        progress.endCell(cellResultLine(cell, summary));
       }
-      progress.startCell(index, count, name);
-      const { task, docs, loaded: l, total, path } = cell.data;
-      const summary = await evaluate(model, tokenizer, task, docs, {
-        router: cell.router,
-        maxLength: spec.maxLength ?? undefined,
-        batchSize: spec.batchSize,
-        trace: spec.trace,
-        traceFile,
-        model: { id: options.model, dir: loaded.dir },
-        data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
-        seed: spec.seed,
-        loadSeconds,
-        onProgress: (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens),
-      });
-      const stored = { ...summary, cell_key: cell.key, sweep: { run_dir: runDir, mode: spec.mode } };
-      writeFileAtomic(cell.file, JSON.stringify(stored, null, 2) + '\n');
-      summaries.set(cell, stored);
-      evaluated++;
-      progress.endCell(`${task.primaryMetric} ${summary.metrics[task.primaryMetric]?.toFixed(4)}, ` +
-        `avg_experts ${summary.routing.avg_experts.toFixed(2)}, ${summary.routing.tokens_per_second.toFixed(0)} tokens/s`);
-    }
     };
-    await runCells(cells, cells.length, 0);
-
+    await runCells(plan.cells, plan.cells.length, 0);
     // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
-    const controlOf = new Map<string, { config: string; kind: string }>();
-    const sourceOf = new Map<Cell, Cell>(); // control cell → the adaptive cell it controls
-    if (spec.controls === 'matched') {
-      const planned = new Map<string, Cell>(cells.map((c) => [`${c.config}/${c.data.task.name}`, c]));
-      const extra: Cell[] = [];
-      for (const cell of cells.filter((c) => c.router.adaptive)) {
-        for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, spec.seed)) {
-          const config = control.router.configName(model.architecture.routing);
-          const id = `${config}/${cell.data.task.name}`;
-          if (planned.has(id)) continue; // a top-k control the grid (or another adaptive cell) already has
-          const c = cellOf(control.router, config, cell.data, control.kind === 'randk' ? { key: cell.key, file: cell.file } : undefined);
-          planned.set(id, c);
-          extra.push(c);
-          sourceOf.set(c, cell);
-          if (!controlOf.has(config)) controlOf.set(config, { config: cell.config, kind: control.kind });
-        }
-      }
-      await runCells(extra, cells.length + extra.length, cells.length);
-      for (const c of extra) {
-        if (!configs.includes(c.config)) {
-          // A control's configuration follows the configuration it controls and its earlier controls, in tables and charts.
-          const source = controlOf.get(c.config)!.config;
-          const after = Math.max(...configs.map((name, i) => (name === source || controlOf.get(name)?.config === source ? i : -1)));
-          configs.splice(after + 1, 0, c.config);
-          routers.splice(after + 1, 0, c.router);
-        }
-      }
-      cells.push(...extra);
-    }
-
-    if (spec.profile) {
-      for (const [i, router] of routers.entries()) {
-        const file = join(runDir, `${configs[i]}_profile.json`);
-        if (existsSync(file)) continue;
-        const result = await profileModel(model, { router, seqLengths: [128, 512], batchSizes: [1, 4], warmup: 1, runs: 5, seed: spec.seed });
-        writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
-        progress.log(`sweep: profiled ${configs[i]}`);
-      }
-    }
-
-    const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), sourceOf);
-    writeResults(runDir, rows);
-    writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
-      format: 'routelab.sweep/1',
-      spec,
-      model: { spec: options.model, dir: loaded.dir, fingerprint: modelHash, config_sha256: configHash(loaded.dir) },
-      data_dir: options.dataDir,
-      data: data.map((d) => ({ task: d.task.name, path: d.path, format: d.loaded.format, files: d.loaded.files, fingerprint: d.fingerprint, num_docs: d.docs.length, total_docs: d.total })),
-      skipped_tasks: skipped,
-      null_model: nullFile ? { file: nullFile, sha256: nullHash } : null,
-      configs: routers.map((r, i) => ({
-        config: configs[i], router: r.spec, ...(controlOf.has(configs[i]) ? { control_of: controlOf.get(configs[i])!.config, control: controlOf.get(configs[i])!.kind } : {}),
-      })),
-      routelab_version: VERSION,
-      git_commit: gitCommit(),
-      machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
-      cells: { total: cells.length, evaluated, resumed },
-      started: started.toISOString(),
-      ended: new Date().toISOString(),
-    }, null, 2) + '\n');
-    return { cells: cells.length, evaluated, resumed, skippedTasks: skipped, rows };
+    const controls = plannedControls(plan, summaries);
+    await runCells(controls.cells, plan.cells.length + controls.cells.length, plan.cells.length);
+    const rows = await finishSweep(plan, controls, summaries, { evaluated, resumed, started });
+    return { cells: plan.cells.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows };
   } finally {
     lock.release();
   }
+}
+
+/** A run directory another user owns is refused up front, not found out cell by cell. */
+function requireWritable(runDir: string): void {
+  try {
+    accessSync(runDir, constants.W_OK);
+  } catch {
+    throw new RoutelabError(runDir, 'is not writable by you: a sweep (even one that only resumes) writes its results, manifest and lock there; ' +
+      'give another --out, or ask its owner for write access');
+  }
+}
+
+/**
+ * After every cell: profiles (when asked), results tables with significance, and the manifest. Controls follow the
+ * configuration they control in tables and charts.
+ */
+export async function finishSweep(plan: SweepPlan, controls: { cells: readonly Cell[]; sourceOf: ReadonlyMap<Cell, Cell> }, summaries: ReadonlyMap<Cell, EvalSummary>,
+  counts: { evaluated: number; resumed: number; started: Date }): Promise<ResultRow[]> {
+  const { spec, runDir, progress } = plan.options;
+  const { model } = plan.loaded;
+  const routers = [...plan.routers];
+  const configs = [...plan.configs];
+  const controlOf = new Map<string, { config: string; kind: string }>();
+  for (const c of controls.cells) {
+    if (configs.includes(c.config)) continue;
+    const source = controls.sourceOf.get(c)!;
+    controlOf.set(c.config, { config: source.config, kind: c.control! });
+    // After the configuration it controls and that configuration's earlier controls.
+    const after = Math.max(...configs.map((name, i) => (name === source.config || controlOf.get(name)?.config === source.config ? i : -1)));
+    configs.splice(after + 1, 0, c.config);
+    routers.splice(after + 1, 0, c.router);
+  }
+  if (spec.profile) {
+    for (const [i, router] of routers.entries()) {
+      const file = join(runDir, `${configs[i]}_profile.json`);
+      if (existsSync(file)) continue;
+      const result = await profileModel(model, { router, seqLengths: [128, 512], batchSizes: [1, 4], warmup: 1, runs: 5, seed: spec.seed });
+      writeFileAtomic(file, JSON.stringify(result, null, 2) + '\n');
+      progress.log(`sweep: profiled ${configs[i]}`);
+    }
+  }
+  const cells = [...plan.cells, ...controls.cells];
+  const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), controls.sourceOf);
+  writeResults(runDir, rows);
+  const { loaded, data } = plan;
+  writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
+    format: 'routelab.sweep/1',
+    spec,
+    model: { spec: plan.options.model, dir: loaded.dir, fingerprint: plan.modelHash, config_sha256: configHash(loaded.dir) },
+    data_dir: plan.options.dataDir,
+    data: data.map((d) => ({ task: d.task.name, path: d.path, format: d.loaded.format, files: d.loaded.files, fingerprint: d.fingerprint, num_docs: d.docs.length, total_docs: d.total })),
+    skipped_tasks: plan.skipped,
+    null_model: plan.nullFile ? { file: plan.nullFile, sha256: plan.nullHash } : null,
+    configs: routers.map((r, i) => ({
+      config: configs[i], router: r.spec, ...(controlOf.has(configs[i]) ? { control_of: controlOf.get(configs[i])!.config, control: controlOf.get(configs[i])!.kind } : {}),
+    })),
+    routelab_version: VERSION,
+    git_commit: gitCommit(),
+    machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
+    cells: { total: cells.length, evaluated: counts.evaluated, resumed: counts.resumed },
+    started: counts.started.toISOString(),
+    ended: new Date().toISOString(),
+  }, null, 2) + '\n');
+  return rows;
 }
 
 /**
@@ -360,7 +465,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
  * the model's own routing (`baselineConfig`) on the same task; both are written back into the summaries (atomically) and
  * into the rows.
  */
-function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>, spec: SweepSpec, baselineConfig: string, sourceOf: ReadonlyMap<Cell, Cell>): ResultRow[] {
+function finishResults(cells: readonly Cell[], summaries: ReadonlyMap<Cell, EvalSummary>, spec: SweepSpec, baselineConfig: string, sourceOf: ReadonlyMap<Cell, Cell>): ResultRow[] {
   const baselineOf = new Map<string, EvalSummary>();
   for (const cell of cells) if (cell.config === baselineConfig) baselineOf.set(cell.data.task.name, summaries.get(cell)!);
   const accuracy = new Map<string, number[]>();
@@ -377,7 +482,7 @@ function finishResults(cells: readonly Cell[], summaries: Map<Cell, EvalSummary>
     const updated = { ...summary, avg_task_accuracy: avgTaskAccuracy, significance };
     if (JSON.stringify((summary as { significance?: unknown }).significance ?? null) !== JSON.stringify(significance) ||
         (summary as { avg_task_accuracy?: unknown }).avg_task_accuracy !== avgTaskAccuracy) {
-      writeFileAtomic(cell.file, JSON.stringify(updated, null, 2) + '\n');
+      writeFileAtomic(cell.file, JSON.stringify(sealSummary(updated), null, 2) + '\n');
     }
     const row = resultRow(summary, cell.file, avgTaskAccuracy, significance);
     // A control's row also carries the paired bootstrap of its adaptive configuration against it (adaptive − control).

@@ -164,7 +164,7 @@ export async function exportTrace(trace: Trace, file: string, options: ExportOpt
     } else {
       const [{ ParquetWriter }, { FdWriter }, { gzipSync }] = await Promise.all([import('hyparquet-writer'), import('./writer.js'), import('node:zlib')]);
       const writer = new ParquetWriter({
-        writer: new FdWriter(fd),
+        writer: new FdWriter(fd, file),
         schema: parquetSchema(columns) as never,
         codec: 'GZIP',
         compressors: { GZIP: (bytes: Uint8Array) => gzipSync(bytes, { level: 6 }) },

@@ -57,20 +57,24 @@ export async function readTrace(file: string): Promise<Trace> {
       let start = 0;
       for (const size of groups) {
         const pieces = new Map<string, { rowStart: number; data: ArrayLike<unknown> }[]>();
-        await parquetRead({
-          file: file_,
-          metadata,
-          rowStart: start,
-          rowEnd: start + size,
-          compressors,
-          utf8: false,
-          onChunk: (chunk) => {
-            // A column may arrive in several pieces (pages); put them back together in row order.
-            const list = pieces.get(chunk.columnName) ?? [];
-            list.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> });
-            pieces.set(chunk.columnName, list);
-          },
-        });
+        try {
+          await parquetRead({
+            file: file_,
+            metadata,
+            rowStart: start,
+            rowEnd: start + size,
+            compressors,
+            utf8: false,
+            onChunk: (chunk) => {
+              // A column may arrive in several pieces (pages); put them back together in row order.
+              const list = pieces.get(chunk.columnName) ?? [];
+              list.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> });
+              pieces.set(chunk.columnName, list);
+            },
+          });
+        } catch (e) {
+          throw new RoutelabError(file, `damaged routing trace: rows ${start}–${start + size - 1} cannot be decoded (${(e as Error).message}); rerun the sweep or eval that wrote it`);
+        }
         const columns = new Map<string, unknown[]>();
         for (const [name, list] of pieces) {
           list.sort((a, b) => a.rowStart - b.rowStart);

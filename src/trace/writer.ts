@@ -35,12 +35,18 @@ export interface TraceLayer {
 
 /** A ByteWriter that appends each finished row group to a file descriptor instead of growing in memory. */
 export class FdWriter extends ByteWriter {
-  constructor(private readonly fd: number) {
+  /** `file` is what the bytes are for: a failed write (a full disk) names it. */
+  constructor(private readonly fd: number, private readonly file: string) {
     super(1 << 20);
   }
   flush(): void {
     const bytes = new Uint8Array(this.buffer, 0, this.index);
-    for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    try {
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    } catch (e) {
+      (e as NodeJS.ErrnoException).path ??= this.file;
+      throw e;
+    }
     this.index = 0;
   }
   finish(): void {
@@ -94,7 +100,7 @@ export class TraceWriter {
     const leaves = [int('doc'), int('seq'), int('pos'), int('token'), int('layer'), int('count'), bin('experts'), bin('weights')];
     if (this.full) leaves.push(bin('router_logits'), bin('p_values'));
     this.writer = new ParquetWriter({
-      writer: new FdWriter(this.fd),
+      writer: new FdWriter(this.fd, file),
       schema: [{ name: 'root', num_children: leaves.length }, ...leaves],
       codec: 'GZIP',
       compressors: { GZIP: (bytes: Uint8Array) => gzipSync(bytes, { level: 6 }) },
