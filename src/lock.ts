@@ -37,8 +37,15 @@ export function lockRunDirectory(dir: string, command: string, log: (line: strin
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');
-      writeSync(fd, JSON.stringify(me) + '\n');
-      closeSync(fd);
+      try {
+        writeSync(fd, JSON.stringify(me) + '\n');
+      } catch (e) {
+        rmSync(file, { force: true }); // a lock without its holder would look held by "another routelab process"
+        (e as NodeJS.ErrnoException).path ??= file;
+        throw e;
+      } finally {
+        closeSync(fd);
+      }
       let held = true;
       const release = () => {
         if (!held) return;

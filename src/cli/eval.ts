@@ -94,6 +94,7 @@ ${threadsUsage(21)}
     const traceFile = `${base}_routing.parquet`;
     if (!quiet) console.error(`eval: ${task.name}, ${docs.length} documents (${loaded.format}), router ${router.spec} → ${config}`);
     if (!quiet && loaded.badRows.length) console.error(badRowsReport(loaded.badRows));
+    if (!quiet) for (const warning of loaded.warnings) console.error(`eval: warning: ${warning}`);
     let lastReport = 0;
     const summary = await evaluate(model, tok, task, docs, {
       router,
@@ -104,7 +105,7 @@ ${threadsUsage(21)}
       traceFile,
       determinism: values['no-determinism'] !== true,
       model: { id: modelSpec, dir },
-      data: { path: dataPath, format: loaded.format, files: loaded.files, badRows: loaded.badRows, totalDocs: selection.total, limit: limit ?? null, sampleSeed: sampleSeed ?? null },
+      data: { path: dataPath, format: loaded.format, files: loaded.files, badRows: loaded.badRows, warnings: loaded.warnings, totalDocs: selection.total, limit: limit ?? null, sampleSeed: sampleSeed ?? null },
       seed: sampleSeed ?? null,
       loadSeconds,
       onProgress: quiet ? undefined : (done, total, seconds) => {

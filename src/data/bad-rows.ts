@@ -15,8 +15,24 @@ export class RowError extends Error {
 
 export class BadRows {
   readonly rows: BadRow[] = [];
+  /** Lines that were not valid UTF-8 (kept, decoded with U+FFFD): how many, and the first few. */
+  private invalidLines = 0;
+  private readonly invalidFirst: string[] = [];
 
   constructor(readonly policy: BadRowPolicy) {}
+
+  /** Text that is not UTF-8 is decoded with replacement characters and said; under 'error' it stops the run. */
+  invalidUtf8(source: string): void {
+    if (this.policy === 'error') throw new RoutelabError(source, 'not valid UTF-8 (with --on-bad-row skip it is decoded with U+FFFD replacement characters and reported)');
+    if (this.invalidLines++ < 5) this.invalidFirst.push(source);
+  }
+
+  /** Warnings about the data that did not drop any row. */
+  get warnings(): string[] {
+    if (this.invalidLines === 0) return [];
+    return [`${this.invalidFirst[0]}: not valid UTF-8; ${this.invalidLines} line${this.invalidLines === 1 ? '' : 's'} in all ` +
+      `(${this.invalidFirst.join(', ')}${this.invalidLines > 5 ? ', …' : ''}) decoded with U+FFFD replacement characters`];
+  }
 
   report(source: string, reason: string): void {
     if (this.policy === 'error') throw new RoutelabError(source, `bad row: ${reason}`);

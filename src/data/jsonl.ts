@@ -2,11 +2,11 @@
 import * as fs from 'node:fs';
 import type { BadRows } from './bad-rows.js';
 import { type DataRecord, describe, type SourcedRecord } from './fields.js';
-import { readRecordLines } from './lines.js';
+import { readRecordLines, readTextFile } from './lines.js';
 
 /** Streams the records of a JSONL file; a line that is not a JSON object is a bad row at `file:line`. */
 export async function* readJsonl(file: string, bad: BadRows): AsyncGenerator<SourcedRecord> {
-  for await (const { line, text: raw } of readRecordLines(file)) {
+  for await (const { line, text: raw } of readRecordLines(file, bad)) {
     const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
     if (text.trim() === '') continue;
     const source = `${file}:${line}`;
@@ -36,7 +36,7 @@ export async function* readJson(file: string, bad: BadRows): AsyncGenerator<Sour
   }
   let value: unknown;
   try {
-    value = JSON.parse((await fs.promises.readFile(file, 'utf8')).replace(/^\uFEFF/, ''));
+    value = JSON.parse(readTextFile(file, bad).replace(/^\uFEFF/, ''));
   } catch (e) {
     bad.report(file, `not valid JSON (${(e as Error).message})`);
     return;

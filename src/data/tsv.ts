@@ -8,7 +8,7 @@ import type { SourcedRecord } from './fields.js';
 
 export async function* readTsv(file: string, bad: BadRows): AsyncGenerator<SourcedRecord> {
   let header: string[] | undefined;
-  for await (const { line, text } of readRecordLines(file)) {
+  for await (const { line, text } of readRecordLines(file, bad)) {
     const row = text.replace(/\r$/, '');
     if (header === undefined) {
       header = row.replace(/^\uFEFF/, '').split('\t');

@@ -48,6 +48,8 @@ export interface DataInfo {
   readonly format: string;
   readonly files?: readonly string[];
   readonly badRows?: readonly BadRow[];
+  /** The loader's warnings (e.g. text that is not valid UTF-8), one sentence each. */
+  readonly warnings?: readonly string[];
   /** Documents before --limit / sampling. */
   readonly totalDocs?: number;
   readonly limit?: number | null;
@@ -72,7 +74,7 @@ export interface EvalSummary {
     bad_rows_skipped: number;
     bad_rows_first: BadRow[];
     /** Every malformed row skipped, with file:line and reason. */
-    bad_rows: BadRow[];
+    bad_rows: BadRow[]; warnings: string[];
     limit: number | null;
     sample_seed: number | null;
   };
@@ -231,6 +233,7 @@ export async function evaluate<D extends TaskDoc>(
       bad_rows_skipped: badRows.length,
       bad_rows_first: badRows.slice(0, 5),
       bad_rows: [...badRows],
+      warnings: [...(data?.warnings ?? [])],
       limit: data?.limit ?? null,
       sample_seed: data?.sampleSeed ?? null,
     },

@@ -112,6 +112,7 @@ async function loadTaskData(options: PlanInputs): Promise<{ data: TaskData[]; sk
     const { docs, selection } = selectDocs(loaded.docs, { limit: spec.limit ?? undefined, sampleSeed: spec.sampleSeed ?? undefined });
     if (docs.length === 0) throw new RoutelabError(path, `no ${t.name} documents to evaluate`);
     if (loaded.badRows.length) progress.log(`sweep: ${t.name}: ${badRowsReport(loaded.badRows)}`);
+    for (const warning of loaded.warnings) progress.log(`sweep: ${t.name}: warning: ${warning}`);
     data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs) });
   }
   return { data, skipped };
@@ -295,7 +296,7 @@ export async function evaluateCell(plan: SweepPlan, cell: Cell, onProgress?: (do
     trace: spec.trace,
     traceFile: cell.traceFile ?? undefined,
     model: { id: modelSpec, dir: plan.loaded.dir },
-    data: { path, format: l.format, files: l.files, badRows: l.badRows, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
+    data: { path, format: l.format, files: l.files, badRows: l.badRows, warnings: l.warnings, totalDocs: total, limit: spec.limit, sampleSeed: spec.sampleSeed },
     seed: spec.seed,
     loadSeconds: plan.loadSeconds,
     onProgress,

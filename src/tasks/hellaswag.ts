@@ -75,7 +75,7 @@ async function loadLlamaCpp(files: string[], onBadRow: 'skip' | 'error') {
   const isLabel = (l: Line | undefined) => l !== undefined && /^\s*-?\d+\s*$/.test(l.text);
   for (const file of files) {
     const lines: Line[] = [];
-    for await (const line of readRecordLines(file)) lines.push(line);
+    for await (const line of readRecordLines(file, bad)) lines.push(line);
     let p = 0;
     while (p < lines.length) {
       // This task runs to the next line that starts a task (a non-label line followed by a label), or the end.
@@ -98,7 +98,7 @@ async function loadLlamaCpp(files: string[], onBadRow: 'skip' | 'error') {
       p = next;
     }
   }
-  return { docs, badRows: bad.rows, format: 'llama.cpp', files };
+  return { docs, badRows: bad.rows, warnings: bad.warnings, format: 'llama.cpp', files };
 }
 
 function parseLlamaCppTask(lines: string[], where: { index: number; source: string }): ChoiceDoc {

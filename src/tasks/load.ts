@@ -20,7 +20,7 @@ export async function loadRecordDocs<D extends TaskDoc>(
     const doc = bad.guard(source, () => parse(record, { index: docs.length, source }));
     if (doc) docs.push(doc);
   }
-  return { docs, badRows: bad.rows, format: located.format, files: located.files };
+  return { docs, badRows: bad.rows, warnings: bad.warnings, format: located.format, files: located.files };
 }
 
 /** resolveData + loadRecordDocs for tasks whose every format is record-shaped. */

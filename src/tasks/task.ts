@@ -49,6 +49,8 @@ export interface BadRow {
 export interface LoadedDocs<D extends TaskDoc> {
   readonly docs: D[];
   readonly badRows: BadRow[];
+  /** What was read but is doubtful (text that was not valid UTF-8), one sentence each, naming file:line. */
+  readonly warnings: readonly string[];
   /** Input format as detected, e.g. 'wikitext-raw', 'jsonl', 'arrow', 'parquet', 'tsv', 'llama.cpp'. */
   readonly format: string;
   /** The files read, in order. */

@@ -4,11 +4,12 @@
  * (how books and articles are usually joined); JSONL, JSON, Parquet and Arrow files give one document per record's
  * `text` field. The bundled default is held-out Project Gutenberg prose, the bundled model's own domain.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BadRows } from '../data/bad-rows.js';
 import { textField } from '../data/fields.js';
 import { formatOfFile, type LocatedFiles } from '../data/locate.js';
+import { readTextFile } from '../data/lines.js';
 import { readRecords, resolveData } from '../data/records.js';
 import { rollingMetrics, rollingScores } from './metrics.js';
 import type { Task, TaskDoc } from './task.js';
@@ -56,18 +57,18 @@ export const text: Task<TextDoc> = {
   async load(path, onBadRow, split = 'test') {
     const located = corpusFiles(path) ?? await resolveData(path, { ...QUERY, split });
     const docs: TextDoc[] = [];
+    const bad = new BadRows(onBadRow);
     if (located.format === 'text') {
       for (const file of located.files) {
-        for (const d of splitTextDocuments(readFileSync(file, 'utf8'))) docs.push({ index: docs.length, source: `${file}:${d.line}`, text: d.text });
+        for (const d of splitTextDocuments(readTextFile(file, bad))) docs.push({ index: docs.length, source: `${file}:${d.line}`, text: d.text });
       }
-      return { docs, badRows: [], format: 'text', files: located.files };
+      return { docs, badRows: [], warnings: bad.warnings, format: 'text', files: located.files };
     }
-    const bad = new BadRows(onBadRow);
     for await (const { record, source } of readRecords(located, bad)) {
       const doc = bad.guard(source, () => ({ index: docs.length, source, text: textField(record, 'text') }));
       if (doc) docs.push(doc);
     }
-    return { docs, badRows: bad.rows, format: located.format, files: located.files };
+    return { docs, badRows: bad.rows, warnings: bad.warnings, format: located.format, files: located.files };
   },
   fingerprint: (doc) => doc.text,
   requests: (doc) => [{ kind: 'rolling', text: doc.text }],

@@ -106,14 +106,14 @@ export const wikitext: Task<WikitextDoc> = {
   formats: QUERY.formats,
   async load(path, onBadRow, split = 'test') {
     const located = await resolveData(path, { ...QUERY, split });
+    const bad = new BadRows(onBadRow);
     if (located.format === 'text') {
-      // Raw wiki.test.raw: never malformed, only split.
+      // Raw wiki.test.raw: never malformed, only split (text that is not UTF-8 is said).
       const file = located.files[0]!;
-      const docs = toDocs(splitWikitextPages(readLines(file)), ({ line }) => `${file}:${line}`);
-      return { docs: await docs, badRows: [], format: 'wikitext-raw', files: located.files };
+      const docs = await toDocs(splitWikitextPages(readLines(file, bad)), ({ line }) => `${file}:${line}`);
+      return { docs, badRows: [], warnings: bad.warnings, format: 'wikitext-raw', files: located.files };
     }
     // Document-level exports carry a `page` column, used as is; line-level ones (`text`) are rebuilt into pages.
-    const bad = new BadRows(onBadRow);
     const records = readRecords(located, bad);
     const first = await records.next();
     const all = (async function* () {
@@ -126,10 +126,10 @@ export const wikitext: Task<WikitextDoc> = {
         const doc = bad.guard(source, () => ({ index: docs.length, source, page: textField(record, 'page') }));
         if (doc) docs.push(doc);
       }
-      return { docs, badRows: bad.rows, format: `${located.format}-pages`, files: located.files };
+      return { docs, badRows: bad.rows, warnings: bad.warnings, format: `${located.format}-pages`, files: located.files };
     }
     const docs = await toDocs(splitWikitextPages(rowsAsRawLines(all, bad)), ({ source }) => source);
-    return { docs, badRows: bad.rows, format: `${located.format}-lines`, files: located.files };
+    return { docs, badRows: bad.rows, warnings: bad.warnings, format: `${located.format}-lines`, files: located.files };
   },
   fingerprint: (doc) => doc.page,
   requests: (doc) => [{ kind: 'rolling', text: wikitextDetokenize(doc.page) }],
