@@ -18,7 +18,7 @@ import { loadModel, type LoadedModel } from '../load.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
-import { parseRouterSpec } from '../routers/registry.js';
+import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
@@ -169,11 +169,12 @@ async function nullModelFor(options: SweepOptions, loaded: LoadedModel, tokenize
   return file;
 }
 
-/** A bh spec without `null=` gets the sweep's null model. */
+/** A spec of a router that tests against a null model (bh, hc) without `null=` gets the sweep's null model. */
 function withNull(spec: string, nullFile: string | null): string {
-  if (!spec.startsWith('bh:') || /(^|,)\s*null\s*=/.test(spec.slice(3))) return spec;
-  if (nullFile === null) throw new Error('bh router without a null model');
-  return `${spec},null=${nullFile}`;
+  const { name, body } = splitSpec(spec);
+  if (!takesNullModel(spec) || /(^|,)\s*null\s*=/.test(body)) return spec;
+  if (nullFile === null) throw new Error(`${spec}: router without a null model`);
+  return `${name}:${body ? `${body},` : ''}null=${nullFile}`;
 }
 
 function readSummary(file: string): EvalSummary & { cell_key?: string } | null {
