@@ -25,6 +25,9 @@ export { parseRouterSpec, ROUTER_KINDS, type RouterKind } from './routers/regist
 export { TopKRouter } from './routers/topk.js';
 export { TopPRouter, type TopPParams } from './routers/topp.js';
 export { BhRouter, type BhParams } from './routers/bh.js';
+export { ThresholdRouter, type ThresholdParams } from './routers/threshold.js';
+export { EntropyRouter, type EntropyParams } from './routers/entropy.js';
+export { HcRouter, type HcParams } from './routers/hc.js';
 export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, type NullModel, type NullModelFile } from './routers/null-model.js';
 
 export type { Backend, Tensor, Weight, ExpertPlan, ExpertWeights, BatchLayout, KvStore, AttentionShape } from './backends/backend.js';

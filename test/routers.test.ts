@@ -1,16 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { RoutelabError } from '../src/errors.js';
 import { BhRouter, type BhParams } from '../src/routers/bh.js';
 import { NULL_MODEL_FORMAT, type NullModelFile, nullCdf, parseNullModel, readNullModel } from '../src/routers/null-model.js';
-import { ROUTER_KINDS, parseRouterSpec } from '../src/routers/registry.js';
+import { ROUTER_KINDS, parseRouterSpec, takesNullModel } from '../src/routers/registry.js';
 import { softmaxRouting } from '../src/model/family.js';
 import type { Router, RouterDefaults, Routing } from '../src/routers/router.js';
 import { DeepseekV2Router, DeepseekV3Router } from '../src/routers/deepseek.js';
+import { EntropyRouter } from '../src/routers/entropy.js';
 import { GraniteRouter } from '../src/routers/granite.js';
+import { HcRouter, type HcParams } from '../src/routers/hc.js';
+import type { WeightMode } from '../src/routers/selection.js';
+import { ThresholdRouter } from '../src/routers/threshold.js';
 import { TopKRouter } from '../src/routers/topk.js';
 import { TopPRouter } from '../src/routers/topp.js';
 import { createRandom } from '../src/sampling.js';
@@ -242,6 +247,7 @@ test('a router spec parses back to an equal router', () => {
   const specs = [
     'default', 'topk:k=4,renormalize=true', 'topp:p=0.55,min_k=2,max_k=3,weights=renorm', `bh:alpha=0.35,max_k=3,min_k=2,temperature=0.7,weights=probs,pvalues=bf16,null=${identityFile}`,
     'granite:k=3', 'deepseek_v2:k=2,n_group=2,topk_group=1,scale=1.5', 'deepseek_v3:k=2,n_group=2,topk_group=1,renormalize=true,scale=2.5',
+    'threshold:tau=0.3,min_k=2,max_k=3,weights=renorm', 'entropy:min_k=2,max_k=3,weights=renorm', `hc:alpha0=1,min_k=2,max_k=3,weights=renorm,null=${identityFile}`,
   ];
   const logits = new Float32Array([0.2, 0.9, 0.4, 0.7, 0.95, 0.1, 0.6, 0.3]);
   for (const s of specs) {
@@ -251,7 +257,7 @@ test('a router spec parses back to an equal router', () => {
     assert.deepEqual([again.minK, again.maxK], [router.minK, router.maxK]);
     assert.deepEqual(again.route(1, logits, 2, E), router.route(1, logits, 2, E));
   }
-  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'granite', 'deepseek_v2', 'deepseek_v3', 'topp', 'bh', 'randk']);
+  assert.deepEqual(ROUTER_KINDS.map((k) => k.name), ['default', 'topk', 'granite', 'deepseek_v2', 'deepseek_v3', 'topp', 'threshold', 'entropy', 'bh', 'hc', 'randk']);
 });
 
 test('bad router specs are one --router error naming the key, the value and the valid range', () => {
@@ -447,4 +453,163 @@ test('randk refuses a source that is not an eval summary of a model with the sam
   assert.throws(() => parseRouterSpec(`randk:from=${bad}`, defaults), /expected a routelab\.eval\/1 summary with routing\.per_layer_count_shares/);
   const oneLayer = writeJson({ format: 'routelab.eval/1', config: 'x', routing: { per_layer_count_shares: [[0, 1]] } });
   assert.throws(() => parseRouterSpec(`randk:from=${oneLayer}`, defaults), /count distributions for 1 MoE layers, the model has 2/);
+});
+
+// ---- threshold, entropy, hc ----
+
+test('threshold keeps the experts with probability ≥ tau, most probable first, clamped to [min_k, max_k]', () => {
+  // probs ≈ [0.1, 0.4, 0.2, 0.3]: tau 0.25 passes e1, e3; 0.15 passes e1, e3, e2; 0.5 passes none.
+  const r = [Math.log(0.1), Math.log(0.4), Math.log(0.2), Math.log(0.3)];
+  const probs = softmax32(r);
+  const threshold = (tau: number, minK = 1, maxK = E, weights: WeightMode = 'probs') => choice(route(new ThresholdRouter({ tau, minK, maxK, weights }), r));
+  assert.deepEqual(threshold(0.25), { experts: [1, 3], weights: [probs[1], probs[3]] });
+  assert.deepEqual(threshold(0.15).experts, [1, 3, 2]);
+  assert.deepEqual(threshold(0.5).experts, [1]); // none passes: min_k = 1, the most probable
+  assert.deepEqual(threshold(1).experts, [1]);
+  assert.deepEqual(threshold(0.35, 3).experts, [1, 3, 2]); // one passes, topped up to min_k = 3
+  assert.deepEqual(threshold(0.15, 1, 2).experts, [1, 3]); // three pass, cut to max_k = 2
+  const renorm = threshold(0.25, 1, E, 'renorm').weights;
+  assert.deepEqual(renorm, [1, 3].map((e) => Math.fround(probs[e] / (probs[1] + probs[3]))));
+  // Equal logits: probs exactly 0.25, so tau = 0.25 keeps all four (≥), and a hair above keeps none (min_k: e0, the lower index).
+  assert.deepEqual(choice(route(new ThresholdRouter({ tau: 0.25, minK: 1, maxK: E, weights: 'probs' }), [0, 0, 0, 0])).experts, [0, 1, 2, 3]);
+  assert.deepEqual(choice(route(new ThresholdRouter({ tau: 0.2500001, minK: 1, maxK: E, weights: 'probs' }), [0, 0, 0, 0])).experts, [0]);
+});
+
+test('entropy: k = min_k + round(h·(max_k − min_k)) from the normalised entropy h, halves rounded up', () => {
+  const entropy = (logits: number[], minK = 1, maxK = E, weights: WeightMode = 'probs') => choice(route(new EntropyRouter({ minK, maxK, weights }), logits));
+  // Uniform: h = ln 4 / ln 4 = 1 → k = max_k.
+  assert.deepEqual(entropy([0, 0, 0, 0]).experts, [0, 1, 2, 3]);
+  assert.deepEqual(entropy([0, 0, 0, 0], 2, 3).experts, [0, 1, 2]);
+  // One-hot (e^-100 ≈ 4e-44): h ≈ 1e-42 → k = min_k.
+  assert.deepEqual(entropy([0, 100, 0, 0]).experts, [1]);
+  assert.deepEqual(entropy([0, 100, 0, 0], 2).experts, [1, 0]);
+  // probs [0.5, 0.5, 0, 0] (e^-200 underflows to 0, and 0·ln 0 counts 0): h = ln 2 / ln 4 = 0.5 exactly.
+  // min_k 1, max_k 4: 1 + round(1.5) = 3 (the half rounds up; the third expert's weight is its probability, 0).
+  const half = [0, 0, -200, -200];
+  assert.deepEqual(entropy(half), { experts: [0, 1, 2], weights: [0.5, 0.5, 0] });
+  assert.deepEqual(entropy(half, 1, 3).experts, [0, 1]); // 1 + round(0.5·2) = 2
+  // probs [1/3, 1/3, 1/3, 0]: h = ln 3 / ln 4 = 0.7925 → 1 + round(2.377) = 3.
+  assert.deepEqual(entropy([0, 0, 0, -200]).experts, [0, 1, 2]);
+  // renorm divides by the selected experts' total: [0.5, 0.5, 0] already sums to 1; min_k = max_k is top-k.
+  assert.deepEqual(entropy(half, 1, E, 'renorm').weights, [0.5, 0.5, 0]);
+  const r = [0.3, -1, 2, 0.5];
+  const probs = softmax32(r);
+  assert.deepEqual(entropy(r, 2, 2, 'renorm'), { experts: [2, 3], weights: [2, 3].map((e) => Math.fround(probs[e] / (probs[2] + probs[3]))) });
+});
+
+function hc(params: Partial<HcParams> = {}): HcRouter {
+  return new HcRouter({ alpha0: 0.5, minK: 1, maxK: E, weights: 'probs', nullModel: readNullModel(identityFile), ...params });
+}
+
+test('hc: HC⁺ searches the ranks i ≤ alpha0·E with p_(i) ≥ 1/E and keeps the i* smallest p-values', () => {
+  // Identity null: p = 1 − r = [0.5, 0.875, 1/128, 0.375]; ascending e2, e3, e0, e1. E = 4, √E = 2, 1/E = 0.25.
+  // HC(i) = 2·(i/4 − p_(i)) / √(p_(i)(1 − p_(i))):
+  //   HC(1) = 2·(0.25 − 0.0078125)/√(0.0078125·0.9921875) = 5.50   (excluded: p_(1) < 1/E)
+  //   HC(2) = 2·(0.5 − 0.375)/√(0.375·0.625)             = 0.516
+  //   HC(3) = 2·(0.75 − 0.5)/√(0.5·0.5)                   = 1
+  //   HC(4) = 2·(1 − 0.875)/√(0.875·0.125)               = 0.756
+  // alpha0 = 1 searches ranks 2–4: i* = 3 (plain HC would take rank 1); alpha0 = 0.5 searches rank 2 only: i* = 2.
+  const r = [0.5, 0.125, 0.9921875, 0.625];
+  const probs = softmax32(r);
+  const all = route(hc({ alpha0: 1 }), r);
+  assert.deepEqual(choice(all), { experts: [2, 3, 0], weights: [2, 3, 0].map((e) => probs[e]) });
+  assert.deepEqual(Array.from(all.pValues!), [0.5, 0.875, 0.0078125, 0.375]);
+  assert.deepEqual(choice(route(hc(), r)).experts, [2, 3]);
+  assert.deepEqual(choice(route(hc({ alpha0: 1, maxK: 2 }), r)).experts, [2, 3]); // clamped to max_k
+  assert.deepEqual(choice(route(hc({ minK: 4 }), r)).experts, [2, 3, 0, 1]); // clamped to min_k
+  const renorm = choice(route(hc({ weights: 'renorm' }), r)).weights;
+  assert.deepEqual(renorm, [2, 3].map((e) => Math.fround(probs[e] / (probs[2] + probs[3]))));
+});
+
+test('hc: with every searched p-value below 1/E all searched ranks are kept; p = 1 is no evidence (HC = −∞, ties to the smaller rank)', () => {
+  // p = [0.0625, 0.125, 0.5, 0.875]: HC = 1.55, 2.27, 1, 0.756. alpha0 = 0.5 searches ranks 1–2, both below 1/E = 0.25:
+  // i* = 2. alpha0 = 1 also searches ranks 3–4 and finds i* = 3 (plain HC would take rank 2).
+  const r = [0.9375, 0.875, 0.5, 0.125];
+  assert.deepEqual(choice(route(hc(), r)).experts, [0, 1]);
+  assert.deepEqual(choice(route(hc({ alpha0: 1 }), r)).experts, [0, 1, 2]);
+  // Logits below the grid: p = 1 for every expert, HC(i) = −∞ at every rank, so the first searched rank wins.
+  const none = route(hc({ alpha0: 1 }), [-1, -1, -1, -1]);
+  assert.deepEqual(Array.from(none.pValues!), [1, 1, 1, 1]);
+  assert.deepEqual(choice(none).experts, [0]);
+  assert.deepEqual(choice(route(hc({ alpha0: 1, minK: 2 }), [-1, -1, -1, -1])).experts, [0, 1]);
+});
+
+test('hc agrees with an independent numpy HC⁺ on random logits (skipped without python3 and numpy)', (t) => {
+  if (spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status !== 0) return t.skip('python3 with numpy is not available');
+  const [T, n] = [400, 16];
+  const random = createRandom(5);
+  const logits = Float32Array.from({ length: T * n }, () => random() * 7 - 3.5);
+  // A logistic null rescaled to reach 0 and 1 on [−3, 3], narrower than the logits: some p-values are exactly 0 or 1.
+  const x = Array.from({ length: 25 }, (_, j) => -3 + j / 4);
+  const logistic = (v: number) => 1 / (1 + Math.exp(-v));
+  const cdf = x.map((v) => (logistic(v) - logistic(-3)) / (logistic(3) - logistic(-3)));
+  const nullFile = writeJson({ format: NULL_MODEL_FORMAT, layers: [{ x, cdf }], meta: {} });
+  const cases = [{ alpha0: 0.5, minK: 1, maxK: n }, { alpha0: 1, minK: 1, maxK: n }, { alpha0: 0.25, minK: 2, maxK: 6 }];
+  const script = `
+import json, sys
+import numpy as np
+d = json.load(sys.stdin)
+E, T = d['E'], d['T']
+r = np.array(d['logits'], dtype=np.float64).reshape(T, E)
+p = 1 - np.interp(r, d['x'], d['cdf'])
+out = []
+for c in d['cases']:
+    m = int(np.floor(c['alpha0'] * E + 1e-9))
+    chosen = []
+    for row in p:
+        order = np.argsort(row, kind='stable')
+        s = row[order]
+        i = np.arange(1, E + 1)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            h = np.where(s < 1, np.sqrt(E) * (i / E - s) / np.sqrt(s * (1 - s)), -np.inf)
+        ok = (i <= m) & (s >= 1 / E)
+        star = m if not ok.any() else int(np.flatnonzero(ok)[np.argmax(h[ok])]) + 1
+        chosen.append(order[:min(c['maxK'], max(c['minK'], star))].tolist())
+    out.append(chosen)
+print(json.dumps(out))
+`;
+  const python = spawnSync('python3', ['-c', script], { input: JSON.stringify({ E: n, T, logits: Array.from(logits), x, cdf, cases }), encoding: 'utf8' });
+  assert.equal(python.status, 0, python.stderr);
+  const expected = JSON.parse(python.stdout) as number[][][];
+  cases.forEach((c, k) => {
+    const routing = new HcRouter({ ...c, weights: 'probs', nullModel: readNullModel(nullFile) }).route(0, logits, T, n);
+    const got = Array.from({ length: T }, (_, t) => Array.from(routing.experts.subarray(t * routing.maxK, t * routing.maxK + routing.counts[t])));
+    assert.deepEqual(got, expected[k], `alpha0 = ${c.alpha0}`);
+    assert.ok(new Set(routing.counts).size > 2, 'the counts vary'); // the case is not degenerate
+    if (k === 0) assert.ok(routing.pValues!.includes(0) && routing.pValues!.includes(1));
+  });
+});
+
+test('threshold, entropy and hc specs: canonical forms, configuration names, errors', () => {
+  const router = (s: string) => parseRouterSpec(s, defaults);
+  assert.equal(router('threshold:tau=0.2').spec, 'threshold:tau=0.2,min_k=1,max_k=4,weights=probs');
+  assert.equal(router('entropy').spec, 'entropy:min_k=1,max_k=4,weights=probs');
+  assert.equal(router(`hc:null=${identityFile}`).spec, `hc:alpha0=0.5,min_k=1,max_k=4,weights=probs,null=${identityFile}`);
+  const named = (s: string) => router(s).configName(softmaxRouting(false));
+  assert.equal(named('threshold:tau=0.2'), '4experts_threshold_t020');
+  assert.equal(named('threshold:tau=0.015,min_k=2,max_k=3,weights=renorm'), '3experts_threshold_t0015_mink2_renorm');
+  assert.equal(named('entropy:max_k=3'), '3experts_entropy');
+  assert.equal(named('entropy:min_k=2,weights=renorm'), '4experts_entropy_mink2_renorm');
+  assert.equal(named(`hc:null=${identityFile}`), '4experts_hc_a050');
+  assert.equal(named(`hc:alpha0=1,max_k=2,null=${identityFile}`), '2experts_hc_a100');
+  for (const s of ['threshold:tau=0.2', 'entropy', `hc:null=${identityFile}`]) assert.deepEqual([router(s).adaptive, router(s).minK, router(s).maxK], [true, 1, 4]);
+  const rejects = (spec: string, pattern: RegExp) =>
+    assert.throws(() => router(spec), (e: unknown) => e instanceof RoutelabError && e.where === '--router' && pattern.test(e.message), spec);
+  rejects('threshold:max_k=3', /threshold: tau is required \(probability an expert must reach/);
+  rejects('threshold:tau=0', /threshold: invalid tau=0; expected a number in \(0, 1\]/);
+  rejects('threshold:tau=1.5', /threshold: invalid tau=1\.5; expected a number in \(0, 1\]/);
+  rejects('threshold:tau=0.2,min_k=4,max_k=3', /threshold: invalid min_k=4; expected an integer in \[1, max_k = 3\]/);
+  rejects('threshold:tau=0.2,weights=softmax', /threshold: invalid weights=softmax; expected one of renorm, probs/);
+  rejects('entropy:max_k=5', /entropy: invalid max_k=5; expected an integer in \[1, 4\]/);
+  rejects('entropy:min_k=3,max_k=2', /entropy: invalid min_k=3; expected an integer in \[1, max_k = 2\]/);
+  rejects('entropy:k=2', /entropy: unknown key "k"; valid keys: min_k \(/);
+  rejects('hc:alpha0=0.5', /hc: null is required \(path of the null-model file/);
+  rejects(`hc:alpha0=0,null=${identityFile}`, /hc: invalid alpha0=0; expected a number in \(0, 1\]/);
+  rejects(`hc:alpha0=0.2,null=${identityFile}`, /hc: invalid alpha0=0\.2; expected a number in \[1\/E, 1\] = \[0\.25, 1\]/);
+  rejects(`hc:max_k=5,null=${identityFile}`, /hc: invalid max_k=5; expected an integer in \[1, 4\]/);
+  rejects(`hc:alpha=0.5,null=${identityFile}`, /hc: unknown key "alpha"; valid keys: alpha0 \(/);
+});
+
+test('bh and hc take a null model; the others do not', () => {
+  assert.deepEqual(['bh:alpha=0.3', ' hc ', 'hc:max_k=2', 'topp:p=0.5', 'threshold', 'default', ''].map(takesNullModel), [true, true, true, false, false, false, false]);
 });

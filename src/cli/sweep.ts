@@ -27,7 +27,7 @@ export const sweepCommand: Command = {
   --smallbench       add sst2, rte, mrpc, boolq to the default tasks
   --limit N          documents per task (overrides the mode)
   --max-length M     window / truncation length (overrides the mode)
-  --null FILE        bh null model (default: calibrate on DATA_DIR/train-text into RUN_DIR/null.json)
+  --null FILE        bh/hc null model (default: calibrate on DATA_DIR/train-text into RUN_DIR/null.json)
   --profile          also profile every configuration (latency, throughput, memory) into {config}_profile.json
   --backend NAME     auto (default) | native | cpu | webgpu
 ${threadsUsage(17)}

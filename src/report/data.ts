@@ -11,7 +11,7 @@ import type { EvalSummary } from '../eval/evaluate.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { BhRouter } from '../routers/bh.js';
 import { readNullModel } from '../routers/null-model.js';
-import { parseRouterSpec } from '../routers/registry.js';
+import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import { softmaxRouting } from '../model/family.js';
 import type { RouterDefaults } from '../routers/router.js';
 import type { ResultRow } from '../sweep/results.js';
@@ -186,9 +186,9 @@ function locateNullModel(dir: string, manifest: Record<string, unknown>): string
 /** Family and settings of a configuration, from its router as the registry builds it. */
 function describeConfig(entry: ManifestConfig, defaults: RouterDefaults, nullFile: string | null, manifestFile: string): Omit<ConfigInfo, 'isBaseline'> {
   let spec = entry.router;
-  if (spec.startsWith('bh:')) {
-    if (nullFile === null) throw new RoutelabError(manifestFile, `configuration ${entry.config} routes with bh, but its null model is not in the run directory`);
-    // A bh spec ends with null=<path> (BhRouter.spec); point it at the copy found.
+  if (takesNullModel(spec)) {
+    if (nullFile === null) throw new RoutelabError(manifestFile, `configuration ${entry.config} routes with ${splitSpec(spec).name}, but its null model is not in the run directory`);
+    // A bh or hc spec ends with null=<path> (BhRouter.spec, HcRouter.spec); point it at the copy found.
     spec = spec.replace(/null=.*$/s, () => `null=${nullFile}`);
   }
   // A randk control draws from a summary of this run (its spec ends with from=<path>): read the copy in the run directory.

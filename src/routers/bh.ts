@@ -1,5 +1,4 @@
-import { RoutelabError } from '../errors.js';
-import { type NullModel, nullCdf } from './null-model.js';
+import { expertPValues, layerNull, type NullModel } from './null-model.js';
 import type { Router, Routing } from './router.js';
 import { requireExperts, smallestFirst, type WeightMode, writeSelection } from './selection.js';
 import { softmaxRow } from './softmax.js';
@@ -75,7 +74,7 @@ export class BhRouter implements Router {
     const { alpha, minK, maxK, temperature } = this;
     const E = numExperts;
     requireExperts(this.spec, maxK, E);
-    const nulls = this.layerNull(layer, E);
+    const nulls = layerNull(this.nullModel, layer, E);
     const p = new Float64Array(E); // [E], one token at a time; decisions use double p-values, as numpy would
     const order = new Int32Array(E);
     const probs = new Float32Array(E);
@@ -87,9 +86,9 @@ export class BhRouter implements Router {
     const thresholds = Float64Array.from({ length: E }, (_, i) => (bf16 ? Math.fround(Math.fround((i + 1) * Math.fround(alpha)) / E) : ((i + 1) * alpha) / E));
     for (let t = 0; t < tokens; t++) {
       const row = t * E;
+      expertPValues(nulls, logits, row, E, p);
       for (let e = 0; e < E; e++) {
-        const exact = 1 - nullCdf(nulls.experts?.[e] ?? nulls, logits[row + e]);
-        p[e] = bf16 ? Math.min(1 - BF16_P_EPSILON, Math.max(BF16_P_EPSILON, toBf16(exact))) : exact;
+        if (bf16) p[e] = Math.min(1 - BF16_P_EPSILON, Math.max(BF16_P_EPSILON, toBf16(p[e])));
         pValues[row + e] = p[e];
       }
       smallestFirst(p, E, order);
@@ -102,16 +101,5 @@ export class BhRouter implements Router {
       writeSelection(probs, order, n, this.weights === 'renorm', experts, weights, t * maxK);
     }
     return { tokens, maxK, counts, experts, weights, pValues };
-  }
-
-  /** The null CDFs of `layer`, checked against the model: a file for another model must not be read out of range. */
-  private layerNull(layer: number, numExperts: number) {
-    const { file, layers } = this.nullModel;
-    const nulls = layers[layer];
-    if (nulls === undefined) throw new RoutelabError(file, `has ${layers.length} layers; cannot route layer ${layer}`);
-    if (nulls.experts && nulls.experts.length !== numExperts) {
-      throw new RoutelabError(`${file}: layers[${layer}].experts`, `has ${nulls.experts.length} entries but the model has ${numExperts} experts`);
-    }
-    return nulls;
   }
 }

@@ -127,6 +127,24 @@ export function nullCdf(grid: NullGrid, r: number): number {
   return slope * (r - x[lo]) + cdf[lo];
 }
 
+/** The null CDFs of MoE layer `layer`, checked against the model: a file for another model must not be read out of range. */
+export function layerNull({ file, layers }: NullModel, layer: number, numExperts: number): NullLayer {
+  const nulls = layers[layer];
+  if (nulls === undefined) throw new RoutelabError(file, `has ${layers.length} layers; cannot route layer ${layer}`);
+  if (nulls.experts && nulls.experts.length !== numExperts) {
+    throw new RoutelabError(`${file}: layers[${layer}].experts`, `has ${nulls.experts.length} entries but the model has ${numExperts} experts`);
+  }
+  return nulls;
+}
+
+/**
+ * The p-values of one token's logits r = logits[offset … offset + E) under a layer's null (SPEC §1, BH routing):
+ * p[e] ← 1 − F(r_e), with expert e's own CDF where the layer has per-expert grids. bh and hc test the same p-values.
+ */
+export function expertPValues(nulls: NullLayer, logits: Float32Array, offset: number, numExperts: number, p: Float64Array): void {
+  for (let e = 0; e < numExperts; e++) p[e] = 1 - nullCdf(nulls.experts?.[e] ?? nulls, logits[offset + e]);
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -2,12 +2,15 @@ import { resolve } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import { BhRouter, P_VALUE_MODES } from './bh.js';
 import { DeepseekV2Router, DeepseekV3Router, type GroupLimit, requireGroups } from './deepseek.js';
+import { EntropyRouter } from './entropy.js';
 import { GraniteRouter } from './granite.js';
+import { HcRouter, searchedRanks } from './hc.js';
 import { RandKRouter, readCountShares } from './randk.js';
 import { readNullModel } from './null-model.js';
 import type { Router, RouterDefaults } from './router.js';
 import { TopKRouter } from './topk.js';
 import { WEIGHT_MODES } from './selection.js';
+import { ThresholdRouter } from './threshold.js';
 import { TopPRouter } from './topp.js';
 
 /**
@@ -26,6 +29,26 @@ export interface RouterKind {
 const K_KEY = { key: 'k', meaning: "experts per token, an integer in [1, E]; default the config's num_experts_per_tok" };
 const RENORMALIZE_KEY = { key: 'renormalize', meaning: "true or false: divide the weights by their sum; default the config's norm_topk_prob" };
 const SCALE_KEY = { key: 'scale', meaning: "routed_scaling_factor multiplying the weights, a number > 0; default the model's (1 without one)" };
+const MIN_K_KEY = { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' };
+const MAX_K_KEY = { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; default E' };
+const WEIGHTS_KEY = { key: 'weights', meaning: "probs (each selected expert's probability, as OLMoE's top-k) or renorm (divided by their sum); default probs" };
+const NULL_KEY = { key: 'null', meaning: 'path of the null-model file (routelab.null/1) written by calibration; required' };
+
+/** An adaptive router's `min_k`: at least 1, at most its `max_k`. */
+function fewestExperts(a: SpecArgs, maxK: number): number {
+  return a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`);
+}
+
+/** min_k, max_k and weights of the adaptive routers that take MIN_K_KEY, MAX_K_KEY and WEIGHTS_KEY (topp, threshold, entropy, hc). */
+function adaptiveSettings(a: SpecArgs, d: RouterDefaults) {
+  const maxK = a.int('max_k', d.numExperts, 1, d.numExperts);
+  return { minK: fewestExperts(a, maxK), maxK, weights: a.choice('weights', WEIGHT_MODES, 'probs') };
+}
+
+/** The null model of a spec's `null` key (a path, resolved against the working directory), checked against the model. */
+function nullModelOf(a: SpecArgs, d: RouterDefaults) {
+  return readNullModel(resolve(a.text('null')), { numLayers: d.moeLayers.length, numExperts: d.numExperts });
+}
 
 /** A fixed-k router's `k`: the config's num_experts_per_tok unless given, in [1, E]. */
 function expertsPerToken(a: SpecArgs, d: RouterDefaults): number {
@@ -100,19 +123,32 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
     summary: 'the fewest most probable experts whose probabilities sum to at least p',
     keys: [
       { key: 'p', meaning: 'probability mass to cover, a number in (0, 1]; required' },
-      { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
-      { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; default E' },
-      { key: 'weights', meaning: 'probs (each selected expert\'s probability, as OLMoE\'s top-k) or renorm (divided by their sum); default probs' },
+      MIN_K_KEY,
+      MAX_K_KEY,
+      WEIGHTS_KEY,
     ],
-    build: (a, d) => {
-      const maxK = a.int('max_k', d.numExperts, 1, d.numExperts);
-      return new TopPRouter({
-        p: a.real('p', undefined, 0, 1),
-        minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
-        maxK,
-        weights: a.choice('weights', WEIGHT_MODES, 'probs'),
-      });
-    },
+    build: (a, d) => new TopPRouter({ p: a.real('p', undefined, 0, 1), ...adaptiveSettings(a, d) }),
+  },
+  {
+    name: 'threshold',
+    summary: 'the experts whose probability is at least tau, most probable first, clamped to [min_k, max_k]',
+    keys: [
+      { key: 'tau', meaning: 'probability an expert must reach, a number in (0, 1]; required' },
+      MIN_K_KEY,
+      MAX_K_KEY,
+      WEIGHTS_KEY,
+    ],
+    build: (a, d) => new ThresholdRouter({ tau: a.real('tau', undefined, 0, 1), ...adaptiveSettings(a, d) }),
+  },
+  {
+    name: 'entropy',
+    summary: "the k most probable experts, k linear in the router's normalised entropy from min_k (one-hot) to max_k (uniform)",
+    keys: [
+      MIN_K_KEY,
+      MAX_K_KEY,
+      WEIGHTS_KEY,
+    ],
+    build: (a, d) => new EntropyRouter(adaptiveSettings(a, d)),
   },
   {
     name: 'bh',
@@ -120,9 +156,9 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
     keys: [
       { key: 'alpha', meaning: 'false discovery rate, a number in (0, 1]; required' },
       { key: 'max_k', meaning: 'most experts per token, an integer in [1, E]; required' },
-      { key: 'min_k', meaning: 'fewest experts per token, an integer in [1, max_k]; default 1' },
+      MIN_K_KEY,
       { key: 'temperature', meaning: 'softmax temperature of the weights, a number > 0; default 1' },
-      { key: 'null', meaning: 'path of the null-model file (routelab.null/1) written by calibration; required' },
+      NULL_KEY,
       { key: 'weights', meaning: 'renorm (softmax(r / temperature) renormalised over the selected, as the original BH-routing code) or probs (each selected expert\'s softmax probability, like-for-like with OLMoE\'s top-k); default renorm' },
       { key: 'pvalues', meaning: 'exact (double) or bf16 (rounded to bfloat16, clamped to [2^-7, 1 - 2^-7], float32 thresholds: how the original code ran on OLMoE); default exact' },
     ],
@@ -131,12 +167,30 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
       return new BhRouter({
         alpha: a.real('alpha', undefined, 0, 1),
         maxK,
-        minK: a.int('min_k', 1, 1, maxK, `max_k = ${maxK}`),
+        minK: fewestExperts(a, maxK),
         temperature: a.real('temperature', 1, 0, Infinity),
         weights: a.choice('weights', WEIGHT_MODES, 'renorm'),
         pValues: a.choice('pvalues', P_VALUE_MODES, 'exact'),
-        nullModel: readNullModel(resolve(a.text('null')), { numLayers: d.moeLayers.length, numExperts: d.numExperts }),
+        nullModel: nullModelOf(a, d),
       });
+    },
+  },
+  {
+    name: 'hc',
+    summary: "Higher Criticism (Donoho & Jin's HC⁺): the experts below the HC-optimal threshold on bh's p-values under a calibrated null model",
+    keys: [
+      { key: 'alpha0', meaning: 'share of the ranks HC⁺ searches (i ≤ alpha0·E), a number in [1/E, 1]; default 0.5' },
+      MIN_K_KEY,
+      MAX_K_KEY,
+      WEIGHTS_KEY,
+      NULL_KEY,
+    ],
+    build: (a, d) => {
+      const alpha0 = a.real('alpha0', 0.5, 0, 1);
+      if (searchedRanks(alpha0, d.numExperts) < 1) {
+        throw new RoutelabError('--router', `hc: invalid alpha0=${alpha0}; expected a number in [1/E, 1] = [${1 / d.numExperts}, 1], so that HC⁺ searches at least one rank`);
+      }
+      return new HcRouter({ alpha0, ...adaptiveSettings(a, d), nullModel: nullModelOf(a, d) });
     },
   },
   {
@@ -156,18 +210,27 @@ export const ROUTER_KINDS: readonly RouterKind[] = [
   },
 ];
 
-/** Build the router a spec string names, for a model with these routing defaults. */
-export function parseRouterSpec(spec: string, defaults: RouterDefaults): Router {
+/** A spec's router name (before the `:`; `default` when empty) and its key=value text (after the `:`). */
+export function splitSpec(spec: string): { name: string; body: string } {
   const trimmed = spec.trim();
   const colon = trimmed.indexOf(':');
-  const name = colon < 0 ? trimmed || 'default' : trimmed.slice(0, colon).trim();
+  return colon < 0 ? { name: trimmed || 'default', body: '' } : { name: trimmed.slice(0, colon).trim(), body: trimmed.slice(colon + 1).trim() };
+}
+
+/** Whether a spec names a router that tests logits against a null model (one whose kind takes `null=`: bh, hc). */
+export function takesNullModel(spec: string): boolean {
+  return ROUTER_KINDS.find((k) => k.name === splitSpec(spec).name)?.keys.includes(NULL_KEY) ?? false;
+}
+
+/** Build the router a spec string names, for a model with these routing defaults. */
+export function parseRouterSpec(spec: string, defaults: RouterDefaults): Router {
+  const { name, body } = splitSpec(spec);
   const kind = ROUTER_KINDS.find((k) => k.name === name);
   if (!kind) {
     const known = ROUTER_KINDS.map((k) => `${k.name} (${k.summary})`).join('; ');
     throw new RoutelabError('--router', `unknown router "${name}"; known routers: ${known}`);
   }
   const values = new Map<string, string>();
-  const body = colon < 0 ? '' : trimmed.slice(colon + 1).trim();
   // Split only before `key=`, so a comma inside a value (a null-model path) stays part of it.
   for (const pair of body ? body.split(/,(?=\s*[a-z_]+\s*=)/) : []) {
     const eq = pair.indexOf('=');

@@ -1,4 +1,5 @@
 import type { RoutingParameters } from '../model/architecture.js';
+import type { WeightMode } from './selection.js';
 
 /**
  * A router turns one layer's router logits r[T×E] into, per token, a set of experts and their weights
@@ -48,6 +49,20 @@ export interface RouterDefaults {
   defaultSpec(k: number): string;
   /** A MoE layer's per-expert selection bias (DeepSeek-V3's e_score_correction_bias), null when the model has none. */
   selectionBias(moeLayer: number): Float32Array | null;
+}
+
+/**
+ * The configuration name of an adaptive router whose weights default to `probs` (topp, threshold, entropy, hc):
+ * `{max_k}experts_{rule}`, then `_mink{n}` when min_k is not 1 and `_renorm` with `weights=renorm`.
+ */
+export function adaptiveConfigName(rule: string, { minK, maxK, weights }: { minK: number; maxK: number; weights: WeightMode }): string {
+  return `${maxK}experts_${rule}${minK !== 1 ? `_mink${minK}` : ''}${weights === 'renorm' ? '_renorm' : ''}`;
+}
+
+/** A fraction in a configuration name: hundredths in 3 digits (0.5 → `050`), or all its digits when it has finer ones (0.555 → `0555`). */
+export function fractionName(x: number): string {
+  const hundredths = 100 * x;
+  return Number.isInteger(Math.round(hundredths * 1e9) / 1e9) ? String(Math.round(hundredths)).padStart(3, '0') : String(x).replace('.', '');
 }
 
 /** A spec as a file-name-safe configuration name: `name:key=value,…` → `name_keyvalue_…` (paths reduced to their stem). */

@@ -1,4 +1,4 @@
-import type { Router, Routing } from './router.js';
+import { adaptiveConfigName, fractionName, type Router, type Routing } from './router.js';
 import { largestFirst, requireExperts, type WeightMode, writeSelection } from './selection.js';
 import { softmaxRow } from './softmax.js';
 
@@ -32,10 +32,7 @@ export class TopPRouter implements Router {
 
   /** `{max_k}experts_topp_p050` (p in hundredths, more digits when it has them), then the settings that differ from the defaults. */
   configName(): string {
-    const hundredths = 100 * this.p;
-    const p = Number.isInteger(Math.round(hundredths * 1e9) / 1e9) ? String(Math.round(hundredths)).padStart(3, '0') : String(this.p).replace('.', '');
-    const minK = this.minK !== 1 ? `_mink${this.minK}` : '';
-    return `${this.maxK}experts_topp_p${p}${minK}${this.weights === 'renorm' ? '_renorm' : ''}`;
+    return adaptiveConfigName(`topp_p${fractionName(this.p)}`, this);
   }
 
   route(_layer: number, logits: Float32Array, tokens: number, numExperts: number): Routing {

@@ -17,7 +17,7 @@ import { loadModel, type LoadedModel } from '../load.js';
 import { fileSha256 } from '../file-hash.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
-import { parseRouterSpec } from '../routers/registry.js';
+import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
@@ -175,11 +175,12 @@ async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer:
   return file;
 }
 
-/** A bh spec without `null=` gets the sweep's null model. */
+/** A spec of a router that tests against a null model (bh, hc) without `null=` gets the sweep's null model. */
 function withNull(spec: string, nullFile: string | null): string {
-  if (!spec.startsWith('bh:') || /(^|,)\s*null\s*=/.test(spec.slice(3))) return spec;
-  if (nullFile === null) throw new Error('bh router without a null model');
-  return `${spec},null=${nullFile}`;
+  const { name, body } = splitSpec(spec);
+  if (!takesNullModel(spec) || /(^|,)\s*null\s*=/.test(body)) return spec;
+  if (nullFile === null) throw new Error(`${spec}: router without a null model`);
+  return `${name}:${body ? `${body},` : ''}null=${nullFile}`;
 }
 
 /** Temp files of writes interrupted by a kill: never trusted, removed on the next run. */

@@ -28,7 +28,7 @@ export interface SweepTask {
 
 export interface SweepSpec {
   readonly mode: SweepMode;
-  /** Router specs in run order; `bh:` specs without `null=` get the sweep's null model. */
+  /** Router specs in run order; `bh:` and `hc:` specs without `null=` get the sweep's null model. */
   readonly routers: readonly string[];
   readonly tasks: readonly SweepTask[];
   readonly limit: number | null;
@@ -36,7 +36,7 @@ export interface SweepSpec {
   readonly maxLength: number | null;
   readonly batchSize: number;
   readonly trace: 'off' | 'counts' | 'full';
-  /** Null-model file for bh; absent → calibration runs first and stores RUN_DIR/null.json. */
+  /** Null-model file for bh and hc; absent → calibration runs first and stores RUN_DIR/null.json. */
   readonly nullModel: string | null;
   readonly calibration: { readonly data: string | null; readonly tokens: number; readonly perExpert: boolean };
   /** Seed of the paired bootstrap (and of --sample-seed sampling when set). */
