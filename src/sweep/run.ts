@@ -20,6 +20,7 @@ import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
+import { loadFewshot, type FewshotPrompts } from '../tasks/fewshot.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
 import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
@@ -53,6 +54,8 @@ interface TaskData {
   readonly total: number;
   readonly path: string;
   readonly fingerprint: string;
+  /** The documents' few-shot examples, the same for every configuration. */
+  readonly fewshot: FewshotPrompts;
 }
 
 interface Cell {
@@ -119,7 +122,8 @@ async function loadTaskData(options: SweepOptions): Promise<{ data: TaskData[]; 
     const { docs, selection } = selectDocs(loaded.docs, { limit: spec.limit ?? undefined, sampleSeed: spec.sampleSeed ?? undefined });
     if (docs.length === 0) throw new RoutelabError(path, `no ${t.name} documents to evaluate`);
     if (loaded.badRows.length) progress.log(`sweep: ${t.name}: ${badRowsReport(loaded.badRows)}`);
-    data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs) });
+    const fewshot = await loadFewshot(task, docs, loaded, { numFewshot: spec.numFewshot, path, onBadRow: 'skip' });
+    data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs), fewshot });
   }
   return { data, skipped };
 }
@@ -242,7 +246,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
       const key = sha256(JSON.stringify({
         router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
-        maxLength: spec.maxLength, trace: spec.trace, code: codeVersion,
+        maxLength: spec.maxLength, fewshot: d.fewshot.setting, trace: spec.trace, code: codeVersion,
       }));
       return { router, config, data: d, file: join(runDir, `${config}_${d.task.name}.json`), key };
     };
@@ -269,6 +273,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
       const summary = await evaluate(model, tokenizer, task, docs, {
         router: cell.router,
         maxLength: spec.maxLength ?? undefined,
+        fewshot: cell.data.fewshot,
         batchSize: spec.batchSize,
         trace: spec.trace,
         traceFile,
