@@ -36,6 +36,7 @@ export { CpuBackend } from './backends/cpu.js';
 export type { Task, TaskDoc, Request, RequestResult, DocScores, BadRow } from './tasks/task.js';
 export { getTask, TASK_NAMES, DEFAULT_DATA } from './tasks/registry.js';
 export { selectDocs, fingerprintDocs } from './tasks/selection.js';
+export { loadFewshot, fewshotPrompts, FEWSHOT_SEED, type FewshotPrompts } from './tasks/fewshot.js';
 export { evaluate, type EvaluateOptions, type EvalSummary } from './eval/evaluate.js';
 export { scoreUnits } from './eval/scorer.js';
 export { readTrace, readDocTrace, type Trace } from './trace/reader.js';

@@ -7,6 +7,7 @@ import { evaluate } from '../eval/evaluate.js';
 import { loadModel } from '../load.js';
 import { requireTokenizer } from '../model/tokenizer.js';
 import { parseRouterSpec } from '../routers/registry.js';
+import { FEWSHOT_SEED, loadFewshot } from '../tasks/fewshot.js';
 import { getTask } from '../tasks/registry.js';
 import { selectDocs } from '../tasks/selection.js';
 import type { BadRowPolicy } from '../tasks/task.js';
@@ -26,6 +27,10 @@ export const evalCommand: Command = {
                        (every router and key: routelab list routers; tasks, metrics and routers defined in docs/semantics.md)
   --limit N            evaluate the first N documents (with --sample-seed: a seeded sample of N)
   --sample-seed S      take a seeded random sample of --limit documents instead of the first ones
+  --num-fewshot N      put N solved examples before each prompt, drawn as lm-eval draws them (choice tasks and
+                       lambada_openai; default 0)
+  --fewshot-seed S     the few-shot sampling seed (default ${FEWSHOT_SEED}, lm-eval's)
+  --fewshot-data PATH  where the task's few-shot split is (train for the choice tasks; default: --data)
   --max-length M       window / truncation length in tokens (default: the model's max_position_embeddings)
   --batch-size B       sequences per forward pass (default 16)
   --max-batch-tokens N tokens per forward pass (default 16384)
@@ -45,6 +50,9 @@ ${threadsUsage(21)}
     router: { type: 'string', default: 'default' },
     limit: { type: 'string' },
     'sample-seed': { type: 'string' },
+    'num-fewshot': { type: 'string', default: '0' },
+    'fewshot-seed': { type: 'string' },
+    'fewshot-data': { type: 'string' },
     'max-length': { type: 'string' },
     'batch-size': { type: 'string' },
     'max-batch-tokens': { type: 'string' },
@@ -77,6 +85,11 @@ ${threadsUsage(21)}
     const maxLength = optionalInt('max-length', 1);
     const batchSize = optionalInt('batch-size', 1);
     const maxBatchTokens = optionalInt('max-batch-tokens', 1);
+    const numFewshot = optionalInt('num-fewshot', 0)!;
+    const fewshotSeed = optionalInt('fewshot-seed', 0);
+    for (const flag of ['fewshot-seed', 'fewshot-data']) {
+      if (values[flag] !== undefined && numFewshot === 0) throw new RoutelabError(`--${flag}`, 'only with --num-fewshot N > 0');
+    }
     const quiet = values.quiet === true;
 
     const loadStart = performance.now();
@@ -85,8 +98,11 @@ ${threadsUsage(21)}
     const router = parseRouterSpec(values.router as string, model.routerDefaults);
     const loaded = await task.load(dataPath, onBadRow as BadRowPolicy);
     const { docs, selection } = selectDocs(loaded.docs, { limit, sampleSeed });
-    const loadSeconds = (performance.now() - loadStart) / 1000;
     if (docs.length === 0) throw new RoutelabError(dataPath, `no ${task.name} documents to evaluate`);
+    const fewshot = await loadFewshot(task, docs, loaded, {
+      numFewshot, seed: fewshotSeed, path: (values['fewshot-data'] as string | undefined) ?? dataPath, onBadRow: onBadRow as BadRowPolicy,
+    });
+    const loadSeconds = (performance.now() - loadStart) / 1000;
 
     const config = router.configName(model.architecture.routing);
     mkdirSync(outDir, { recursive: true });
@@ -95,10 +111,17 @@ ${threadsUsage(21)}
     if (!quiet) console.error(`eval: ${task.name}, ${docs.length} documents (${loaded.format}), router ${router.spec} → ${config}`);
     if (!quiet && loaded.badRows.length) console.error(badRowsReport(loaded.badRows));
     if (!quiet) for (const warning of loaded.warnings) console.error(`eval: warning: ${warning}`);
+    if (!quiet && numFewshot > 0) {
+      const from = fewshot.setting.split === task.split
+        ? `the ${task.split} split itself (lm-eval's rule when a task has no other; never the document evaluated)`
+        : `the ${fewshot.setting.split} split`;
+      console.error(`eval: ${numFewshot}-shot, examples from ${from}, seed ${fewshot.setting.seed}`);
+    }
     let lastReport = 0;
     const summary = await evaluate(model, tok, task, docs, {
       router,
       maxLength,
+      fewshot,
       batchSize,
       maxBatchTokens,
       trace: trace as TraceLevel,
@@ -116,6 +139,10 @@ ${threadsUsage(21)}
     });
     writeFileAtomic(`${base}.json`, JSON.stringify(summary, null, 2) + '\n');
     if (values.json === true) console.log(JSON.stringify({ files: { summary: `${base}.json`, trace: summary.trace.file }, ...summary }));
+    if (!quiet && summary.fewshot.truncated_requests > 0 && numFewshot > 0) {
+      console.error(`eval: ${summary.fewshot.truncated_requests} of ${summary.timings.requests} contexts were longer than ` +
+        `${summary.max_length} tokens and lost their start (their first examples), as lm-eval truncates`);
+    }
     if (!quiet) {
       const primary = summary.metrics[task.primaryMetric];
       console.error(`eval: ${task.primaryMetric} ${primary?.toFixed(4)}, avg_experts ${summary.routing.avg_experts.toFixed(3)}, ` +

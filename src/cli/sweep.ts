@@ -27,6 +27,7 @@ export const sweepCommand: Command = {
   --smallbench       add sst2, rte, mrpc, boolq to the default tasks
   --limit N          documents per task (overrides the mode)
   --max-length M     window / truncation length (overrides the mode)
+  --num-fewshot N    few-shot examples per prompt, lm-eval's draw (choice tasks and lambada_openai; default 0)
   --null FILE        bh/hc null model (default: calibrate on DATA_DIR/train-text into RUN_DIR/null.json)
   --profile          also profile every configuration (latency, throughput, memory) into {config}_profile.json
   --backend NAME     auto (default) | native | cpu | webgpu
@@ -43,6 +44,7 @@ ${threadsUsage(17)}
     smallbench: { type: 'boolean', default: false },
     limit: { type: 'string' },
     'max-length': { type: 'string' },
+    'num-fewshot': { type: 'string' },
     null: { type: 'string' },
     profile: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'auto' },
@@ -79,6 +81,7 @@ ${threadsUsage(17)}
     };
     if (values.limit !== undefined) spec = { ...spec, limit: positive('limit') };
     if (values['max-length'] !== undefined) spec = { ...spec, maxLength: positive('max-length') };
+    if (values['num-fewshot'] !== undefined) spec = { ...spec, numFewshot: numberFlag(values, 'num-fewshot', 0, true) };
     if (values.null !== undefined) spec = { ...spec, nullModel: values.null as string };
     if (values.profile === true) spec = { ...spec, profile: true };
 

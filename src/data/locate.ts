@@ -35,6 +35,7 @@ const SPLIT_ALIASES: Readonly<Record<string, readonly string[]>> = {
   test: ['test'],
   train: ['train'],
 };
+const KNOWN_SPLITS: ReadonlySet<string> = new Set(Object.values(SPLIT_ALIASES).flat());
 const METADATA_FILES = new Set(['state.json', 'dataset_info.json', 'dataset_dict.json', 'dataset_infos.json']);
 const COMPRESSED = /\.(bz2|gz|xz|zst|zip|7z)$/i;
 const SHARD = /(^|[-_])\d+(-of-\d+)?$/;
@@ -99,8 +100,10 @@ export function chooseSplitFiles(relPaths: readonly string[], query: SplitQuery,
 function chooseIn(paths: readonly string[], query: SplitQuery, where: string, relPaths: readonly string[]): LocatedFiles {
   const aliases = splitAliases(query.split);
   const matching = paths.filter((p) => tokens(p).some((t) => aliases.includes(t)));
-  // A single data file in a save_to_disk folder (no split in its path) is the split when the folder is all there is.
-  const candidates = matching.length > 0 ? matching : paths.filter((p) => path.posix.basename(p).startsWith('data-') && p.endsWith('.arrow'));
+  // A single data file in a save_to_disk folder (no split in its path) is the split when the folder is all there is;
+  // one under another split's folder (validation/data-*.arrow when train is asked for) never is.
+  const namesASplit = (p: string) => tokens(p).some((t) => KNOWN_SPLITS.has(t));
+  const candidates = matching.length > 0 ? matching : paths.filter((p) => path.posix.basename(p).startsWith('data-') && p.endsWith('.arrow') && !namesASplit(p));
   for (const format of FORMAT_ORDER) {
     if (!query.formats.includes(format)) continue;
     const ofFormat = candidates.filter((p) => safeFormat(p) === format);

@@ -12,11 +12,12 @@ import { RoutelabError } from '../errors.js';
 import type { MoeModel } from '../model/model.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { Router } from '../routers/router.js';
+import { zeroShot, type FewshotPrompts } from '../tasks/fewshot.js';
 import { fingerprintDocs } from '../tasks/selection.js';
 import type { BadRow, DocScores, RequestResult, Task, TaskDoc } from '../tasks/task.js';
 import { TRACE_FORMAT, type TraceLevel } from '../trace/format.js';
 import { VERSION } from '../version.js';
-import { requestUnits, type ScoringUnit } from './requests.js';
+import { requestUnits, withContextPrefix, type ScoringUnit } from './requests.js';
 import { RoutingObservation } from './observation.js';
 import { outputDeterminism, type RoutingMetrics } from './routing-metrics.js';
 import { scoreUnits, type ScoringInput } from './scorer.js';
@@ -26,6 +27,8 @@ export interface EvaluateOptions {
   readonly router?: Router;
   /** Window / truncation length m (SPEC §3); default the model's max_position_embeddings. */
   readonly maxLength?: number;
+  /** Each document's few-shot examples, put before its contexts (src/tasks/fewshot.ts); default zero-shot. */
+  readonly fewshot?: FewshotPrompts;
   readonly batchSize?: number;
   readonly maxBatchTokens?: number;
   readonly maxBatchLogitRows?: number;
@@ -80,6 +83,19 @@ export interface EvalSummary {
   };
   max_length: number;
   batch_size: number;
+  fewshot: {
+    num_fewshot: number;
+    seed: number | null;
+    split: string | null;
+    fingerprint: string | null;
+    /** Where the examples were read from. */
+    files: string[];
+    /** Documents that drew themselves among their examples and kept N − 1 (LAMBADA, as lm-eval). */
+    short_docs: number;
+    bad_rows_skipped: number;
+    /** Loglikelihood requests whose context (examples first) lost its start to max_length, lm-eval's left truncation. */
+    truncated_requests: number;
+  };
   metrics: Record<string, number>;
   /** Per-document scores in document order (columnar), for paired comparisons such as the bootstrap. */
   documents: { index: number[]; scores: Record<string, number[]> };
@@ -127,17 +143,23 @@ export async function evaluate<D extends TaskDoc>(
   const batchSize = options.batchSize ?? 16;
   const traceLevel = options.trace ?? 'off';
   const config = router.configName(c.routing);
+  const fewshot = options.fewshot ?? zeroShot();
+  if (fewshot.setting.num_fewshot > 0 && fewshot.prefixes.length !== docs.length) {
+    throw new Error(`evaluate: ${fewshot.prefixes.length} few-shot prefixes for ${docs.length} documents`);
+  }
 
   // Requests → scoring units (rolling requests have several windows).
   const scoring: ScoringInput[] = [];
   const unitInfo: { doc: number; seqInDoc: number; offset: number }[] = [];
   const requestSpans: { doc: number; first: number; count: number }[][] = []; // per doc, per request
   let requestCount = 0;
+  let truncatedRequests = 0;
   docs.forEach((doc, d) => {
     const spans: { doc: number; first: number; count: number }[] = [];
     let seqInDoc = 0;
     for (const request of task.requests(doc)) {
-      const units: ScoringUnit[] = requestUnits(tokenizer, request, prefixToken, maxLength);
+      const units: ScoringUnit[] = requestUnits(tokenizer, withContextPrefix(request, fewshot.prefixes[d] ?? ''), prefixToken, maxLength);
+      if (request.kind === 'loglikelihood' && units[0]!.offset > 0) truncatedRequests++;
       spans.push({ doc: d, first: scoring.length, count: units.length });
       for (const u of units) {
         scoring.push({ input: u.input, targets: u.targets, group: d });
@@ -239,6 +261,13 @@ export async function evaluate<D extends TaskDoc>(
     },
     max_length: maxLength,
     batch_size: batchSize,
+    fewshot: {
+      ...fewshot.setting,
+      files: [...fewshot.files],
+      short_docs: fewshot.shortDocs,
+      bad_rows_skipped: fewshot.badRowsSkipped,
+      truncated_requests: truncatedRequests,
+    },
     metrics,
     documents: {
       index: docs.map((d) => d.index),

@@ -98,6 +98,16 @@ export function rollingWindows(tokens: Int32Array, prefixToken: number, maxLengt
   return windows;
 }
 
+/**
+ * A loglikelihood request with `prefix` (its few-shot examples) before the context, the continuation unchanged; the
+ * request itself when there is no prefix. Rolling requests have no context to put examples before.
+ */
+export function withContextPrefix(request: Request, prefix: string): Request {
+  if (prefix === '') return request;
+  if (request.kind !== 'loglikelihood') throw new Error('a rolling request takes no few-shot prefix');
+  return { ...request, context: prefix + request.context };
+}
+
 /** The scoring units of one request (one for loglikelihood; one per window for rolling). */
 export function requestUnits(tok: TokenEncoder, request: Request, prefixToken: number, maxLength: number): ScoringUnit[] {
   if (request.kind === 'loglikelihood') return [loglikelihoodUnit(tok, request.context, request.continuation, prefixToken, maxLength)];

@@ -37,6 +37,8 @@ export interface CellIdentity {
   readonly task: string;
   readonly data: string;
   readonly maxLength: number | null;
+  /** Few-shot setting: N, seed, split and the fingerprint of the examples. */
+  readonly fewshot: unknown;
   readonly trace: string;
   readonly code: string;
 }
@@ -50,6 +52,7 @@ const CHANGED: Readonly<Record<keyof CellIdentity, string>> = {
   task: 'task changed',
   data: 'documents changed',
   maxLength: 'max length changed',
+  fewshot: 'few-shot examples changed',
   trace: 'trace level changed',
   code: 'routelab version changed',
 };

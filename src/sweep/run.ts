@@ -19,6 +19,7 @@ import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
+import { loadFewshot, type FewshotPrompts } from '../tasks/fewshot.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
 import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
@@ -53,6 +54,8 @@ interface TaskData {
   readonly total: number;
   readonly path: string;
   readonly fingerprint: string;
+  /** The documents' few-shot examples, the same for every configuration. */
+  readonly fewshot: FewshotPrompts;
 }
 
 export interface Cell {
@@ -113,7 +116,8 @@ async function loadTaskData(options: PlanInputs): Promise<{ data: TaskData[]; sk
     if (docs.length === 0) throw new RoutelabError(path, `no ${t.name} documents to evaluate`);
     if (loaded.badRows.length) progress.log(`sweep: ${t.name}: ${badRowsReport(loaded.badRows)}`);
     for (const warning of loaded.warnings) progress.log(`sweep: ${t.name}: warning: ${warning}`);
-    data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs) });
+    const fewshot = await loadFewshot(task, docs, loaded, { numFewshot: spec.numFewshot, path, onBadRow: 'skip' });
+    data.push({ task, loaded, docs, total: selection.total, path, fingerprint: fingerprintDocs(task, docs), fewshot });
   }
   return { data, skipped };
 }
@@ -259,7 +263,7 @@ export async function planSweep(options: PlanInputs, inputs: SweepInputs, { cali
     if (source) routerIdentity = routerIdentity.replace(source.file, `cell:${source.key}`);
     const identity: CellIdentity = {
       router: routerIdentity, model: modelHash, task: d.task.name, data: d.fingerprint,
-      maxLength: spec.maxLength, trace: spec.trace, code,
+      maxLength: spec.maxLength, fewshot: d.fewshot.setting, trace: spec.trace, code,
     };
     const name = `${config}_${d.task.name}`;
     return {
@@ -293,6 +297,7 @@ export async function evaluateCell(plan: SweepPlan, cell: Cell, onProgress?: (do
   const summary = await evaluate(plan.loaded.model, plan.tokenizer, task, docs, {
     router: cell.router,
     maxLength: spec.maxLength ?? undefined,
+    fewshot: cell.data.fewshot,
     batchSize: spec.batchSize,
     trace: spec.trace,
     traceFile: cell.traceFile ?? undefined,

@@ -34,6 +34,8 @@ export interface SweepSpec {
   readonly limit: number | null;
   readonly sampleSeed: number | null;
   readonly maxLength: number | null;
+  /** Few-shot examples per prompt, drawn as lm-eval draws them with its seed 1234 (src/tasks/fewshot.ts). */
+  readonly numFewshot: number;
   readonly batchSize: number;
   readonly trace: 'off' | 'counts' | 'full';
   /** Null-model file for bh and hc; absent → calibration runs first and stores RUN_DIR/null.json. */
@@ -75,6 +77,7 @@ export function gridRouters(baselines: readonly number[], bh: { maxK: readonly n
 
 const COMMON = {
   sampleSeed: null,
+  numFewshot: 0,
   batchSize: 16,
   trace: 'counts' as const,
   nullModel: null,
@@ -133,6 +136,7 @@ const customSchema = z.strictObject({
   limit: positiveInt.nullable().default(null),
   sample_seed: z.number().int().min(0).nullable().default(null),
   max_length: positiveInt.nullable().default(null),
+  num_fewshot: z.number().int().min(0).default(0),
   batch_size: positiveInt.default(16),
   trace: z.enum(TRACE_LEVELS as unknown as [string, ...string[]]).default('counts'),
   null: z.string().min(1).nullable().default(null),
@@ -171,6 +175,7 @@ export function readCustomSpec(file: string): SweepSpec {
     limit: s.limit,
     sampleSeed: s.sample_seed,
     maxLength: s.max_length,
+    numFewshot: s.num_fewshot,
     batchSize: s.batch_size,
     trace: s.trace as SweepSpec['trace'],
     nullModel: s.null,

@@ -1,12 +1,13 @@
 /**
  * Multiple-choice tasks (lm-eval `output_type: multiple_choice`): one loglikelihood request per choice, continuation
- * ' ' + choice (target_delimiter), prediction = argmax ll. sst2, rte, mrpc and boolq are this plus data.
+ * target_delimiter ' ' + choice, prediction = argmax ll. sst2, rte, mrpc and boolq are this plus data.
  */
 import { RowError } from '../data/bad-rows.js';
 import type { DataFormat, SplitQuery } from '../data/locate.js';
+import { TARGET_DELIMITER } from './fewshot.js';
 import { loadRecordTask, type ParseRecord } from './load.js';
 import { argmax, f1FromScores, mean } from './metrics.js';
-import type { DocScores, LoglikelihoodRequest, RequestResult, Task, TaskDoc } from './task.js';
+import type { DocScores, FewshotRules, LoglikelihoodRequest, RequestResult, Task, TaskDoc } from './task.js';
 
 export interface ChoiceDoc extends TaskDoc {
   /** The prompt, exactly as the model sees it. */
@@ -18,8 +19,14 @@ export interface ChoiceDoc extends TaskDoc {
 }
 
 export function choiceRequests(doc: ChoiceDoc): LoglikelihoodRequest[] {
-  return doc.choices.map((choice) => ({ kind: 'loglikelihood', context: doc.context, continuation: ` ${choice}` }));
+  return doc.choices.map((choice) => ({ kind: 'loglikelihood', context: doc.context, continuation: TARGET_DELIMITER + choice }));
 }
+
+/** lm-eval's few-shot form of every choice task here: examples from the train split, each answered with its gold choice. */
+export const CHOICE_FEWSHOT: FewshotRules<ChoiceDoc> = {
+  split: 'train',
+  example: (doc) => doc.context + TARGET_DELIMITER + doc.choices[doc.gold]!,
+};
 
 /** The fields every multiple-choice fingerprint covers: prompt, choices, gold. */
 export function choiceFingerprint(doc: ChoiceDoc): string {
@@ -72,5 +79,6 @@ export function choiceTask(spec: ChoiceTaskSpec): Task<ChoiceDoc> {
       if (spec.f1Positive !== undefined) metrics.f1 = f1FromScores(scores, spec.f1Positive);
       return metrics;
     },
+    fewshot: CHOICE_FEWSHOT,
   };
 }

@@ -8,7 +8,7 @@ import { BadRows, RowError } from '../data/bad-rows.js';
 import { labelField, textField, textListField } from '../data/fields.js';
 import { readRecordLines, type Line } from '../data/lines.js';
 import { resolveData } from '../data/records.js';
-import { choiceFingerprint, choiceRequests, scoreChoices, type ChoiceDoc } from './choice.js';
+import { CHOICE_FEWSHOT, choiceFingerprint, choiceRequests, scoreChoices, type ChoiceDoc } from './choice.js';
 import { loadRecordDocs } from './load.js';
 import { argmax, mean } from './metrics.js';
 import type { Task } from './task.js';
@@ -61,6 +61,7 @@ export const hellaswag: Task<ChoiceDoc> = {
     return { acc, acc_norm: predNorm === doc.gold ? 1 : 0, pred, pred_norm: predNorm, gold };
   },
   aggregate: (scores) => ({ acc: mean(scores, 'acc'), acc_norm: mean(scores, 'acc_norm') }),
+  fewshot: CHOICE_FEWSHOT,
 };
 
 /**

@@ -1,6 +1,8 @@
 export type * from './task.js';
 export { DEFAULT_DATA, getTask, TASK_NAMES, type DefaultData } from './registry.js';
-export { fingerprintDocs, sampleIndices, selectDocs, type Selection, type SelectOptions } from './selection.js';
+export { fingerprintDocs, fingerprintTexts, sampleIndices, selectDocs, type Selection, type SelectOptions } from './selection.js';
+export { FEWSHOT_SEED, fewshotPrompts, loadFewshot, zeroShot, type FewshotPrompts, type FewshotSetting } from './fewshot.js';
+export { PythonRandom } from './python-random.js';
 export { argmax, bitsPerByte, f1Binary, f1FromScores, mean, perplexityFromSums, sum } from './metrics.js';
 export { choiceTask, type ChoiceDoc, type ChoiceTaskSpec } from './choice.js';
 export { wikitext, wikitextDetokenize, isWikitextHeading, splitWikitextPages, wikitextWords, type WikitextDoc } from './wikitext.js';

@@ -4,6 +4,7 @@
  * acc = the continuation is the greedy decode; perplexity = exp(−mean over documents of ll).
  */
 import { textField } from '../data/fields.js';
+import { TARGET_DELIMITER } from './fewshot.js';
 import { loadRecordTask } from './load.js';
 import { mean } from './metrics.js';
 import type { Task, TaskDoc } from './task.js';
@@ -41,4 +42,7 @@ export const lambadaOpenai: Task<LambadaDoc> = {
   requests: (doc) => [{ kind: 'loglikelihood', context: doc.context, continuation: doc.continuation }],
   score: (_doc, [result]) => ({ ll: result!.logLikelihood, acc: result!.isGreedy ? 1 : 0, tokens: result!.tokens }),
   aggregate: (scores) => ({ perplexity: Math.exp(-mean(scores, 'll')), acc: mean(scores, 'acc') }),
+  // No other split: lm-eval samples the test split itself. Its target ' ' + word follows target_delimiter ' ', so an
+  // example has two spaces before its last word, exactly as lm-eval writes it.
+  fewshot: { split: 'test', example: (doc) => doc.context + TARGET_DELIMITER + doc.continuation },
 };

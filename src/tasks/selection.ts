@@ -73,13 +73,16 @@ function mulberry32(seed: number): () => number {
 
 /** sha256 hex over `len:text` for the task name, then each document's canonical text (len = UTF-8 bytes). */
 export function fingerprintDocs<D extends TaskDoc>(task: Task<D>, docs: readonly D[]): string {
+  return fingerprintTexts([task.name, ...docs.map((doc) => task.fingerprint(doc))]);
+}
+
+/** sha256 hex over `len:text` for each text in order (len = UTF-8 bytes), so that concatenation is unambiguous. */
+export function fingerprintTexts(texts: Iterable<string>): string {
   const hash = createHash('sha256');
-  const add = (text: string) => {
+  for (const text of texts) {
     const bytes = Buffer.from(text, 'utf8');
     hash.update(`${bytes.length}:`);
     hash.update(bytes);
-  };
-  add(task.name);
-  for (const doc of docs) add(task.fingerprint(doc));
+  }
   return hash.digest('hex');
 }

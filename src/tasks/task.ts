@@ -87,4 +87,14 @@ export interface Task<D extends TaskDoc = TaskDoc> {
   score(doc: D, results: readonly RequestResult[]): DocScores;
   /** The task's metrics (SPEC §3) over the per-document scores. */
   aggregate(scores: readonly DocScores[]): Record<string, number>;
+  /** How lm-eval shows this task's documents as few-shot examples; absent for tasks scored as whole texts. */
+  readonly fewshot?: FewshotRules<D>;
+}
+
+/** A task's few-shot form (lm-eval's rules, src/tasks/fewshot.ts). */
+export interface FewshotRules<D extends TaskDoc> {
+  /** The split examples come from: lm-eval's fewshot_split, else training_split, else validation_split, else test_split. */
+  readonly split: string;
+  /** One solved example: doc_to_text, target_delimiter ' ', the gold target (without the "\n\n" that follows it). */
+  example(doc: D): string;
 }
