@@ -20,16 +20,18 @@ export const BASELINE_COLOR = '#000000';
  * configurations; both were designed to stay distinguishable under the common colour-vision deficiencies. Past
  * 1 + 16 configurations colours repeat.
  */
-const CONFIG_PALETTE: readonly string[] = [
+export const CONFIG_PALETTE: readonly string[] = [
   '#E69F00', '#56B4E9', '#009E73', '#0072B2', '#D55E00', '#CC79A7', '#F0E442',
   '#332288', '#88CCEE', '#44AA99', '#117733', '#999933', '#DDCC77', '#CC6677', '#882255', '#AA4499',
 ];
 
 /** Perceptually uniform and colour-blind-safe: used for every heatmap. */
 export const SEQUENTIAL_SCHEME = 'viridis';
+/** For heatmaps of signed deviations, centred on 0: viridis would give 0 a colour of its own and hide the sign. */
+export const DIVERGING_SCHEME = 'blueorange';
 
 /** Vega-Lite colour scale giving each configuration its colour: the same domain and range in every chart keep colours consistent. */
-export function configColorScale(configs: readonly ConfigInfo[]): { domain: string[]; range: string[] } {
+export function configColorScale(configs: readonly Pick<ConfigInfo, 'name' | 'isBaseline'>[]): { domain: string[]; range: string[] } {
   let next = 0;
   const range = configs.map((c) => (c.isBaseline ? BASELINE_COLOR : CONFIG_PALETTE[next++ % CONFIG_PALETTE.length]));
   return { domain: configs.map((c) => c.name), range };
