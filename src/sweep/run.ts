@@ -29,6 +29,7 @@ import { VERSION } from '../version.js';
 import { clearRun, previousManifest, specDifferences } from './design.js';
 import { matchedControls } from './controls.js';
 import type { Progress } from './progress.js';
+import { SweepStatus } from './status.js';
 import { cellKey, type CellIdentity, modelFingerprint, sealSummary, sha256, staleness } from './identity.js';
 import { compareToBaseline, resultRow, writeResults, type ResultRow } from './results.js';
 import type { SweepSpec } from './spec.js';
@@ -327,6 +328,12 @@ export function cellResultLine(cell: Cell, summary: EvalSummary): string {
     `${summary.routing.tokens_per_second.toFixed(0)} tokens/s`;
 }
 
+/** What the live status shows of a finished cell. */
+export function statusResult(cell: Cell, summary: EvalSummary) {
+  const metric = cell.data.task.primaryMetric;
+  return { metric, value: summary.metrics[metric], avgExperts: summary.routing.avg_experts, tokens: summary.timings.input_tokens, seconds: summary.timings.eval_wall_s };
+}
+
 /** The matched controls of the plan's adaptive cells (they need those cells' summaries), in grid order. */
 export function plannedControls(plan: SweepPlan, summaries: ReadonlyMap<Cell, EvalSummary>): { cells: Cell[]; sourceOf: Map<Cell, Cell> } {
   const { model } = plan.loaded;
@@ -377,17 +384,30 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     let evaluated = 0;
     let resumed = 0;
     const summaries = new Map<Cell, EvalSummary>();
+    const status = new SweepStatus(runDir, 'local');
+    const worker = `${hostname()}:${process.pid}`;
     const runCells = async (list: readonly Cell[], count: number, first: number) => {
+      status.plan(list);
       const stale = staleCells(list, (line) => progress.log(line));
       for (const [n, cell] of list.entries()) {
         if (!stale.has(cell)) {
-          summaries.set(cell, readCellSummary(cell));
+          const summary = readCellSummary(cell);
+          summaries.set(cell, summary);
+          status.update(cell.name, 'done', { resumed: true, result: statusResult(cell, summary) });
           resumed++;
           continue;
         }
         progress.startCell(first + n, count, cell.name);
-        const summary = await evaluateCell(plan, cell, (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens));
+        status.update(cell.name, 'running', { worker });
+        let summary: EvalSummary;
+        try {
+          summary = await evaluateCell(plan, cell, (done, total, seconds, tokens) => progress.update(done, total, seconds, tokens));
+        } catch (e) {
+          status.update(cell.name, 'failed', { error: (e as Error).message });
+          throw e;
+        }
         summaries.set(cell, summary);
+        status.update(cell.name, 'done', { result: statusResult(cell, summary) });
         evaluated++;
         progress.endCell(cellResultLine(cell, summary));
       }
@@ -397,6 +417,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     const controls = plannedControls(plan, summaries);
     await runCells(controls.cells, plan.cells.length + controls.cells.length, plan.cells.length);
     const rows = await finishSweep(plan, controls, summaries, { evaluated, resumed, started });
+    status.finish();
     return { cells: plan.cells.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows };
   } finally {
     lock.release();
