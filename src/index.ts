@@ -25,7 +25,7 @@ export { parseRouterSpec, ROUTER_KINDS, type RouterKind } from './routers/regist
 export { TopKRouter } from './routers/topk.js';
 export { TopPRouter, type TopPParams } from './routers/topp.js';
 export { BhRouter, type BhParams } from './routers/bh.js';
-export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, type NullModel, type NullModelFile } from './routers/null-model.js';
+export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, NULL_ESTIMATORS, type NullEstimator, type NullModel, type NullModelFile } from './routers/null-model.js';
 
 export type { Backend, Tensor, Weight, ExpertPlan, ExpertWeights, BatchLayout, KvStore, AttentionShape } from './backends/backend.js';
 export { CpuBackend } from './backends/cpu.js';
