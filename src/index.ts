@@ -28,7 +28,7 @@ export { BhRouter, type BhParams } from './routers/bh.js';
 export { ThresholdRouter, type ThresholdParams } from './routers/threshold.js';
 export { EntropyRouter, type EntropyParams } from './routers/entropy.js';
 export { HcRouter, type HcParams } from './routers/hc.js';
-export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, type NullModel, type NullModelFile } from './routers/null-model.js';
+export { readNullModel, parseNullModel, nullCdf, NULL_MODEL_FORMAT, NULL_ESTIMATORS, type NullEstimator, type NullModel, type NullModelFile } from './routers/null-model.js';
 
 export type { Backend, Tensor, Weight, ExpertPlan, ExpertWeights, BatchLayout, KvStore, AttentionShape } from './backends/backend.js';
 export { CpuBackend } from './backends/cpu.js';

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fitNullModel } from '../src/calibrate/calibrate.js';
+import { DEFAULT_MAX_COMPONENTS } from '../src/calibrate/gmm.js';
+import { RoutelabError } from '../src/errors.js';
 import { erfc, kdeCdfGrid, normalCdf } from '../src/calibrate/kde.js';
 import { createRandom } from '../src/sampling.js';
-import { parseNullModel, readNullModel } from '../src/routers/null-model.js';
+import { specDifferences } from '../src/sweep/design.js';
+import { readCustomSpec } from '../src/sweep/spec.js';
+import { NULL_ESTIMATORS, NULL_MODEL_FORMAT, parseNullModel, readNullModel } from '../src/routers/null-model.js';
 import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
 
 test('erfc has relative error below 1.2e-7, tails included', () => {
@@ -61,7 +66,65 @@ test('fitNullModel writes a valid routelab.null/1 model, with per-expert nulls w
   assert.equal(parsed.layers[1].experts?.length, E);
   assert.equal(parsed.meta.tokens, 50);
   assert.equal(parsed.meta.note, 'test');
-  assert.equal((parsed.meta.bandwidths as number[]).length, 2);
+  assert.equal(parsed.estimator, 'kde');
+  assert.ok(parsed.layers.every((l) => l.params && 'bandwidth' in l.params && l.params.bandwidth > 0 && l.experts!.every((g) => g.params && 'bandwidth' in g.params)));
+});
+
+test('each estimator writes its name, every grid\'s parameters and a held-out KS per layer; kde grids are the plain KDE of all tokens', () => {
+  const random = createRandom(3);
+  const E = 4;
+  const tokens = 200;
+  const logits = [0, 1].map(() => Float32Array.from({ length: tokens * E }, () => random() * 4 - 2));
+  for (const estimator of NULL_ESTIMATORS) {
+    const file = fitNullModel(logits, E, { perExpert: true, points: 64, meta: {}, estimator, maxComponents: 2 });
+    const parsed = parseNullModel(JSON.parse(JSON.stringify(file)), 'null.json', { numLayers: 2, numExperts: E });
+    assert.equal(parsed.estimator, estimator);
+    assert.equal(parsed.meta.heldout_tokens, 20);
+    for (const layer of parsed.layers) {
+      assert.ok(layer.ks! > 0 && layer.ks! < 0.2, `${estimator}: ks = ${layer.ks}`);
+      assert.ok(layer.params && layer.experts!.every((g) => g.params), estimator);
+    }
+    if (estimator === 'gmm') assert.equal(parsed.meta.max_components, 2);
+  }
+  const kde = fitNullModel(logits, E, { perExpert: false, points: 64, meta: {} });
+  assert.deepEqual(kde.layers[1].x, Array.from(kdeCdfGrid(logits[1], 64).x));
+  assert.deepEqual(kde.layers[1].cdf, Array.from(kdeCdfGrid(logits[1], 64).cdf));
+});
+
+test('the held-out tokens are t mod 10 = 9: shifting only their logits drives the KS distance to 1', () => {
+  const random = createRandom(4);
+  const E = 2;
+  const logits = Float32Array.from({ length: 100 * E }, (_, i) => random() + (Math.floor(i / E) % 10 === 9 ? 50 : 0));
+  const shifted = fitNullModel([logits], E, { perExpert: false, points: 64, meta: {}, estimator: 'empirical' });
+  assert.ok(shifted.layers[0].ks! > 0.99, `ks = ${shifted.layers[0].ks}`);
+  const onTokenZero = Float32Array.from({ length: 100 * E }, (_, i) => random() + (Math.floor(i / E) % 10 === 0 ? 50 : 0));
+  assert.ok(fitNullModel([onTokenZero], E, { perExpert: false, points: 64, meta: {}, estimator: 'empirical' }).layers[0].ks! < 0.5);
+});
+
+test('null files: the estimator and its parameters are validated by name; a file without them reads as kde', () => {
+  const grid = { x: [0, 1], cdf: [0, 1] };
+  const rejects = (content: unknown, where: string, pattern: RegExp) =>
+    assert.throws(() => parseNullModel(content, 'null.json'), (e: unknown) => e instanceof RoutelabError && e.where === where && pattern.test(e.message), where);
+  const base = { format: NULL_MODEL_FORMAT, meta: {} };
+  rejects({ ...base, estimator: 'gauss', layers: [grid] }, 'null.json: estimator', /unknown estimator "gauss"; expected one of kde, gmm, student-t, empirical/);
+  rejects({ ...base, estimator: 3, layers: [grid] }, 'null.json: estimator', /unknown estimator 3/);
+  rejects({ ...base, estimator: 'gmm', layers: [grid] }, 'null.json: layers[0].params', /expected the gmm parameters \{weights, means, sigmas, bic\}/);
+  rejects({ ...base, estimator: 'student-t', layers: [{ ...grid, params: { nu: -1, mu: 0, sigma: 1 } }] }, 'null.json: layers[0].params.nu', /expected a positive number/);
+  rejects({ ...base, estimator: 'student-t', layers: [{ ...grid, params: { nu: 4, mu: 0, sigma: 1, df: 4 } }] }, 'null.json: layers[0].params.df', /not a student-t parameter/);
+  const gmm = { weights: [0.5, 0.5], means: [0, 1], sigmas: [1, 1], bic: [10, 9] };
+  rejects({ ...base, estimator: 'gmm', layers: [{ ...grid, params: { ...gmm, means: [0] } }] }, 'null.json: layers[0].params', /as many means and sigmas as weights \(2\)/);
+  rejects({ ...base, estimator: 'gmm', layers: [{ ...grid, params: gmm, experts: [grid] }] }, 'null.json: layers[0].experts[0].params', /gmm parameters/);
+  rejects({ ...base, estimator: 'empirical', layers: [{ ...grid, params: { n: 9 }, ks: 1.5 }] }, 'null.json: layers[0].ks', /KS distance in \[0, 1\], got 1.5/);
+  const good = parseNullModel({ ...base, estimator: 'gmm', layers: [{ ...grid, params: gmm, ks: 0.01 }] }, 'null.json');
+  assert.deepEqual([good.estimator, good.layers[0].params, good.layers[0].ks], ['gmm', gmm, 0.01]);
+  // Files from before the field: a KDE whose pooled bandwidths sit in meta.
+  const old = parseNullModel({ format: NULL_MODEL_FORMAT, layers: [grid, grid], meta: { bandwidths: [0.2, 0.3] } }, 'null.json');
+  assert.equal(old.estimator, 'kde');
+  assert.deepEqual(old.layers.map((l) => l.params), [{ bandwidth: 0.2 }, { bandwidth: 0.3 }]);
+  assert.deepEqual(parseNullModel({ format: NULL_MODEL_FORMAT, layers: [grid] }, 'null.json').layers[0], { x: Float64Array.of(0, 1), cdf: Float64Array.of(0, 1) });
+  const file = join(tempDir(), 'corrupt.json');
+  writeFileSync(file, JSON.stringify({ ...base, estimator: 'gauss', layers: [grid] }));
+  assert.throws(() => readNullModel(file), (e: unknown) => e instanceof RoutelabError && e.where === `${file}: estimator`);
 });
 
 test('routelab calibrate fits a null on text that bh then routes with; --show summarises it', () => {
@@ -111,4 +174,74 @@ test('calibrate --task reads a task split other than the evaluated one, and the 
   const sweep = run('sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', join(dir, 'run'), '--spec', spec, '--null', onTest);
   assert.equal(sweep.status, 2);
   assert.match(sweep.stderr, /calibrated on wikitext test, the documents this sweep evaluates/);
+});
+
+test('calibrate --estimator gmm on the bundled model: --show reports the fit and KS, and bh evaluates with it end to end', () => {
+  const dir = tempDir();
+  const out = join(dir, 'gmm.json');
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  const train = join(repoRoot, 'data/train-text');
+  const r = run('calibrate', '--model', gutenbergDir, '--data', train, '--tokens', '400', '--seq-len', '200', '--estimator', 'gmm', '--max-components', '3', '--out', out, '--quiet');
+  assert.equal(r.status, 0, r.stderr);
+  const nullModel = readNullModel(out, { numLayers: 4, numExperts: 64 });
+  assert.equal(nullModel.estimator, 'gmm');
+  assert.equal(nullModel.meta.heldout_tokens, 40);
+  assert.match(r.stdout, /4 layers, 512 grid points, estimator gmm[\s\S]*KS  fit\n\s+0 .* K=\d: /);
+  const shown = JSON.parse(run('calibrate', '--show', out, '--json').stdout);
+  assert.equal(shown.estimator, 'gmm');
+  for (const layer of shown.layers) {
+    assert.ok(layer.ks > 0 && layer.ks < 0.2, `ks = ${layer.ks}`);
+    assert.ok(layer.params.weights.length >= 1 && layer.params.weights.length <= 3);
+    assert.equal(layer.bandwidth, null);
+  }
+
+  const evalDir = join(dir, 'eval');
+  const heldout = join(repoRoot, 'data/gutenberg-heldout');
+  const ev = run('eval', '--model', gutenbergDir, '--task', 'text', '--data', heldout, '--limit', '1', '--max-length', '64', '--trace', 'off',
+    '--router', `bh:alpha=0.3,max_k=16,null=${out}`, '--out', evalDir, '--json', '--quiet');
+  assert.equal(ev.status, 0, ev.stderr);
+  const { routing } = JSON.parse(ev.stdout);
+  assert.ok(routing.avg_experts >= 1 && routing.avg_experts <= 16 && routing.std_experts > 0, JSON.stringify(routing));
+
+  const unknown = run('calibrate', '--model', gutenbergDir, '--data', train, '--estimator', 'gauss', '--out', join(dir, 'x.json'));
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /--estimator: unknown estimator "gauss"; expected one of kde, gmm, student-t, empirical/);
+  const misplaced = run('calibrate', '--model', gutenbergDir, '--data', train, '--estimator', 'student-t', '--max-components', '2', '--out', join(dir, 'x.json'));
+  assert.equal(misplaced.status, 2);
+  assert.match(misplaced.stderr, /--max-components: applies to --estimator gmm only \(here student-t\)/);
+  writeFileSync(join(dir, 'corrupt.json'), readFileSync(out, 'utf8').replace('"estimator":"gmm"', '"estimator":"gaussian"'));
+  const corrupt = run('calibrate', '--show', join(dir, 'corrupt.json'));
+  assert.equal(corrupt.status, 2);
+  assert.match(corrupt.stderr, /corrupt\.json: estimator: unknown estimator "gaussian"/);
+});
+
+test('a sweep spec calibrates with its estimator; a run recorded before the field compares as kde', () => {
+  const dir = tempDir();
+  const spec = (body: string) => {
+    const file = join(dir, 'spec.yaml');
+    writeFileSync(file, `tasks: [text]\nbh: { max_k: [4], alpha: [0.5] }\n${body}`);
+    return readCustomSpec(file);
+  };
+  assert.deepEqual(spec('').calibration, { data: null, tokens: 16384, perExpert: false, estimator: 'kde', maxComponents: null });
+  assert.deepEqual(spec('calibration: { estimator: gmm }\n').calibration.maxComponents, DEFAULT_MAX_COMPONENTS);
+  assert.deepEqual(spec('calibration: { estimator: gmm, max_components: 2 }\n').calibration.maxComponents, 2);
+  assert.throws(() => spec('calibration: { estimator: student-t, max_components: 2 }\n'), /calibration\.max_components: max_components applies to estimator gmm only/);
+  assert.throws(() => spec('calibration: { estimator: gauss }\n'), /calibration\.estimator: .*"kde"/);
+  const kde = spec('calibration: { tokens: 256 }\n');
+  const before = { ...kde, calibration: { data: null, tokens: 256, perExpert: false } };
+  assert.deepEqual(specDifferences(before, kde), []);
+  assert.match(specDifferences(before, spec('calibration: { tokens: 256, estimator: empirical }\n')).join(), /calibration: .*"kde".* before, .*"empirical".* now/);
+
+  // End to end: the run's null is a gmm, and bh cells are keyed by its content (manifest.json records its hash).
+  const runDir = join(dir, 'run');
+  writeFileSync(join(dir, 'gmm.yaml'), 'tasks: [text]\nbh: { max_k: [4], alpha: [0.5] }\nlimit: 1\nmax_length: 64\ncalibration: { tokens: 256, estimator: gmm, max_components: 2 }\n');
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const sweep = spawnSync(process.execPath, [cli, 'sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', runDir, '--spec', join(dir, 'gmm.yaml'), '--quiet'], { encoding: 'utf8' });
+  assert.equal(sweep.status, 0, sweep.stderr);
+  const nullFile = join(runDir, 'null.json');
+  assert.equal(readNullModel(nullFile).estimator, 'gmm');
+  assert.equal(readNullModel(nullFile).meta.max_components, 2);
+  const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.null_model.sha256, createHash('sha256').update(readFileSync(nullFile)).digest('hex'));
 });

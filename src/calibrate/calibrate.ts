@@ -1,12 +1,16 @@
 /**
  * Calibration of bh's null model (SPEC §2): run the model with its own router over calibration text, collect every
- * layer's router logits (all E per token), and fit one Gaussian KDE per layer — or per (layer, expert) — whose CDF
- * grid becomes the `routelab.null/1` file.
+ * layer's router logits (all E per token), and fit the chosen estimator (a Gaussian KDE unless told otherwise) per
+ * layer — or per (layer, expert) — whose CDF grid becomes the `routelab.null/1` file, with each layer's
+ * goodness of fit on held-out tokens.
  */
 import type { MoeModel } from '../model/model.js';
-import { NULL_MODEL_FORMAT, type NullGridJson, type NullModelFile } from '../routers/null-model.js';
+import { NULL_MODEL_FORMAT, nullCdf, type NullEstimator, type NullGridJson, type NullModelFile } from '../routers/null-model.js';
 import { VERSION } from '../version.js';
-import { kdeCdfGrid } from './kde.js';
+import { ESTIMATORS, type EstimatorOptions } from './estimators.js';
+import { DEFAULT_MAX_COMPONENTS } from './gmm.js';
+import { ksDistance } from './ks.js';
+import { describeSample } from './sample.js';
 
 export interface CalibrationOptions {
   /** Sequences per forward pass. */
@@ -15,6 +19,10 @@ export interface CalibrationOptions {
   readonly perExpert: boolean;
   /** CDF grid points (SPEC: 512). */
   readonly points: number;
+  /** How each null is estimated (default kde). */
+  readonly estimator?: NullEstimator;
+  /** The most mixture components BIC may choose, for gmm (default DEFAULT_MAX_COMPONENTS). */
+  readonly maxComponents?: number;
   /** Provenance recorded in the file's meta (model, data, …). */
   readonly meta: Record<string, unknown>;
   /** Called after each batch with the tokens done so far. */
@@ -41,37 +49,65 @@ export async function collectRouterLogits(model: MoeModel, sequences: readonly A
   return logits;
 }
 
+/**
+ * The goodness-of-fit holdout: every HOLDOUT_EVERY-th token (t mod 10 = 9, all its E logits) is held out, the layer's
+ * null is fitted on the other tokens, and its KS distance to the held-out logits is recorded. The null stored is then
+ * fitted on every token, so the holdout changes no null (a KDE file's grids are what they were before it).
+ */
+export const HOLDOUT_EVERY = 10;
+
 /** Fit the null model from collected router logits. */
-export function fitNullModel(logits: readonly Float32Array[], numExperts: number, options: Pick<CalibrationOptions, 'perExpert' | 'points' | 'meta'>): NullModelFile {
+export function fitNullModel(logits: readonly Float32Array[], numExperts: number, options: Pick<CalibrationOptions, 'perExpert' | 'points' | 'meta' | 'estimator' | 'maxComponents'>): NullModelFile {
   const E = numExperts;
-  const bandwidths: number[] = [];
+  const estimator = options.estimator ?? 'kde';
+  const fitOptions: EstimatorOptions = { points: options.points, maxComponents: options.maxComponents ?? DEFAULT_MAX_COMPONENTS };
+  const fit = (samples: ArrayLike<number>) => ESTIMATORS[estimator].fit(describeSample(samples), fitOptions);
+  const grid = (samples: ArrayLike<number>): NullGridJson => {
+    const { x, cdf, params } = fit(samples);
+    return { x: Array.from(x), cdf: Array.from(cdf), params };
+  };
+  const tokens = (logits[0]?.length ?? 0) / E;
+  const heldOut = Math.floor(tokens / HOLDOUT_EVERY);
   const layers = logits.map((layerLogits) => {
-    const pooled = kdeCdfGrid(layerLogits, options.points);
-    bandwidths.push(pooled.bandwidth);
-    const grid = (g: { x: Float64Array; cdf: Float64Array }): NullGridJson => ({ x: Array.from(g.x), cdf: Array.from(g.cdf) });
-    if (!options.perExpert) return grid(pooled);
-    const tokens = layerLogits.length / E;
+    const pooled = { ...grid(layerLogits), ...(heldOut > 0 ? { ks: heldOutKs(layerLogits, E, fit) } : {}) };
+    if (!options.perExpert) return pooled;
     const column = new Float32Array(tokens);
     const experts = Array.from({ length: E }, (_, e) => {
       for (let t = 0; t < tokens; t++) column[t] = layerLogits[t * E + e];
-      return grid(kdeCdfGrid(column, options.points));
+      return grid(column);
     });
-    return { ...grid(pooled), experts };
+    return { ...pooled, experts };
   });
   return {
     format: NULL_MODEL_FORMAT,
+    estimator,
     layers,
     meta: {
       ...options.meta,
-      method: 'gaussian_kde',
-      bandwidth_rule: 'silverman: h = 1.06 * std(ddof=1) * n^(-1/5)',
+      ...ESTIMATORS[estimator].method(fitOptions),
       grid: `${options.points} points on [min - 4h, max + 4h]`,
       per_expert: options.perExpert,
       samples_per_layer: logits[0]?.length ?? 0,
-      tokens: (logits[0]?.length ?? 0) / E,
-      bandwidths,
+      tokens,
+      goodness_of_fit: `ks: Kolmogorov-Smirnov distance of the layer's null fitted without tokens t % ${HOLDOUT_EVERY} == ${HOLDOUT_EVERY - 1} to their logits`,
+      heldout_tokens: heldOut,
       routelab_version: VERSION,
       created: new Date().toISOString(),
     },
   };
+}
+
+/** The KS distance between the null fitted on the kept tokens and the held-out tokens' logits (HOLDOUT_EVERY). */
+function heldOutKs(layerLogits: Float32Array, E: number, fit: (samples: ArrayLike<number>) => { x: Float64Array; cdf: Float64Array }): number {
+  const tokens = layerLogits.length / E;
+  const heldOut = Math.floor(tokens / HOLDOUT_EVERY);
+  const kept = new Float64Array((tokens - heldOut) * E);
+  const held = new Float64Array(heldOut * E);
+  for (let t = 0, k = 0, h = 0; t < tokens; t++) {
+    const row = layerLogits.subarray(t * E, (t + 1) * E);
+    if (t % HOLDOUT_EVERY === HOLDOUT_EVERY - 1) held.set(row, E * h++);
+    else kept.set(row, E * k++);
+  }
+  const fitted = fit(kept);
+  return ksDistance(held.sort(), (r) => nullCdf(fitted, r));
 }

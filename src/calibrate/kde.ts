@@ -1,8 +1,10 @@
 /**
  * The null model's density estimate (SPEC §2): a Gaussian kernel density estimate of router logits with
  * Silverman's rule-of-thumb bandwidth h = 1.06·σ·n^(−1/5), its CDF evaluated on a grid of points spanning
- * [min − 4h, max + 4h].
+ * [min − 4h, max + 4h] (the grid every null estimator shares, src/calibrate/sample.ts).
  */
+import type { NullFit } from './estimators.js';
+import { describeSample, lowerBound, type Sample, tabulateCdf } from './sample.js';
 
 export interface KdeGrid {
   readonly x: Float64Array;
@@ -22,45 +24,22 @@ const KERNEL_REACH = 9;
  * counts the samples far below it and evaluates Φ only for those within reach, so a million samples stay cheap.
  */
 export function kdeCdfGrid(samples: ArrayLike<number>, points = 512): KdeGrid {
-  const n = samples.length;
-  if (n < 2) throw new Error(`a kernel density estimate needs at least 2 samples, got ${n}`);
-  const sorted = Float64Array.from(samples).sort();
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += sorted[i];
-  const mean = sum / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (sorted[i] - mean) ** 2;
-  const std = Math.sqrt(ss / (n - 1));
-  // A constant sample has σ = 0; any positive width keeps the CDF a valid (steep) step.
-  const bandwidth = std > 0 ? 1.06 * std * n ** -0.2 : Math.max(Math.abs(mean), 1) * 1e-6;
-  const lo = sorted[0] - 4 * bandwidth;
-  const hi = sorted[n - 1] + 4 * bandwidth;
-  const x = new Float64Array(points);
-  const cdf = new Float64Array(points);
-  for (let p = 0; p < points; p++) {
-    const g = lo + ((hi - lo) * p) / (points - 1);
-    x[p] = g;
+  const sample = describeSample(samples);
+  const { x, cdf } = fitKde(sample, points);
+  return { x, cdf, bandwidth: sample.bandwidth, n: sample.n, mean: sample.mean, std: sample.std };
+}
+
+/** The KDE as a null estimator: its grid, and its one parameter, the bandwidth. */
+export function fitKde(sample: Sample, points: number): NullFit {
+  const { sorted, n, bandwidth } = sample;
+  const grid = tabulateCdf(sample, points, (g) => {
     const first = lowerBound(sorted, g - KERNEL_REACH * bandwidth);
     const end = lowerBound(sorted, g + KERNEL_REACH * bandwidth);
     let acc = first; // samples far below g: Φ = 1 each
     for (let i = first; i < end; i++) acc += normalCdf((g - sorted[i]) / bandwidth);
-    cdf[p] = Math.min(1, acc / n);
-  }
-  // Rounding may break monotonicity by an ulp; a CDF must not decrease.
-  for (let p = 1; p < points; p++) if (cdf[p] < cdf[p - 1]) cdf[p] = cdf[p - 1];
-  return { x, cdf, bandwidth, n, mean, std };
-}
-
-/** First index i with a[i] ≥ v (a sorted ascending). */
-function lowerBound(a: Float64Array, v: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+    return acc / n;
+  });
+  return { ...grid, params: { bandwidth } };
 }
 
 /** Φ(z), the standard normal CDF. */

@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
-import { collectRouterLogits, fitNullModel } from '../calibrate/calibrate.js';
+import { collectRouterLogits, fitNullModel, HOLDOUT_EVERY } from '../calibrate/calibrate.js';
+import { DEFAULT_MAX_COMPONENTS } from '../calibrate/gmm.js';
 import { readCalibrationText, tokenizeCalibrationText, type CalibrationText } from '../calibrate/text.js';
 import { RoutelabError } from '../errors.js';
 import { loadModel } from '../load.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
-import { NULL_MODEL_FORMAT, readNullModel, type NullGrid } from '../routers/null-model.js';
+import { isNullEstimator, NULL_ESTIMATORS, NULL_MODEL_FORMAT, readNullModel, type NullGrid, type NullParams } from '../routers/null-model.js';
 import { createProgress } from '../sweep/progress.js';
 import { getTask } from '../tasks/registry.js';
 import { fingerprintDocs } from '../tasks/selection.js';
@@ -17,9 +18,9 @@ import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
 export const calibrateCommand: Command = {
   name: 'calibrate',
-  summary: 'fit bh\'s null model (per-layer KDE of router logits) on calibration text; --show summarises one',
+  summary: 'fit bh\'s null model (per-layer KDE, mixture, Student-t or empirical CDF of router logits) on calibration text; --show summarises one',
   usage: `Usage: routelab calibrate --model DIR --data PATH [--task T --split S] [--tokens N] [--seq-len S] [--batch-size B]
-                          [--per-expert] [--points P] --out null.json
+                          [--estimator E [--max-components K]] [--per-expert] [--points P] --out null.json
        routelab calibrate --show null.json [--json]
 
   --model DIR       model directory in Hugging Face layout, or a hub repo id
@@ -30,6 +31,11 @@ export const calibrateCommand: Command = {
   --tokens N        calibration tokens (default 16384); every layer's E router logits per token are samples
   --seq-len S       tokens per sequence (default 512)
   --batch-size B    sequences per forward pass (default 4)
+  --estimator E     ${NULL_ESTIMATORS.join('|')} (default kde): a Gaussian KDE, a Gaussian mixture by EM with
+                    its components chosen by BIC, a Student-t by maximum likelihood, or the empirical CDF
+                    (docs/semantics.md); every 10th token is held out for the KS goodness of fit
+  --max-components K
+                    the most components BIC may choose, with --estimator gmm (default ${DEFAULT_MAX_COMPONENTS})
   --per-expert      also fit one null per expert (bh then uses each expert's own null)
   --points P        CDF grid points (default 512)
 ${threadsUsage(16)}
@@ -45,6 +51,8 @@ ${threadsUsage(16)}
     tokens: { type: 'string' },
     'seq-len': { type: 'string' },
     'batch-size': { type: 'string' },
+    estimator: { type: 'string', default: 'kde' },
+    'max-components': { type: 'string' },
     'per-expert': { type: 'boolean', default: false },
     points: { type: 'string' },
     out: { type: 'string' },
@@ -70,6 +78,10 @@ ${threadsUsage(16)}
     const batchSize = positive('batch-size', 4);
     const points = positive('points', 512);
     if (points < 2) throw new RoutelabError('--points', 'expected at least 2');
+    const estimator = values.estimator as string;
+    if (!isNullEstimator(estimator)) throw new RoutelabError('--estimator', `unknown estimator ${JSON.stringify(estimator)}; expected one of ${NULL_ESTIMATORS.join(', ')}`);
+    if (values['max-components'] !== undefined && estimator !== 'gmm') throw new RoutelabError('--max-components', `applies to --estimator gmm only (here ${estimator})`);
+    const maxComponents = positive('max-components', DEFAULT_MAX_COMPONENTS);
     const out = requireString(values, 'out');
     const dataPath = requireString(values, 'data');
     const modelSpec = requireString(values, 'model');
@@ -90,6 +102,8 @@ ${threadsUsage(16)}
     const nullModel = fitNullModel(logits, model.architecture.moe.numExperts, {
       perExpert: values['per-expert'] as boolean,
       points,
+      estimator,
+      maxComponents,
       meta: {
         model: { spec: modelSpec, config_sha256: createHash('sha256').update(readFileSync(join(dir, 'config.json'))).digest('hex') },
         data: { ...data, seq_len: seqLen },
@@ -130,14 +144,14 @@ function quantile(g: NullGrid, q: number): number {
   return g.x[g.x.length - 1];
 }
 
-/** A null-model file as data: its metadata, and per MoE layer the grid's range, bandwidth and the logits at p = 0.5, 0.05, 0.01. */
+/** A null-model file as data: its metadata, and per MoE layer the grid's range, the logits at p = 0.5, 0.05, 0.01, the held-out KS distance and the fitted parameters. */
 export function nullModelSummary(file: string) {
   const nullModel = readNullModel(file);
   const meta = nullModel.meta as Record<string, unknown>;
-  const bandwidths = (meta.bandwidths as number[] | undefined) ?? [];
   return {
     file,
     format: NULL_MODEL_FORMAT,
+    estimator: nullModel.estimator,
     meta,
     layers: nullModel.layers.map((layer, l) => ({
       layer: l,
@@ -145,24 +159,37 @@ export function nullModelSummary(file: string) {
       grid_points: layer.x.length,
       x_min: layer.x[0],
       x_max: layer.x[layer.x.length - 1],
-      bandwidth: bandwidths[l] ?? null,
+      bandwidth: layer.params && 'bandwidth' in layer.params ? layer.params.bandwidth : null,
       median: quantile(layer, 0.5),
       p05_at: quantile(layer, 0.95),
       p01_at: quantile(layer, 0.99),
       expert_nulls: layer.experts?.length ?? 0,
+      ks: layer.ks ?? null,
+      params: layer.params ?? null,
     })),
   };
 }
 
+/** A layer's fitted parameters in a few characters. */
+function describeParams(params: NullParams | null): string {
+  if (params === null) return '–';
+  const f = (v: number) => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toPrecision(4));
+  if ('bandwidth' in params) return `h=${f(params.bandwidth)}`;
+  if ('weights' in params) return `K=${params.weights.length}: ${params.weights.map((w, k) => `${f(w)}·N(${f(params.means[k])}, ${f(params.sigmas[k])}²)`).join(' + ')}`;
+  if ('nu' in params) return `ν=${f(params.nu)} μ=${f(params.mu)} σ=${f(params.sigma)}`;
+  return `n=${params.n}, p ≥ ${f(1 / (params.n + 1))}`;
+}
+
 export function summariseNullModel(file: string): string {
-  const { meta, layers } = nullModelSummary(file);
+  const { estimator, meta, layers } = nullModelSummary(file);
   const rows = layers.map((l) => {
-    const cells = [l.layer, l.x_min, l.x_max, l.bandwidth, l.median, l.p05_at, l.p01_at];
+    const cells = [l.layer, l.x_min, l.x_max, l.median, l.p05_at, l.p01_at, l.ks];
     return cells.map((c, i) => (i === 0 ? String(c).padStart(5) : (c === null ? '–' : c.toFixed(4)).padStart(10))).join(' ') +
-      (l.expert_nulls ? `  (${l.expert_nulls} expert nulls)` : '');
+      `  ${describeParams(l.params)}` + (l.expert_nulls ? `  (${l.expert_nulls} expert nulls)` : '');
   });
-  const header = ['layer', 'x min', 'x max', 'bandwidth', 'median', 'p=0.05 at', 'p=0.01 at'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ');
-  const about = [`null model ${file}`, `  ${layers.length} layers, ${layers[0].grid_points} grid points`];
-  if (meta.tokens !== undefined) about.push(`  calibrated on ${meta.tokens} tokens (${meta.samples_per_layer} logits per layer); ${meta.bandwidth_rule ?? ''}`);
+  const header = ['layer', 'x min', 'x max', 'median', 'p=0.05 at', 'p=0.01 at', 'KS'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ') + '  fit';
+  const about = [`null model ${file}`, `  ${layers.length} layers, ${layers[0].grid_points} grid points, estimator ${estimator}`];
+  if (meta.tokens !== undefined) about.push(`  calibrated on ${meta.tokens} tokens (${meta.samples_per_layer} logits per layer); ${meta.bandwidth_rule ?? meta.method ?? ''}`);
+  if (meta.heldout_tokens !== undefined) about.push(`  KS: distance to the logits of ${meta.heldout_tokens} held-out tokens (every ${HOLDOUT_EVERY}th) of the null fitted without them`);
   return [...about, header, ...rows].join('\n');
 }

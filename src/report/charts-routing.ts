@@ -182,7 +182,7 @@ function nullDensityCdf(data: RunData): Chart | null {
   const values = nullModel.layers.flatMap((layer) => {
     const stride = Math.ceil(layer.x.length / MAX_NULL_POINTS);
     const rows = [];
-    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layerName(data, layer.layer), logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth });
+    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layerName(data, layer.layer), logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth, ks: layer.ks ?? null });
     return rows;
   });
   const densityColor = '#0072B2';
@@ -191,7 +191,7 @@ function nullDensityCdf(data: RunData): Chart | null {
   return {
     name: 'null-density-cdf',
     title,
-    caption: `Calibrated null distribution of router logits for each layer (${nullModel.file}): density as the blue area (left axis) and CDF as the orange line (right axis).`,
+    caption: `Calibrated null distribution of router logits for each layer (${nullModel.file}${nullModel.estimator ? `, estimator ${nullModel.estimator}` : ''}): density as the blue area (left axis) and CDF as the orange line (right axis).`,
     section: 'null',
     spec: vegaLiteSpec({
       title,
@@ -207,7 +207,7 @@ function nullDensityCdf(data: RunData): Chart | null {
             mark: { type: 'area', color: densityColor, opacity: 0.45, line: { color: densityColor } },
             encoding: {
               y: { field: 'density', type: 'quantitative', title: 'density (1/logit)', axis: { titleColor: densityColor } },
-              tooltip: tooltip(['layer', 'layer', 'd'], ['logit', 'router logit', '.3f'], ['density', 'density', '.4f'], ['cdf', 'CDF', '.4f'], ['bandwidth', 'KDE bandwidth', '.4f']),
+              tooltip: tooltip(['layer', 'layer', 'd'], ['logit', 'router logit', '.3f'], ['density', 'density', '.4f'], ['cdf', 'CDF', '.4f'], ['bandwidth', 'KDE bandwidth', '.4f'], ['ks', 'KS to held-out logits', '.4f']),
             },
           },
           {

@@ -100,7 +100,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     documents,
     moeLayers: moeLayersOf(model),
     demoModel: isDemoModel((manifest.model as { dir?: unknown } | undefined)?.dir),
-    nullModel: nullFile ? { file: nullFile, layers: nullLayers(nullFile) } : null,
+    nullModel: nullFile ? nullView(nullFile) : null,
   };
 }
 
@@ -344,11 +344,10 @@ function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLaye
   return [{ config: cell.config, task: cell.task, doc, numLayers, tokens, counts, totalPositions: all.size }];
 }
 
-/** Each layer's null CDF with its density (central differences on the grid, one-sided at the ends). */
-function nullLayers(file: string): NullLayerView[] {
-  const { layers, meta } = readNullModel(file);
-  const bandwidths = Array.isArray(meta.bandwidths) ? meta.bandwidths : [];
-  return layers.map(({ x, cdf }, layer) => {
+/** The null's estimator, and each layer's CDF with its density (central differences on the grid, one-sided at the ends). */
+function nullView(file: string): NonNullable<RunData['nullModel']> {
+  const { estimator, layers } = readNullModel(file);
+  const views = layers.map(({ x, cdf, params, ks }, layer): NullLayerView => {
     const n = x.length;
     const density = new Float64Array(n);
     for (let i = 0; i < n; i++) {
@@ -356,6 +355,7 @@ function nullLayers(file: string): NullLayerView[] {
       const hi = Math.min(n - 1, i + 1);
       density[i] = (cdf[hi] - cdf[lo]) / (x[hi] - x[lo]);
     }
-    return { layer, x, cdf, density, bandwidth: typeof bandwidths[layer] === 'number' ? bandwidths[layer] : null };
+    return { layer, x, cdf, density, bandwidth: params && 'bandwidth' in params ? params.bandwidth : null, ks };
   });
+  return { file, estimator, layers: views };
 }

@@ -3,6 +3,7 @@
  * to say and draw (findings.ts, charts.ts) and writing it out (render.ts, markdown.ts, html.ts, pdf.ts).
  */
 import type { EvalSummary } from '../eval/evaluate.js';
+import type { NullEstimator } from '../routers/null-model.js';
 import type { ResultRow } from '../sweep/results.js';
 
 /**
@@ -72,6 +73,8 @@ export interface NullLayerView {
   readonly density: Float64Array;
   /** Silverman bandwidth from the file's metadata, when recorded. */
   readonly bandwidth: number | null;
+  /** KS distance of the layer's null to held-out calibration logits, when recorded. */
+  readonly ks?: number;
 }
 
 /** Everything a report needs from a run directory. */
@@ -91,7 +94,7 @@ export interface RunData {
   readonly moeLayers: readonly number[];
   /** The model card (README.md front matter) tags the model `demo`: its numbers show the pipeline, not findings. */
   readonly demoModel?: boolean;
-  readonly nullModel: { readonly file: string; readonly layers: readonly NullLayerView[] } | null;
+  readonly nullModel: { readonly file: string; readonly estimator?: NullEstimator; readonly layers: readonly NullLayerView[] } | null;
 }
 
 /** A sentence of the key findings, written from the data (Markdown inline syntax allowed). */

@@ -7,19 +7,53 @@ import { RoutelabError } from '../errors.js';
  */
 export const NULL_MODEL_FORMAT = 'routelab.null/1';
 
+/**
+ * How the CDF was estimated (docs/semantics.md, null models). Every estimator writes the same grid, so bh reads them
+ * all alike; the name and each grid's `params` record what was fitted. A file without `estimator` is a KDE.
+ */
+export const NULL_ESTIMATORS = ['kde', 'gmm', 'student-t', 'empirical'] as const;
+export type NullEstimator = (typeof NULL_ESTIMATORS)[number];
+export const isNullEstimator = (name: unknown): name is NullEstimator => NULL_ESTIMATORS.includes(name as NullEstimator);
+
+/** Each estimator's fitted parameters, as recorded with each of its grids. */
+export interface NullParamsOf {
+  readonly kde: { readonly bandwidth: number };
+  /** Mixture weights, means and standard deviations (one per component), and the BIC of 1 … max components. */
+  readonly gmm: { readonly weights: readonly number[]; readonly means: readonly number[]; readonly sigmas: readonly number[]; readonly bic: readonly number[] };
+  readonly 'student-t': { readonly nu: number; readonly mu: number; readonly sigma: number };
+  /** The sample size: the empirical p-value is never below 1/(n + 1). */
+  readonly empirical: { readonly n: number };
+}
+export type NullParams = NullParamsOf[NullEstimator];
+
+/** What each parameter must be: a positive or any finite number, or a non-empty array of them. */
+type ParamKind = 'positive' | 'finite' | 'positive[]' | 'finite[]';
+const PARAM_KINDS: { readonly [E in NullEstimator]: { readonly [K in keyof NullParamsOf[E]]: ParamKind } } = {
+  kde: { bandwidth: 'positive' },
+  gmm: { weights: 'positive[]', means: 'finite[]', sigmas: 'positive[]', bic: 'finite[]' },
+  'student-t': { nu: 'positive', mu: 'finite', sigma: 'positive' },
+  empirical: { n: 'positive' },
+};
+
 /** A CDF on a grid: x strictly increasing, cdf non-decreasing in [0, 1], at least 2 points. */
 export interface NullGrid {
   readonly x: Float64Array;
   readonly cdf: Float64Array;
+  /** What the estimator fitted (absent in files older than the field, bar a KDE's pooled bandwidths). */
+  readonly params?: NullParams;
 }
 
 /** One layer's null: a CDF shared by its experts, and optionally one CDF per expert (used instead when present). */
 export interface NullLayer extends NullGrid {
   readonly experts?: readonly NullGrid[]; // [E]
+  /** Kolmogorov–Smirnov distance of the layer's null to held-out calibration logits (calibrate.ts), when recorded. */
+  readonly ks?: number;
 }
 
 export interface NullModel {
   readonly file: string;
+  /** Always set by parseNullModel (`kde` for a file without the field); optional so hand-built models may omit it. */
+  readonly estimator?: NullEstimator;
   readonly layers: readonly NullLayer[]; // [L_moe], one per MoE layer
   readonly meta: Readonly<Record<string, unknown>>;
 }
@@ -27,12 +61,14 @@ export interface NullModel {
 /** The file as calibration writes it (JSON). Grids are float64, so the seed project's pickled grids convert exactly. */
 export interface NullModelFile {
   readonly format: typeof NULL_MODEL_FORMAT;
-  readonly layers: readonly (NullGridJson & { readonly experts?: readonly NullGridJson[] })[];
-  readonly meta: Readonly<Record<string, unknown>>; // provenance: model, calibration text, bandwidth rule, …
+  readonly estimator?: NullEstimator;
+  readonly layers: readonly (NullGridJson & { readonly experts?: readonly NullGridJson[]; readonly ks?: number })[];
+  readonly meta: Readonly<Record<string, unknown>>; // provenance: model, calibration text, method, …
 }
 export interface NullGridJson {
   readonly x: readonly number[];
   readonly cdf: readonly number[];
+  readonly params?: NullParams;
 }
 
 /** The model shape a null file must match: one layer entry per model layer, one expert entry per expert. */
@@ -65,6 +101,11 @@ export function parseNullModel(raw: unknown, file: string, shape?: NullModelShap
   if (raw.format !== NULL_MODEL_FORMAT) throw err('format', `expected "${NULL_MODEL_FORMAT}", got ${JSON.stringify(raw.format)}`);
   const meta = raw.meta ?? {};
   if (!isObject(meta)) throw err('meta', 'expected an object');
+  const recorded = raw.estimator !== undefined;
+  if (recorded && !isNullEstimator(raw.estimator)) {
+    throw err('estimator', `unknown estimator ${JSON.stringify(raw.estimator)}; expected one of ${NULL_ESTIMATORS.join(', ')}`);
+  }
+  const estimator = recorded ? (raw.estimator as NullEstimator) : 'kde';
   if (!Array.isArray(raw.layers)) throw err('layers', 'expected an array with one entry per model layer');
   if (shape && raw.layers.length !== shape.numLayers) {
     throw err('layers', `expected ${shape.numLayers} entries (one per MoE layer of the model), got ${raw.layers.length}`);
@@ -75,7 +116,30 @@ export function parseNullModel(raw: unknown, file: string, shape?: NullModelShap
     return Float64Array.from(value as number[]);
   };
 
-  const grid = (value: unknown, path: string): NullGrid => {
+  // A file that names its estimator records every grid's parameters; an older KDE file kept its pooled bandwidths in meta.
+  const params = (value: unknown, path: string): NullParams | undefined => {
+    if (value === undefined && !recorded) return undefined;
+    const kinds: Readonly<Record<string, ParamKind>> = PARAM_KINDS[estimator];
+    const expected = Object.keys(kinds).join(', ');
+    if (!isObject(value)) throw err(path, `expected the ${estimator} parameters {${expected}}`);
+    const unknown = Object.keys(value).find((k) => !(k in kinds));
+    if (unknown !== undefined) throw err(`${path}.${unknown}`, `not a ${estimator} parameter (expected ${expected})`);
+    for (const [key, kind] of Object.entries(kinds)) {
+      const v = value[key];
+      const positive = kind.startsWith('positive');
+      const ok = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && (!positive || n > 0);
+      if (kind.endsWith('[]') ? !(Array.isArray(v) && v.length > 0 && v.every(ok)) : !ok(v)) {
+        throw err(`${path}.${key}`, `expected ${kind.endsWith('[]') ? 'a non-empty array of' : 'a'} ${positive ? 'positive' : 'finite'} number(s), got ${JSON.stringify(v)}`);
+      }
+    }
+    const { weights, means, sigmas } = value as Partial<NullParamsOf['gmm']>;
+    if (weights && (means!.length !== weights.length || sigmas!.length !== weights.length)) {
+      throw err(path, `expected as many means and sigmas as weights (${weights.length})`);
+    }
+    return value as NullParams;
+  };
+
+  const grid = (value: unknown, path: string, fallback?: NullParams): NullGrid => {
     if (!isObject(value)) throw err(path, 'expected an object {"x": [...], "cdf": [...]}');
     const x = numbers(value.x, `${path}.x`);
     const cdf = numbers(value.cdf, `${path}.cdf`);
@@ -89,21 +153,26 @@ export function parseNullModel(raw: unknown, file: string, shape?: NullModelShap
         throw err(`${path}.cdf`, `expected non-decreasing values in [0, 1]; cdf[${i}] = ${cdf[i]}${i > 0 ? ` after ${cdf[i - 1]}` : ''}`);
       }
     }
-    return { x, cdf };
+    const fitted = params(value.params, `${path}.params`) ?? fallback;
+    return fitted ? { x, cdf, params: fitted } : { x, cdf };
   };
+  const bandwidths = Array.isArray(meta.bandwidths) ? meta.bandwidths : [];
 
   const layers = raw.layers.map((entry: unknown, l): NullLayer => {
     const path = `layers[${l}]`;
-    const pooled = grid(entry, path);
-    const experts = (entry as Record<string, unknown>).experts;
-    if (experts === undefined) return pooled;
+    const legacy = !recorded && typeof bandwidths[l] === 'number' && bandwidths[l] > 0 ? { bandwidth: bandwidths[l] as number } : undefined;
+    const pooled = grid(entry, path, legacy);
+    const { ks, experts } = entry as Record<string, unknown>;
+    if (ks !== undefined && !(typeof ks === 'number' && ks >= 0 && ks <= 1)) throw err(`${path}.ks`, `expected a KS distance in [0, 1], got ${JSON.stringify(ks)}`);
+    const layer = ks === undefined ? pooled : { ...pooled, ks };
+    if (experts === undefined) return layer;
     if (!Array.isArray(experts)) throw err(`${path}.experts`, 'expected an array with one {"x", "cdf"} per expert');
     if (shape && experts.length !== shape.numExperts) {
       throw err(`${path}.experts`, `expected ${shape.numExperts} entries (one per expert), got ${experts.length}`);
     }
-    return { ...pooled, experts: experts.map((g: unknown, e) => grid(g, `${path}.experts[${e}]`)) };
+    return { ...layer, experts: experts.map((g: unknown, e) => grid(g, `${path}.experts[${e}]`)) };
   });
-  return { file, layers, meta };
+  return { file, estimator, layers, meta };
 }
 
 /**

@@ -11,9 +11,13 @@ import { STATUS_FILE } from './status.js';
 /** Spec fields that do not change any result (a document's scores never depend on its batch; profiling only adds files). */
 const NOT_DESIGN: ReadonlySet<string> = new Set(['batchSize', 'profile']);
 
-/** A spec field as compared: tasks by name and data (not by how they were named). */
+/**
+ * A spec field as compared: tasks by name and data (not by how they were named); calibration with the estimator a
+ * spec recorded before the field existed calibrated with (kde).
+ */
 function comparable(key: string, value: unknown): unknown {
   if (key === 'tasks' && Array.isArray(value)) return value.map((t: { name?: unknown; data?: unknown }) => ({ name: t.name, data: t.data ?? null }));
+  if (key === 'calibration' && typeof value === 'object' && value !== null) return { estimator: 'kde', maxComponents: null, ...value };
   return value ?? null;
 }
 

@@ -168,6 +168,8 @@ async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer:
   const nullModel = fitNullModel(logits, loaded.model.architecture.moe.numExperts, {
     perExpert: spec.calibration.perExpert,
     points: 512,
+    estimator: spec.calibration.estimator,
+    maxComponents: spec.calibration.maxComponents ?? undefined,
     meta: {
       model: { spec: options.model, config_sha256: configHash(loaded.dir), fingerprint: modelHash },
       data: { path: source, files: text.files, text_sha256: text.fingerprint, seq_len: 512 },

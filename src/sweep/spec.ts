@@ -8,7 +8,9 @@ import { CONTROL_MODES, type ControlMode } from './controls.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_MAX_COMPONENTS } from '../calibrate/gmm.js';
 import { RoutelabError } from '../errors.js';
+import { NULL_ESTIMATORS, type NullEstimator } from '../routers/null-model.js';
 import { TASK_NAMES } from '../tasks/registry.js';
 import { TRACE_LEVELS } from '../trace/format.js';
 
@@ -40,13 +42,22 @@ export interface SweepSpec {
   readonly trace: 'off' | 'counts' | 'full';
   /** Null-model file for bh and hc; absent → calibration runs first and stores RUN_DIR/null.json. */
   readonly nullModel: string | null;
-  readonly calibration: { readonly data: string | null; readonly tokens: number; readonly perExpert: boolean };
+  readonly calibration: SweepCalibration;
   /** Seed of the paired bootstrap (and of --sample-seed sampling when set). */
   readonly seed: number;
   readonly bootstrapResamples: number;
   readonly profile: boolean;
   /** `matched`: every adaptive cell also gets its top-k and randk controls (src/sweep/controls.ts). */
   readonly controls: ControlMode;
+}
+
+/** How a sweep calibrates its null: the text, its size, per-expert nulls, the estimator (max components: gmm only, else null). */
+export interface SweepCalibration {
+  readonly data: string | null;
+  readonly tokens: number;
+  readonly perExpert: boolean;
+  readonly estimator: NullEstimator;
+  readonly maxComponents: number | null;
 }
 
 /** The grid's k values as multiples of the model's own k (OLMoE-1B-7B, k = 8 of 64: 8, 16, 32, 64), at most E. */
@@ -81,7 +92,7 @@ const COMMON = {
   batchSize: 16,
   trace: 'counts' as const,
   nullModel: null,
-  calibration: { data: null, tokens: 16384, perExpert: false },
+  calibration: { data: null, tokens: 16384, perExpert: false, estimator: 'kde', maxComponents: null } as SweepCalibration,
   seed: 0,
   bootstrapResamples: 1000,
   profile: false,
@@ -108,7 +119,7 @@ export function quickSpec(smallbench: boolean, model: GridModel): SweepSpec {
     routers: gridRouters(gridK(model, model.maxRoutableK), { maxK: [model.numExpertsPerTok], alpha: BH_ALPHA, minK: 1 }, (k) => `default:k=${k}`),
     limit: 10,
     maxLength: 512,
-    calibration: { data: null, tokens: 4096, perExpert: false },
+    calibration: { ...COMMON.calibration, tokens: 4096 },
   };
 }
 
@@ -144,7 +155,10 @@ const customSchema = z.strictObject({
     data: z.string().min(1).nullable().default(null),
     tokens: positiveInt.default(16384),
     per_expert: z.boolean().default(false),
-  }).default({ data: null, tokens: 16384, per_expert: false }),
+    estimator: z.enum(NULL_ESTIMATORS).default('kde'),
+    max_components: positiveInt.optional(),
+  }).refine((c) => c.max_components === undefined || c.estimator === 'gmm', { message: 'max_components applies to estimator gmm only', path: ['max_components'] })
+    .default({ data: null, tokens: 16384, per_expert: false, estimator: 'kde' }),
   seed: z.number().int().min(0).default(0),
   bootstrap_resamples: positiveInt.default(1000),
   profile: z.boolean().default(false),
@@ -179,7 +193,13 @@ export function readCustomSpec(file: string): SweepSpec {
     batchSize: s.batch_size,
     trace: s.trace as SweepSpec['trace'],
     nullModel: s.null,
-    calibration: { data: s.calibration.data, tokens: s.calibration.tokens, perExpert: s.calibration.per_expert },
+    calibration: {
+      data: s.calibration.data,
+      tokens: s.calibration.tokens,
+      perExpert: s.calibration.per_expert,
+      estimator: s.calibration.estimator,
+      maxComponents: s.calibration.estimator === 'gmm' ? (s.calibration.max_components ?? DEFAULT_MAX_COMPONENTS) : null,
+    },
     seed: s.seed,
     bootstrapResamples: s.bootstrap_resamples,
     profile: s.profile,
