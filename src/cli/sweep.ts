@@ -7,6 +7,14 @@ import { TASK_NAMES } from '../tasks/registry.js';
 import { numberFlag, requireString, type Command } from './command.js';
 import { THREADS_OPTION, threadsFlag, threadsUsage } from './threads.js';
 
+/** `I/N` with 1 ≤ I ≤ N. */
+function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!(index >= 1 && count >= 1 && index <= count)) throw new RoutelabError('--shard', `expected I/N with 1 ≤ I ≤ N (e.g. 2/8), got ${JSON.stringify(text)}`);
+  return { index, count };
+}
+
 export const sweepCommand: Command = {
   name: 'sweep',
   summary: 'top-k baselines and BH routing over tasks on the same documents: resumable, with results tables',
@@ -19,6 +27,8 @@ export const sweepCommand: Command = {
                      manifest.json and null.json go; re-running the same command resumes; a sweep of another
                      design (spec, model) into a finished run is refused
   --force            remove a previous run's results from RUN_DIR first and start afresh
+  --shard I/N        evaluate only the I-th of N deterministic slices of the grid (for job arrays; shards of one
+                     RUN_DIR run side by side); the same command without --shard then merges them into results
   --mode MODE        quick (10 documents per task, 512-token windows, BH max_k 8 × 4 alphas + 4 baselines),
                      full (whole splits: baselines k ∈ {8,16,32,64}, BH max_k ∈ {8,16,32,64} × alpha ∈ {.3,.4,.5,.6}),
                      custom (--spec FILE, YAML or JSON; see the README)
@@ -51,6 +61,7 @@ ${threadsUsage(17)}
     ...THREADS_OPTION,
     quiet: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
+    shard: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
   async run(values) {
@@ -103,6 +114,7 @@ ${threadsUsage(17)}
       threads: threadsFlag(values),
       progress: createProgress(process.stderr, values.quiet === true),
       force: values.force === true,
+      shard: values.shard === undefined ? undefined : parseShard(values.shard as string),
     });
     const runDir = values.out as string;
     if (values.json === true) {
@@ -112,7 +124,10 @@ ${threadsUsage(17)}
         results: outcome.rows,
       }));
     }
-    if (values.quiet !== true) {
+    if (values.quiet !== true && values.shard !== undefined) {
+      console.error(`sweep: shard ${values.shard}: ${outcome.cells} cells (${outcome.evaluated} evaluated, ${outcome.resumed} already complete); ` +
+        'when every shard is done, run the same command without --shard to write the results');
+    } else if (values.quiet !== true) {
       console.error(`sweep: ${outcome.cells} cells (${outcome.evaluated} evaluated, ${outcome.resumed} already complete)` +
         `${outcome.skippedTasks.length ? `; skipped tasks without data: ${outcome.skippedTasks.join(', ')}` : ''}; ` +
         `results in ${values.out}/results.{csv,json,parquet}`);

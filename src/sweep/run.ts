@@ -46,6 +46,8 @@ export interface SweepOptions {
   readonly progress: Progress;
   /** Start afresh: remove a previous run's outputs from runDir first (else a run of another design there is refused). */
   readonly force?: boolean;
+  /** Run only the `index`-th (1-based) of `count` deterministic slices of the grid; a later run without it merges. */
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 interface TaskData {
@@ -152,8 +154,11 @@ async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer:
       recorded = 'unreadable';
     }
     if (recorded === calibrationKey) return file;
+    if (options.shard && options.shard.index > 1) return awaitNull(file, calibrationKey, progress);
     progress.log(`sweep: recalibrating ${file}: ${recorded === 'unreadable' ? 'it is unreadable' : recorded === undefined ? 'it records no calibration inputs (an older routelab)' : 'the model, the calibration text or the calibration settings changed'}; its bh cells will be redone`);
   }
+  // Shards of one run share one null: the first calibrates it, the others wait for it (same inputs, same key).
+  if (options.shard && options.shard.index > 1) return awaitNull(file, calibrationKey, progress);
   const calibrationText = text.files.map((f) => readFileSync(f, 'utf8')).join('\n');
   for (const d of data) {
     for (const doc of d.docs) {
@@ -180,6 +185,18 @@ async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer:
   });
   writeFileAtomic(file, JSON.stringify(nullModel));
   return file;
+}
+
+async function awaitNull(file: string, calibrationKey: string, progress: Progress): Promise<string> {
+  progress.log(`sweep: waiting for shard 1 to calibrate ${file}`);
+  for (;;) {
+    try {
+      if ((readNullModel(file).meta as { calibration_key?: unknown }).calibration_key === calibrationKey) return file;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 /** A spec of a router that tests against a null model (bh, hc) without `null=` gets the sweep's null model. */
@@ -214,7 +231,7 @@ export interface SweepPlan {
   cellOf(router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell;
 }
 
-export type PlanInputs = Pick<SweepOptions, 'spec' | 'model' | 'dataDir' | 'runDir' | 'backend' | 'threads' | 'progress'>;
+export type PlanInputs = Pick<SweepOptions, 'spec' | 'model' | 'dataDir' | 'runDir' | 'backend' | 'threads' | 'progress' | 'shard'>;
 
 /** What a sweep reads before it writes anything: the model (with its content fingerprint) and every task's documents. */
 export interface SweepInputs {
@@ -337,13 +354,13 @@ export function statusResult(cell: Cell, summary: EvalSummary) {
 }
 
 /** The matched controls of the plan's adaptive cells (they need those cells' summaries), in grid order. */
-export function plannedControls(plan: SweepPlan, summaries: ReadonlyMap<Cell, EvalSummary>): { cells: Cell[]; sourceOf: Map<Cell, Cell> } {
+export function plannedControls(plan: SweepPlan, summaries: ReadonlyMap<Cell, EvalSummary>, of: readonly Cell[] = plan.cells): { cells: Cell[]; sourceOf: Map<Cell, Cell> } {
   const { model } = plan.loaded;
   const planned = new Map<string, Cell>(plan.cells.map((c) => [c.name, c]));
   const cells: Cell[] = [];
   const sourceOf = new Map<Cell, Cell>();
   if (plan.options.spec.controls !== 'matched') return { cells, sourceOf };
-  for (const cell of plan.cells.filter((c) => c.router.adaptive)) {
+  for (const cell of of.filter((c) => c.router.adaptive)) {
     for (const control of matchedControls(cell.router, summaries.get(cell)!, cell.file, model.routerDefaults, plan.options.spec.seed)) {
       const config = control.router.configName(model.architecture.routing);
       if (planned.has(`${config}_${cell.data.task.name}`)) continue; // a top-k control the grid (or another adaptive cell) already has
@@ -374,7 +391,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   // Nothing is written before the model and the data are read; then this sweep is the directory's one writer.
   const inputs = await loadSweepInputs(options);
   mkdirSync(runDir, { recursive: true });
-  const lock = lockRunDirectory(runDir, 'sweep', (line) => progress.log(line));
+  const { shard } = options;
+  const lock = lockRunDirectory(runDir, shard ? `sweep --shard ${shard.index}/${shard.count}` : 'sweep', (line) => progress.log(line), shard);
   try {
     if (options.force) {
       const removed = clearRun(runDir, spec.nullModel ? [spec.nullModel] : []);
@@ -386,7 +404,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     let evaluated = 0;
     let resumed = 0;
     const summaries = new Map<Cell, EvalSummary>();
-    const status = new SweepStatus(runDir, 'local');
+    const status = new SweepStatus(runDir, shard ? 'shard' : 'local', { shard: shard ? `${shard.index}-of-${shard.count}` : null });
     const worker = `${hostname()}:${process.pid}`;
     const runCells = async (list: readonly Cell[], count: number, first: number) => {
       status.plan(list);
@@ -414,10 +432,16 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
         progress.endCell(cellResultLine(cell, summary));
       }
     };
-    await runCells(plan.cells, plan.cells.length, 0);
+    // A shard takes every count-th cell of the grid, and the controls of its own adaptive cells.
+    const mine = shard ? plan.cells.filter((_, i) => i % shard.count === shard.index - 1) : plan.cells;
+    await runCells(mine, mine.length, 0);
     // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
-    const controls = plannedControls(plan, summaries);
-    await runCells(controls.cells, plan.cells.length + controls.cells.length, plan.cells.length);
+    const controls = plannedControls(plan, summaries, mine);
+    await runCells(controls.cells, mine.length + controls.cells.length, mine.length);
+    if (shard) {
+      status.finish();
+      return { cells: mine.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows: [] };
+    }
     const rows = await finishSweep(plan, controls, summaries, { evaluated, resumed, started });
     status.finish();
     return { cells: plan.cells.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows };

@@ -51,8 +51,9 @@ export class SweepStatus {
   private readonly file: string;
   private lastWrite = 0;
 
-  constructor(runDir: string, mode: SweepStatusFile['mode'], queue: string | null = null, private readonly minInterval = 500) {
-    this.file = join(runDir, STATUS_FILE);
+  /** Shards of one run write side by side, each its own file (`sweep-status.shard-I-of-N.json`). */
+  constructor(runDir: string, mode: SweepStatusFile['mode'], { queue = null as string | null, shard = null as string | null } = {}, private readonly minInterval = 500) {
+    this.file = join(runDir, shard ? STATUS_FILE.replace('.json', `.shard-${shard}.json`) : STATUS_FILE);
     this.status = { format: 'routelab.sweep-status/1', mode, queue, updated: new Date().toISOString(), finished: false, cells: [], workers: [] };
   }
 
