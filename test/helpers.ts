@@ -97,3 +97,9 @@ export function withSmallTokenizer(modelDir: string, vocabLimit: number): string
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, add_eos_token: false, clean_up_tokenization_spaces: false }));
   return dir;
 }
+
+/** Results rows without the columns that time things (tokens/s, seconds), which no two runs share; paths as RUN/…. */
+export function untimedResults(run: string): unknown[] {
+  const rows = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8').replaceAll(run, 'RUN')) as Record<string, unknown>[];
+  return rows.map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !/per_second|seconds|_s$|speedup|latency/.test(k))));
+}

@@ -5,19 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
+import { gutenbergDir, repoRoot, tempDir, untimedResults } from './helpers.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const data = join(repoRoot, 'data');
-
-/** Results rows without the columns that time things (tokens/s, seconds), which no two runs share; paths as RUN/…. */
-export function untimedResults(run: string): unknown[] {
-  const rows = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8').replaceAll(run, 'RUN')) as Record<string, unknown>[];
-  return rows.map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !/per_second|seconds|_s$|speedup|latency/.test(k))));
-}
 
 test('two shards side by side, then a merge, give exactly the results of one sweep', async () => {
   const dir = tempDir();

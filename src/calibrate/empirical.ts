@@ -6,8 +6,7 @@
  * grid point, the permutation-test p-value, so it is 1 below the sample and never less than 1/(n + 1) — the smallest
  * p-value n null draws can support — at and beyond the sample's maximum (where the grid's clamp holds it).
  */
-import type { NullFit } from './estimators.js';
-import { type Sample, tabulateCdf, upperBound } from './sample.js';
+import { type Sample, tabulateCdf, upperBound, type NullFit } from './sample.js';
 
 export const EMPIRICAL_METHOD = 'empirical CDF #{x_i <= x} / (n + 1) at the grid points, linear between (p >= 1/(n + 1))';
 

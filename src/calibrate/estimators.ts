@@ -2,18 +2,12 @@
  * The null estimators behind `calibrate --estimator` (docs/semantics.md, null models): each turns a calibration
  * sample into its CDF on the shared grid (src/calibrate/sample.ts) and the parameters it fitted.
  */
-import type { NullEstimator, NullParams } from '../routers/null-model.js';
+import type { NullEstimator } from '../routers/null-model.js';
 import { EMPIRICAL_METHOD, fitEmpirical } from './empirical.js';
 import { fitGmm, GMM_METHOD } from './gmm.js';
 import { fitKde } from './kde.js';
-import type { Sample } from './sample.js';
+import type { NullFit, Sample } from './sample.js';
 import { fitStudentT, STUDENT_T_METHOD } from './student-t.js';
-
-export interface NullFit {
-  readonly x: Float64Array;
-  readonly cdf: Float64Array;
-  readonly params: NullParams;
-}
 
 export interface EstimatorOptions {
   /** CDF grid points. */

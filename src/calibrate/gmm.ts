@@ -9,8 +9,7 @@
  * more than 1/K of the sample).
  */
 import { normalCdf } from './kde.js';
-import type { NullFit } from './estimators.js';
-import { EM_MAX_ITERATIONS, EM_TOLERANCE, type Histogram, histogram, type Sample, tabulateCdf } from './sample.js';
+import { EM_MAX_ITERATIONS, EM_TOLERANCE, type Histogram, histogram, type Sample, tabulateCdf, type NullFit } from './sample.js';
 
 export const DEFAULT_MAX_COMPONENTS = 4;
 

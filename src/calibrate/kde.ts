@@ -3,8 +3,7 @@
  * Silverman's rule-of-thumb bandwidth h = 1.06·σ·n^(−1/5), its CDF evaluated on a grid of points spanning
  * [min − 4h, max + 4h] (the grid every null estimator shares, src/calibrate/sample.ts).
  */
-import type { NullFit } from './estimators.js';
-import { describeSample, lowerBound, type Sample, tabulateCdf } from './sample.js';
+import { describeSample, lowerBound, type Sample, tabulateCdf, type NullFit } from './sample.js';
 
 export interface KdeGrid {
   readonly x: Float64Array;

@@ -3,6 +3,15 @@
  * tabulates its CDF on (the KDE's: `points` equally spaced on [min − 4h, max + 4h], h Silverman's bandwidth), and
  * the histogram the parametric fits run on.
  */
+import type { NullParams } from '../routers/null-model.js';
+
+/** What every estimator produces: its CDF on a grid (what bh's p-values read) and its fitted parameters. */
+export interface NullFit {
+  readonly x: Float64Array;
+  readonly cdf: Float64Array;
+  readonly params: NullParams;
+}
+
 
 export interface Sample {
   readonly sorted: Float64Array;

@@ -12,8 +12,7 @@
  * F(x) = 1 − ½ I_z(ν/2, ½) for t = (x − μ)/σ ≥ 0 and ½ I_z(ν/2, ½) below, z = ν/(ν + t²), I the regularized
  * incomplete beta function: the tail mass ½ I_z is what is computed, so it is exact to rounding however far out.
  */
-import type { NullFit } from './estimators.js';
-import { EM_MAX_ITERATIONS, EM_TOLERANCE, type Histogram, histogram, type Sample, tabulateCdf } from './sample.js';
+import { EM_MAX_ITERATIONS, EM_TOLERANCE, type Histogram, histogram, type Sample, tabulateCdf, type NullFit } from './sample.js';
 
 export const NU_MIN = 0.5;
 export const NU_MAX = 1000;

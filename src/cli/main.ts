@@ -16,6 +16,7 @@ const COMMANDS: readonly { readonly name: string; load(): Promise<Command> }[] =
   { name: 'trace', load: async () => (await import('./trace.js')).traceCommand },
   { name: 'calibrate', load: async () => (await import('./calibrate.js')).calibrateCommand },
   { name: 'sweep', load: async () => (await import('./sweep.js')).sweepCommand },
+  { name: 'worker', load: async () => (await import('./worker.js')).workerCommand },
   { name: 'report', load: async () => (await import('./report.js')).reportCommand },
   { name: 'analyze', load: async () => (await import('./analyze.js')).analyzeCommand },
   { name: 'compare', load: async () => (await import('./compare.js')).compareCommand },

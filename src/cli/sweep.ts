@@ -27,6 +27,9 @@ export const sweepCommand: Command = {
                      manifest.json and null.json go; re-running the same command resumes; a sweep of another
                      design (spec, model) into a finished run is refused
   --force            remove a previous run's results from RUN_DIR first and start afresh
+  --queue URL        queue the cells on Redis (redis://HOST:6379/0) for \`routelab worker\`s on any machines
+                     (RUN_DIR, --model and --data-dir on storage they all reach); this command plans, calibrates,
+                     follows the grid and writes the results when every cell is done
   --shard I/N        evaluate only the I-th of N deterministic slices of the grid (for job arrays; shards of one
                      RUN_DIR run side by side); the same command without --shard then merges them into results
   --mode MODE        quick (10 documents per task, 512-token windows, BH max_k 8 × 4 alphas + 4 baselines),
@@ -62,6 +65,7 @@ ${threadsUsage(17)}
     quiet: { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     shard: { type: 'string' },
+    queue: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
   async run(values) {
@@ -96,6 +100,8 @@ ${threadsUsage(17)}
     if (values.null !== undefined) spec = { ...spec, nullModel: values.null as string };
     if (values.profile === true) spec = { ...spec, profile: true };
 
+    if (values.queue !== undefined && values.shard !== undefined) throw new RoutelabError('--shard', 'not with --queue: the queue spreads the cells itself');
+    if (values.queue !== undefined) (await import('../sweep/queue.js')).redisConnection(values.queue as string); // a bad URL is refused first
     // Ctrl-C or a scheduler's SIGTERM: every finished cell is already on disk (summaries are published atomically),
     // so say what happened and how to go on instead of vanishing.
     for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
@@ -115,6 +121,7 @@ ${threadsUsage(17)}
       progress: createProgress(process.stderr, values.quiet === true),
       force: values.force === true,
       shard: values.shard === undefined ? undefined : parseShard(values.shard as string),
+      queue: values.queue as string | undefined,
     });
     const runDir = values.out as string;
     if (values.json === true) {

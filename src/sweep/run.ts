@@ -19,16 +19,17 @@ import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import type { Router } from '../routers/router.js';
-import { loadFewshot, type FewshotPrompts } from '../tasks/fewshot.js';
+import { loadFewshot } from '../tasks/fewshot.js';
 import { DEFAULT_DATA, getTask } from '../tasks/registry.js';
 import { fingerprintDocs, selectDocs } from '../tasks/selection.js';
-import type { LoadedDocs, Task, TaskDoc } from '../tasks/task.js';
 import { badRowsReport } from '../data/bad-rows.js';
 import { lockRunDirectory } from '../lock.js';
 import { VERSION } from '../version.js';
 import { clearRun, previousManifest, specDifferences } from './design.js';
 import { matchedControls } from './controls.js';
+import { type Cell, cellResultLine, readCellSummary, statusResult, type TaskData } from './cells.js';
 import type { Progress } from './progress.js';
+import { CellQueue } from './queue.js';
 import { SweepStatus } from './status.js';
 import { cellKey, type CellIdentity, modelFingerprint, sealSummary, sha256, staleness } from './identity.js';
 import { compareToBaseline, resultRow, writeResults, type ResultRow } from './results.js';
@@ -46,33 +47,10 @@ export interface SweepOptions {
   readonly progress: Progress;
   /** Start afresh: remove a previous run's outputs from runDir first (else a run of another design there is refused). */
   readonly force?: boolean;
+  /** Queue the cells on this Redis (redis://HOST:PORT/DB) for `routelab worker`s instead of evaluating them here. */
+  readonly queue?: string;
   /** Run only the `index`-th (1-based) of `count` deterministic slices of the grid; a later run without it merges. */
   readonly shard?: { readonly index: number; readonly count: number };
-}
-
-interface TaskData {
-  readonly task: Task<TaskDoc>;
-  readonly loaded: LoadedDocs<TaskDoc>;
-  readonly docs: TaskDoc[];
-  readonly total: number;
-  readonly path: string;
-  readonly fingerprint: string;
-  /** The documents' few-shot examples, the same for every configuration. */
-  readonly fewshot: FewshotPrompts;
-}
-
-export interface Cell {
-  readonly router: Router;
-  readonly config: string;
-  readonly data: TaskData;
-  /** `{config}_{task}`: the stem of its files. */
-  readonly name: string;
-  readonly file: string; // summary JSON
-  readonly traceFile: string | null; // routing trace Parquet (null with trace off)
-  readonly identity: CellIdentity;
-  readonly key: string;
-  /** A matched control's kind (topk-floor, topk-ceil, randk); absent for the grid's own cells. */
-  readonly control?: string;
 }
 
 export interface SweepOutcome {
@@ -335,24 +313,6 @@ export async function evaluateCell(plan: SweepPlan, cell: Cell, onProgress?: (do
   return stored;
 }
 
-/** The stored summary of a complete cell. */
-export function readCellSummary(cell: Cell): EvalSummary {
-  return JSON.parse(readFileSync(cell.file, 'utf8'));
-}
-
-/** What a cell's result says on its progress line. */
-export function cellResultLine(cell: Cell, summary: EvalSummary): string {
-  const metric = cell.data.task.primaryMetric;
-  return `${metric} ${summary.metrics[metric]?.toFixed(4)}, avg_experts ${summary.routing.avg_experts.toFixed(2)}, ` +
-    `${summary.routing.tokens_per_second.toFixed(0)} tokens/s`;
-}
-
-/** What the live status shows of a finished cell. */
-export function statusResult(cell: Cell, summary: EvalSummary) {
-  const metric = cell.data.task.primaryMetric;
-  return { metric, value: summary.metrics[metric], avgExperts: summary.routing.avg_experts, tokens: summary.timings.input_tokens, seconds: summary.timings.eval_wall_s };
-}
-
 /** The matched controls of the plan's adaptive cells (they need those cells' summaries), in grid order. */
 export function plannedControls(plan: SweepPlan, summaries: ReadonlyMap<Cell, EvalSummary>, of: readonly Cell[] = plan.cells): { cells: Cell[]; sourceOf: Map<Cell, Cell> } {
   const { model } = plan.loaded;
@@ -385,14 +345,19 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
   };
   const changed = previous ? specDifferences(previous.spec, spec) : [];
   if (changed.length && !options.force) refuse(changed);
-  const previousModel = (previous?.model as { spec?: unknown } | undefined)?.spec;
-  if (!options.force && typeof previousModel === 'string' && previousModel !== options.model) refuse([`model: ${previousModel} before, ${options.model} now`]);
+  // Another model is another design; the same model with changed weights is the same design with stale cells.
+  const previousModel = previous?.model as { spec?: unknown; fingerprint?: unknown } | undefined;
+  if (!options.force && typeof previousModel?.spec === 'string' && previousModel.spec !== options.model) {
+    const fingerprint = typeof previousModel.fingerprint === 'string' ? ` (fingerprint ${previousModel.fingerprint.slice(0, 12)}…)` : '';
+    refuse([`model: ${previousModel.spec}${fingerprint} before, ${options.model} now`]);
+  }
   if (existsSync(runDir)) requireWritable(runDir);
   // Nothing is written before the model and the data are read; then this sweep is the directory's one writer.
   const inputs = await loadSweepInputs(options);
   mkdirSync(runDir, { recursive: true });
   const { shard } = options;
-  const lock = lockRunDirectory(runDir, shard ? `sweep --shard ${shard.index}/${shard.count}` : 'sweep', (line) => progress.log(line), shard);
+  const lock = lockRunDirectory(runDir, shard ? `sweep --shard ${shard.index}/${shard.count}` : options.queue ? `sweep --queue ${options.queue}` : 'sweep', (line) => progress.log(line), shard);
+  let queue: CellQueue | null = null;
   try {
     if (options.force) {
       const removed = clearRun(runDir, spec.nullModel ? [spec.nullModel] : []);
@@ -404,19 +369,27 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     let evaluated = 0;
     let resumed = 0;
     const summaries = new Map<Cell, EvalSummary>();
-    const status = new SweepStatus(runDir, shard ? 'shard' : 'local', { shard: shard ? `${shard.index}-of-${shard.count}` : null });
+    const status = new SweepStatus(runDir, shard ? 'shard' : options.queue ? 'queue' : 'local', { queue: options.queue ?? null, shard: shard ? `${shard.index}-of-${shard.count}` : null });
     const worker = `${hostname()}:${process.pid}`;
-    const runCells = async (list: readonly Cell[], count: number, first: number) => {
+    const failed = new Map<Cell, string>();
+    queue = options.queue ? await CellQueue.open(options.queue, progress) : null;
+    const runCells = async (list: readonly Cell[], count: number, first: number, sourceOf: ReadonlyMap<Cell, Cell> = new Map()) => {
       status.plan(list);
       const stale = staleCells(list, (line) => progress.log(line));
+      for (const cell of list) {
+        if (stale.has(cell)) continue;
+        const summary = readCellSummary(cell);
+        summaries.set(cell, summary);
+        status.update(cell.name, 'done', { resumed: true, result: statusResult(cell, summary) });
+        resumed++;
+      }
+      if (queue) {
+        for (const [cell, error] of await queue.run(options, [...stale.keys()], sourceOf, status, summaries)) failed.set(cell, error);
+        evaluated += stale.size - [...stale.keys()].filter((c) => failed.has(c)).length;
+        return;
+      }
       for (const [n, cell] of list.entries()) {
-        if (!stale.has(cell)) {
-          const summary = readCellSummary(cell);
-          summaries.set(cell, summary);
-          status.update(cell.name, 'done', { resumed: true, result: statusResult(cell, summary) });
-          resumed++;
-          continue;
-        }
+        if (!stale.has(cell)) continue;
         progress.startCell(first + n, count, cell.name);
         status.update(cell.name, 'running', { worker });
         let summary: EvalSummary;
@@ -436,16 +409,22 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
     const mine = shard ? plan.cells.filter((_, i) => i % shard.count === shard.index - 1) : plan.cells;
     await runCells(mine, mine.length, 0);
     // Matched controls of every adaptive cell, on its task and documents (they need its results, so they come after).
-    const controls = plannedControls(plan, summaries, mine);
-    await runCells(controls.cells, mine.length + controls.cells.length, mine.length);
+    const controls = plannedControls(plan, summaries, mine.filter((c) => summaries.has(c)));
+    await runCells(controls.cells, mine.length + controls.cells.length, mine.length, controls.sourceOf);
     if (shard) {
       status.finish();
       return { cells: mine.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows: [] };
     }
-    const rows = await finishSweep(plan, controls, summaries, { evaluated, resumed, started });
+    const rows = await finishSweep(plan, controls, summaries, { evaluated, resumed, started, failed });
     status.finish();
+    if (failed.size) {
+      throw new RoutelabError(runDir, `${failed.size} cell${failed.size === 1 ? '' : 's'} failed: ` +
+        `${[...failed].map(([c, e]) => `${c.name} (${e})`).join('; ')}; results.* and manifest.json hold the other cells ` +
+        '(failed_cells lists these); fix the cause and run the same command again to redo only them');
+    }
     return { cells: plan.cells.length + controls.cells.length, evaluated, resumed, skippedTasks: plan.skipped, rows };
   } finally {
+    await queue?.close();
     lock.release();
   }
 }
@@ -465,7 +444,7 @@ function requireWritable(runDir: string): void {
  * configuration they control in tables and charts.
  */
 export async function finishSweep(plan: SweepPlan, controls: { cells: readonly Cell[]; sourceOf: ReadonlyMap<Cell, Cell> }, summaries: ReadonlyMap<Cell, EvalSummary>,
-  counts: { evaluated: number; resumed: number; started: Date }): Promise<ResultRow[]> {
+  counts: { evaluated: number; resumed: number; started: Date; failed?: ReadonlyMap<Cell, string> }): Promise<ResultRow[]> {
   const { spec, runDir, progress } = plan.options;
   const { model } = plan.loaded;
   const routers = [...plan.routers];
@@ -489,7 +468,8 @@ export async function finishSweep(plan: SweepPlan, controls: { cells: readonly C
       progress.log(`sweep: profiled ${configs[i]}`);
     }
   }
-  const cells = [...plan.cells, ...controls.cells];
+  // Failed cells (a queued sweep goes on without them) have no summary: they are listed, not tabled.
+  const cells = [...plan.cells, ...controls.cells].filter((c) => summaries.has(c));
   const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), controls.sourceOf);
   writeResults(runDir, rows);
   const { loaded, data } = plan;
@@ -507,7 +487,8 @@ export async function finishSweep(plan: SweepPlan, controls: { cells: readonly C
     routelab_version: VERSION,
     git_commit: gitCommit(),
     machine: { hostname: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, memory_gb: totalmem() / 2 ** 30, node: process.version, platform: `${process.platform}/${process.arch}`, backend: model.backend.name, threads: model.backend.threads },
-    cells: { total: cells.length, evaluated: counts.evaluated, resumed: counts.resumed },
+    cells: { total: cells.length + (counts.failed?.size ?? 0), evaluated: counts.evaluated, resumed: counts.resumed },
+    failed_cells: [...(counts.failed ?? [])].map(([c, error]) => ({ cell: c.name, config: c.config, task: c.data.task.name, error })),
     started: counts.started.toISOString(),
     ended: new Date().toISOString(),
   }, null, 2) + '\n');
