@@ -18,6 +18,7 @@ const COMMANDS: readonly { readonly name: string; load(): Promise<Command> }[] =
   { name: 'sweep', load: async () => (await import('./sweep.js')).sweepCommand },
   { name: 'worker', load: async () => (await import('./worker.js')).workerCommand },
   { name: 'report', load: async () => (await import('./report.js')).reportCommand },
+  { name: 'dashboard', load: async () => (await import('./dashboard.js')).dashboardCommand },
   { name: 'analyze', load: async () => (await import('./analyze.js')).analyzeCommand },
   { name: 'compare', load: async () => (await import('./compare.js')).compareCommand },
   { name: 'list', load: async () => (await import('./list.js')).listCommand },

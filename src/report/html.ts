@@ -24,7 +24,7 @@ const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'unsafe-inline' 
 let vegaRuntime: string | null = null;
 
 /** Vega's browser build, from the installed package (only its schema is exported; the build sits beside it). */
-function vegaBrowserBuild(): string {
+export function vegaBrowserBuild(): string {
   vegaRuntime ??= readFileSync(join(dirname(createRequire(import.meta.url).resolve('vega/vega-schema.json')), 'vega.min.js'), 'utf8');
   return vegaRuntime;
 }
@@ -156,7 +156,7 @@ function inlineHtml(markdown: string): string {
   }).join('');
 }
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -166,7 +166,7 @@ function jsonForScript(value: unknown): string {
 }
 
 /** Script source inside <script>: a `</script` or `<!--` in it would end the element early. */
-function scriptText(source: string): string {
+export function scriptText(source: string): string {
   return source.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
 }
 
