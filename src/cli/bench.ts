@@ -11,6 +11,7 @@ import { MoeModel } from '../model/model.js';
 import { BENCH_SHAPES, benchConfig, fullSizeTarget, checkpointBytes, holdsCheckpoint, maxAbsDiffFile, peakRssMb, printTable, randomBf16, randomF32, randomIds, round, writeRandomCheckpoint } from './bench-common.js';
 import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js';
 import { BENCH_STARTUP_USAGE, runBenchStartup } from './bench-startup.js';
+import { BENCH_QUEUE_OPTIONS, BENCH_QUEUE_USAGE, runBenchQueue } from './bench-queue.js';
 import { BENCH_CONTENTION_OPTIONS, BENCH_CONTENTION_USAGE, runBenchContention } from './bench-contention.js';
 import { numberFlag, type Command } from './command.js';
 
@@ -51,10 +52,13 @@ ${BENCH_GPU_USAGE}
 
 ${BENCH_STARTUP_USAGE}
 
-${BENCH_CONTENTION_USAGE}`,
+${BENCH_CONTENTION_USAGE}
+
+${BENCH_QUEUE_USAGE}`,
   options: {
     ...BENCH_GPU_OPTIONS,
     ...BENCH_CONTENTION_OPTIONS,
+    ...BENCH_QUEUE_OPTIONS,
     setup: { type: 'boolean' },
     python: { type: 'string' },
     threads: { type: 'string' },
@@ -68,6 +72,7 @@ ${BENCH_CONTENTION_USAGE}`,
     if (positionals[0] === 'gpu') return runBenchGpu(values, positionals);
     if (positionals[0] === 'startup' && positionals.length === 1) return runBenchStartup(values);
     if (positionals[0] === 'contention' && positionals.length === 1) return runBenchContention(values);
+    if (positionals[0] === 'queue' && positionals.length === 1) return runBenchQueue(values);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
     if (values.family !== undefined && !values['full-size']) throw new RoutelabError('--family', 'only with --full-size');
     const fullSize = values['full-size'] ? fullSizeTarget(values) : null;
