@@ -137,3 +137,45 @@ test('a full disk under an eval trace, an eval summary, a sweep and a report: on
     disk?.unmount();
   }
 });
+
+/** `dir` mounted again, read-only, at a new path (root only); null where the test cannot. */
+function readOnlyView(dir: string): { dir: string; unmount(): void } | null {
+  if (process.getuid?.() !== 0) return null;
+  const view = tempDir('routelab-ro-');
+  if (spawnSync('mount', ['--bind', dir, view]).status !== 0) return null;
+  if (spawnSync('mount', ['-o', 'remount,ro,bind', view]).status !== 0) {
+    spawnSync('umount', [view]);
+    return null;
+  }
+  return { dir: view, unmount: () => { spawnSync('umount', [view]); } };
+}
+
+test('a finished run on a read-only mount: a resuming sweep and a report are refused in one line, nothing changes', { skip: process.getuid?.() !== 0 && 'needs root to mount' }, (t) => {
+  const spec = join(tempDir(), 'sweep.yaml');
+  writeFileSync(spec, 'tasks: [wikitext]\nbaselines: [8]\nlimit: 1\nmax_length: 128\nbootstrap_resamples: 20\ntrace: off\n');
+  const run = join(tempDir(), 'run');
+  assert.equal(routelab('sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', run, '--spec', spec, '--quiet').status, 0);
+  const view = readOnlyView(run);
+  if (view === null) return t.skip('cannot bind-mount read-only here');
+  try {
+    const before = readdirSync(view.dir).sort();
+    const sweep = routelab('sweep', '--model', gutenbergDir, '--data-dir', join(repoRoot, 'data'), '--out', view.dir, '--spec', spec);
+    assertOneLine(sweep, new RegExp(`^routelab: ${view.dir}: is on a read-only file system: a sweep \\(even one that only resumes\\) writes`, 'm'));
+    const report = routelab('report', view.dir, '--format', 'md');
+    assertOneLine(report, /^routelab: .*: the file system is read-only \(EROFS/m);
+    const out = routelab('eval', '--model', gutenbergDir, '--task', 'wikitext', '--data', join(repoRoot, 'data/wikitext-2-raw-v1'), '--limit', '1', '--out', join(view.dir, 'eval'));
+    assertOneLine(out, /^routelab: .*eval.*: the file system is read-only \(EROFS/m);
+    assert.deepEqual(readdirSync(view.dir).sort(), before);
+  } finally {
+    view.unmount();
+  }
+});
+
+test('--out naming an existing file is one line', () => {
+  const dir = tempDir();
+  const file = join(dir, 'taken');
+  writeFileSync(file, 'a file');
+  const r = routelab('eval', '--model', gutenbergDir, '--task', 'wikitext', '--data', join(repoRoot, 'data/wikitext-2-raw-v1'), '--limit', '1', '--out', file);
+  assertOneLine(r, /^routelab: .*taken.*: (already exists, and is not what was expected there \(EEXIST|a part of this path is a file, not a directory \(ENOTDIR)/m);
+  assert.equal(readFileSync(file, 'utf8'), 'a file', 'the file is untouched');
+});

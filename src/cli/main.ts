@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { nearest } from '../suggest.js';
@@ -84,8 +86,24 @@ const OS_ERRORS: Readonly<Record<string, string>> = {
   ENFILE: 'too many open files on the system',
 };
 
+/**
+ * A recursive mkdir on a read-only (or unwritable) file system reports ENOENT: the real cause is found by asking the
+ * nearest existing ancestor whether it may be written.
+ */
+function mkdirCause(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'ENOENT' || e.syscall !== 'mkdir' || !e.path) return;
+  let dir = dirname(e.path);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (cause) {
+    e.code = (cause as NodeJS.ErrnoException).code;
+  }
+}
+
 function osFailure(error: unknown): string | null {
   const e = error as NodeJS.ErrnoException;
+  if (error instanceof Error) mkdirCause(e);
   if (!(error instanceof Error) || typeof e.code !== 'string' || !(e.code in OS_ERRORS)) return null;
   const where = (e as { dest?: string }).dest ?? e.path ?? 'routelab';
   return `${where}: ${OS_ERRORS[e.code]} (${e.code}${e.syscall ? ` in ${e.syscall}` : ''}); nothing half-written was left in place`;

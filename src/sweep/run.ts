@@ -433,9 +433,10 @@ export async function runSweep(options: SweepOptions): Promise<SweepOutcome> {
 function requireWritable(runDir: string): void {
   try {
     accessSync(runDir, constants.W_OK);
-  } catch {
-    throw new RoutelabError(runDir, 'is not writable by you: a sweep (even one that only resumes) writes its results, manifest and lock there; ' +
-      'give another --out, or ask its owner for write access');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'EROFS' ? 'is on a read-only file system' : 'is not writable by you';
+    throw new RoutelabError(runDir, `${why}: a sweep (even one that only resumes) writes its results, manifest and lock there; ` +
+      'give another --out, or ask for write access');
   }
 }
 
