@@ -59,6 +59,8 @@ export const METRICS: readonly MetricDefinition[] = [
   // Speed.
   metric('tokens_per_second', 'speed', 'higher', 'tokens/s', 'scored positions per second of forward-pass time'),
   metric('latency_ms_per_token', 'speed', 'lower', 'ms/token', '1000 / tokens_per_second'),
+  metric('input_tokens_per_second', 'speed', 'higher', 'tokens/s', 'tokens run through the model (contexts included) per second of forward-pass time'),
+  metric('timed_tokens_per_second', 'speed', 'higher', 'tokens/s', 'a sweep\'s timing protocol: median tokens/s of the configuration\'s forward pass over its task\'s probe tokens, over interleaved rounds (timed_tokens_per_second_p25 / _p75: the quartiles)'),
   // Per configuration, from a sweep.
   metric('log_word_perplexity', 'sweep', 'lower', 'nats/word', 'ln(word_perplexity): its differences are nats per word, readable where perplexity ratios are not'),
   metric('log_perplexity', 'sweep', 'lower', 'nats', 'ln(perplexity): its differences are nats per continuation'),

@@ -19,7 +19,7 @@ function positiveList(values: Record<string, unknown>, flag: string, fallback: s
 
 export const profileCommand: Command = {
   name: 'profile',
-  summary: 'latency (mean/std/min/max/p50/p95/p99) per sequence length, throughput per batch size, peak memory',
+  summary: 'latency (mean/std/quartiles/p95/p99) per sequence length, throughput (median, IQR) per batch size, peak memory; shapes timed in interleaved rounds',
   usage: `Usage: routelab profile --model DIR [--router SPEC] [--seq 128,512] [--batch 1,4,16] [--warmup 2] [--runs 10]
                         [--seed 0] [--backend auto|native|cpu|webgpu] [--threads N] --out DIR
 
@@ -62,9 +62,11 @@ ${threadsUsage(13)}`,
     const print = values.json === true ? (line: string) => console.error(line) : (line: string) => console.log(line);
     if (values.json === true) console.log(JSON.stringify({ file: join(out, 'profile.json'), ...result }));
     print(`router ${result.router}, backend ${result.backend}${result.threads === null ? '' : ` (${result.threads} threads)`}, peak RSS ${result.peak_rss_mb.toFixed(0)} MB, peak ${result.backend_buffers} buffers ${result.peak_backend_buffers_mb.toFixed(0)} MB`);
-    print('  seq   runs     mean      std      min      max      p50      p95      p99  (ms)');
-    for (const r of result.latency_ms) print(`${String(r.seq_len).padStart(5)} ${String(r.runs).padStart(6)}${[r.mean, r.std, r.min, r.max, r.p50, r.p95, r.p99].map(f).join('')}`);
-    print('batch × seq    tokens/s');
-    for (const t of result.throughput) print(`${`${t.batch} × ${t.seq_len}`.padEnd(12)} ${t.tokens_per_second.toFixed(1).padStart(10)}`);
+    print('  seq   runs     mean      std      min      p25   median      p75      max      p95      p99  (ms)');
+    for (const r of result.latency_ms) print(`${String(r.seq_len).padStart(5)} ${String(r.runs).padStart(6)}${[r.mean, r.std, r.min, r.p25, r.p50, r.p75, r.max, r.p95, r.p99].map(f).join('')}`);
+    print('batch × seq    runs   tokens/s (median)   IQR');
+    for (const t of result.throughput) {
+      print(`${`${t.batch} × ${t.seq_len}`.padEnd(12)} ${String(t.runs).padStart(6)} ${t.tokens_per_second.toFixed(1).padStart(18)}   ${t.tokens_per_second_p25.toFixed(1)}–${t.tokens_per_second_p75.toFixed(1)}`);
+    }
   },
 };

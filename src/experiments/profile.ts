@@ -1,6 +1,8 @@
 /**
  * The profiler: latency of single-sequence forward passes per sequence length, throughput over batch sizes, and
- * peak memory, for one model and router. Token ids are seeded random ids, so runs are repeatable.
+ * peak memory, for one model and router. Token ids are seeded random ids, so runs are repeatable. Timing protocol:
+ * every shape is warmed up, then `runs` rounds each time every shape once, in turn — so a load change on a shared
+ * machine spreads over all shapes instead of landing on one — and each shape reports its median and quartiles.
  */
 import type { MoeModel } from '../model/model.js';
 import type { Router } from '../routers/router.js';
@@ -25,7 +27,11 @@ export interface LatencyRow extends Summary {
 export interface ThroughputRow {
   readonly batch: number;
   readonly seq_len: number;
+  readonly runs: number;
+  /** Median over the timed rounds, with the quartiles of the same runs (the spread to compare against). */
   readonly tokens_per_second: number;
+  readonly tokens_per_second_p25: number;
+  readonly tokens_per_second_p75: number;
   readonly seconds: number;
 }
 
@@ -64,25 +70,21 @@ export async function profileModel(model: MoeModel, options: ProfileOptions): Pr
     return ms;
   };
 
-  const latency: LatencyRow[] = [];
-  for (const seqLen of options.seqLengths) {
-    const sequence = randomSequences(1, seqLen, V, random);
-    for (let i = 0; i < warmup; i++) await timed(sequence);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(await timed(sequence));
-    latency.push({ seq_len: seqLen, runs, ...summarise(times) });
-    options.onProgress?.(`latency seq ${seqLen}: mean ${latency.at(-1)!.mean.toFixed(1)} ms`);
-  }
-
   const throughputLength = Math.max(...options.seqLengths);
-  const throughput: ThroughputRow[] = [];
-  for (const batch of options.batchSizes) {
-    const sequences = randomSequences(batch, throughputLength, V, random);
-    await timed(sequences);
-    const ms = await timed(sequences);
-    throughput.push({ batch, seq_len: throughputLength, tokens_per_second: (batch * throughputLength) / (ms / 1000), seconds: ms / 1000 });
-    options.onProgress?.(`throughput batch ${batch}×${throughputLength}: ${throughput.at(-1)!.tokens_per_second.toFixed(0)} tokens/s`);
+  const shapes = [
+    ...options.seqLengths.map((seqLen) => ({ kind: 'latency' as const, batch: 1, seqLen })),
+    ...options.batchSizes.map((batch) => ({ kind: 'throughput' as const, batch, seqLen: throughputLength })),
+  ].map((shape) => ({ ...shape, sequences: randomSequences(shape.batch, shape.seqLen, V, random), times: [] as number[] }));
+  for (const shape of shapes) for (let i = 0; i < warmup; i++) await timed(shape.sequences);
+  for (let round = 0; round < runs; round++) {
+    for (const shape of shapes) shape.times.push(await timed(shape.sequences));
+    options.onProgress?.(`round ${round + 1}/${runs}`);
   }
+  const latency: LatencyRow[] = shapes.filter((s) => s.kind === 'latency').map((s) => ({ seq_len: s.seqLen, runs, ...summarise(s.times) }));
+  const throughput: ThroughputRow[] = shapes.filter((s) => s.kind === 'throughput').map((s) => {
+    const rates = summarise(s.times.map((ms) => (s.batch * s.seqLen) / (ms / 1000)));
+    return { batch: s.batch, seq_len: s.seqLen, runs, tokens_per_second: rates.p50, tokens_per_second_p25: rates.p25, tokens_per_second_p75: rates.p75, seconds: summarise(s.times).p50 / 1000 };
+  });
   const device = model.backend.deviceMemory();
   return {
     router: router.spec,

@@ -16,7 +16,9 @@ export interface Summary {
   readonly std: number; // population std (numpy's default ddof = 0)
   readonly min: number;
   readonly max: number;
+  readonly p25: number;
   readonly p50: number;
+  readonly p75: number;
   readonly p95: number;
   readonly p99: number;
 }
@@ -26,7 +28,7 @@ export function summarise(values: readonly number[]): Summary {
   const n = sorted.length;
   const mean = sorted.reduce((s, v) => s + v, 0) / n;
   const std = Math.sqrt(sorted.reduce((s, v) => s + (v - mean) ** 2, 0) / n);
-  return { mean, std, min: sorted[0], max: sorted[n - 1], p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
+  return { mean, std, min: sorted[0], max: sorted[n - 1], p25: percentile(sorted, 25), p50: percentile(sorted, 50), p75: percentile(sorted, 75), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
 }
 
 export interface BootstrapInterval {

@@ -109,18 +109,31 @@ function bestFinding(data: RunData, task: string): Finding[] {
   return fragments.length ? [{ topic: 'best', text: `On ${taskName(data, task)}: ${fragments.join('; ')}.` }] : [];
 }
 
+/**
+ * The fastest configuration of a task by the timing protocol's medians (every configuration timed over the same
+ * probe in interleaved rounds). Another configuration is called faster or slower than the baseline only when their
+ * interquartile ranges do not overlap; otherwise the difference is said to be within the timing noise. Without the
+ * protocol (timing rounds 0, an older run) the single timing of each evaluation makes no speed claim.
+ */
 function fastestFinding(data: RunData, task: string): Finding[] {
-  const column = metricColumn('tokens_per_second');
-  const entries = measured(data, task, 'tokens_per_second');
+  const column = metricColumn('timed_tokens_per_second');
+  const entries = measured(data, task, 'timed_tokens_per_second');
   if (entries.length < 2) return [];
+  const quartiles = (e: Measured) => [rowNumber(e.cell, 'timed_tokens_per_second_p25') ?? e.value, rowNumber(e.cell, 'timed_tokens_per_second_p75') ?? e.value];
+  const runs = rowNumber(entries[0].cell, 'timing_runs');
+  const spread = (e: Measured) => `${show(column, e.value)} ${column.unit} (IQR ${quartiles(e).map((q) => show(column, q)).join('–')})`;
   const best = winners(entries, true);
   const baseline = entries.find((e) => e.cell.config === data.baseline);
   const names = list(best.map((e) => (e === baseline ? `the baseline ${code(e.cell.config)}` : code(e.cell.config))));
-  const speed = `${show(column, best[0].value)} ${column.unit}`;
-  const ratio = baseline && !best.includes(baseline) && baseline.value > 0
-    ? ` (${formatNumber(best[0].value / baseline.value, 2)}× the baseline's ${show(column, baseline.value)} ${column.unit})`
-    : '';
-  return [{ topic: 'speed', text: `On ${taskName(data, task)}, ${names} ${best.length === 1 ? 'is' : 'are'} fastest at ${speed}${ratio}.` }];
+  let versus = '';
+  if (baseline && !best.includes(baseline)) {
+    const beyond = quartiles(best[0])[0] > quartiles(baseline)[1];
+    versus = beyond
+      ? `, ${formatNumber(best[0].value / baseline.value, 2)}× the baseline's ${spread(baseline)}`
+      : `; ${best.length === 1 ? 'its' : 'their'} difference from the baseline's ${spread(baseline)} is within the timing noise (the interquartile ranges overlap)`;
+  }
+  const protocol = runs === null ? 'over interleaved timing rounds' : `over ${runs} interleaved timing rounds`;
+  return [{ topic: 'speed', text: `On ${taskName(data, task)}, ${names} ${best.length === 1 ? 'is' : 'are'} fastest at ${spread(best[0])} ${protocol}${versus}.` }];
 }
 
 /** The configurations no other beats in both the task's primary metric and experts per token. */

@@ -66,6 +66,7 @@ const COLUMNS: readonly ColumnDefinition[] = [
   column('avg_experts', 'Experts per token', 'experts/token', 2),
   column('flops_reduction_pct', 'FLOPs reduction', '%', 1),
   column('tokens_per_second', 'Throughput', 'tokens/s', 0),
+  column('timed_tokens_per_second', 'Timed throughput (median)', 'tokens/s', 0),
   column('expert_utilization', 'Expert utilisation', 'share of experts', 3),
   { ...column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3), adaptiveOnly: true },
   { ...column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3), adaptiveOnly: true },

@@ -8,8 +8,8 @@ import { join, resolve } from 'node:path';
 import type { SweepSpec } from './spec.js';
 import { STATUS_FILE } from './status.js';
 
-/** Spec fields that do not change any result (a document's scores never depend on its batch; profiling only adds files). */
-const NOT_DESIGN: ReadonlySet<string> = new Set(['batchSize', 'profile']);
+/** Spec fields that do not change any result (a document's scores never depend on its batch; profiling and timing only add files). */
+const NOT_DESIGN: ReadonlySet<string> = new Set(['batchSize', 'profile', 'timing']);
 
 /**
  * A spec field as compared: tasks by name and data (not by how they were named); calibration with the estimator a
@@ -76,7 +76,7 @@ export function clearRun(runDir: string, keep: readonly string[] = []): string[]
   const removed: string[] = [];
   for (const name of readdirSync(runDir)) {
     const file = join(runDir, name);
-    const ours = ['results.csv', 'results.json', 'results.parquet', 'manifest.json', 'null.json', 'report', STATUS_FILE].includes(name) ||
+    const ours = ['results.csv', 'results.json', 'results.parquet', 'manifest.json', 'null.json', 'timing.json', 'report', STATUS_FILE].includes(name) ||
       name.endsWith('_routing.parquet') || name.endsWith('_profile.json') || name.startsWith('.report-') ||
       (name.startsWith('.') && name.endsWith('.tmp')) || (name.endsWith('.json') && isCellSummary(file));
     if (!ours || kept.has(resolve(file))) continue;

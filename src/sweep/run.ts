@@ -13,6 +13,7 @@ import { readCalibrationText } from '../calibrate/text.js';
 import { RoutelabError } from '../errors.js';
 import { configHash, evaluate, gitCommit, type EvalSummary } from '../eval/evaluate.js';
 import { profileModel } from '../experiments/profile.js';
+import { type CellTiming, probeSequences, timeCells } from '../experiments/timing.js';
 import { loadModel, type LoadedModel } from '../load.js';
 import { fileSha256 } from '../file-hash.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -472,6 +473,15 @@ export async function finishSweep(plan: SweepPlan, controls: { cells: readonly C
   // Failed cells (a queued sweep goes on without them) have no summary: they are listed, not tabled.
   const cells = [...plan.cells, ...controls.cells].filter((c) => summaries.has(c));
   const rows = finishResults(cells, summaries, spec, model.defaultRouter().configName(model.architecture.routing), controls.sourceOf);
+  const timing = await sweepTiming(plan, cells);
+  cells.forEach((cell, i) => {
+    rows[i].input_tokens_per_second = summaries.get(cell)!.timings.input_tokens_per_second;
+    const t = timing?.get(cell.name);
+    rows[i].timed_tokens_per_second = t?.tokens_per_second ?? null;
+    rows[i].timed_tokens_per_second_p25 = t?.tokens_per_second_p25 ?? null;
+    rows[i].timed_tokens_per_second_p75 = t?.tokens_per_second_p75 ?? null;
+    rows[i].timing_runs = t?.runs ?? null;
+  });
   writeResults(runDir, rows);
   const { loaded, data } = plan;
   writeFileAtomic(join(runDir, 'manifest.json'), JSON.stringify({
@@ -494,6 +504,30 @@ export async function finishSweep(plan: SweepPlan, controls: { cells: readonly C
     ended: new Date().toISOString(),
   }, null, 2) + '\n');
   return rows;
+}
+
+/**
+ * The timing protocol over the finished cells (src/experiments/timing.ts) on this machine, kept in RUN_DIR/timing.json
+ * and reused while the cells, the protocol and the machine's backend are the same; null when the spec turns it off.
+ */
+async function sweepTiming(plan: SweepPlan, cells: readonly Cell[]): Promise<Map<string, CellTiming> | null> {
+  const { spec, runDir, progress } = plan.options;
+  if (spec.timing.rounds === 0 || cells.length === 0) return null;
+  const { model } = plan.loaded;
+  const machine = { hostname: hostname(), backend: model.backend.name, threads: model.backend.threads };
+  const key = sha256(JSON.stringify({ cells: cells.map((c) => c.key), timing: spec.timing, machine }));
+  const file = join(runDir, 'timing.json');
+  try {
+    const stored = JSON.parse(readFileSync(file, 'utf8'));
+    if (stored.key === key) return new Map(Object.entries(stored.cells as Record<string, CellTiming>));
+  } catch {
+    // none yet, or unreadable: time again
+  }
+  const probes = new Map(plan.data.map((d) => [d.task.name, probeSequences(plan.tokenizer, d.task, d.docs, spec.timing.tokens, spec.maxLength ?? 512)]));
+  progress.log(`sweep: timing protocol: ${cells.length} cells × ${spec.timing.rounds} interleaved rounds over ${spec.timing.tokens} probe tokens per task`);
+  const timing = await timeCells(model, cells.map((c) => ({ name: c.name, router: c.router, probe: probes.get(c.data.task.name)! })), spec.timing.rounds);
+  writeFileAtomic(file, JSON.stringify({ format: 'routelab.timing/1', key, timing: spec.timing, machine, cells: Object.fromEntries(timing) }, null, 2) + '\n');
+  return timing;
 }
 
 /**

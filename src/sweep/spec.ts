@@ -13,6 +13,7 @@ import { RoutelabError } from '../errors.js';
 import { NULL_ESTIMATORS, type NullEstimator } from '../routers/null-model.js';
 import { TASK_NAMES } from '../tasks/registry.js';
 import { TRACE_LEVELS } from '../trace/format.js';
+import type { TimingSpec } from '../experiments/timing.js';
 
 export type SweepMode = 'quick' | 'full' | 'custom';
 
@@ -47,6 +48,8 @@ export interface SweepSpec {
   readonly seed: number;
   readonly bootstrapResamples: number;
   readonly profile: boolean;
+  /** The timing protocol after the cells (src/experiments/timing.ts): interleaved rounds over a probe per task. */
+  readonly timing: TimingSpec;
   /** `matched`: every adaptive cell also gets its top-k and randk controls (src/sweep/controls.ts). */
   readonly controls: ControlMode;
 }
@@ -96,6 +99,7 @@ const COMMON = {
   seed: 0,
   bootstrapResamples: 1000,
   profile: false,
+  timing: { rounds: 5, tokens: 512 },
   controls: 'matched' as const,
 };
 
@@ -162,6 +166,7 @@ const customSchema = z.strictObject({
   seed: z.number().int().min(0).default(0),
   bootstrap_resamples: positiveInt.default(1000),
   profile: z.boolean().default(false),
+  timing: z.strictObject({ rounds: z.number().int().min(0).default(3), tokens: positiveInt.default(256) }).default({ rounds: 3, tokens: 256 }),
   controls: z.enum(CONTROL_MODES).default('none'),
 });
 
@@ -203,6 +208,7 @@ export function readCustomSpec(file: string): SweepSpec {
     seed: s.seed,
     bootstrapResamples: s.bootstrap_resamples,
     profile: s.profile,
+    timing: s.timing,
     controls: s.controls,
   };
 }
