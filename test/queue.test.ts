@@ -106,7 +106,10 @@ test('queued sweep = single-machine sweep, through a worker SIGKILLed mid-cell a
     assert.deepEqual(untimedResults(run), untimedResults(join(dir, 'single')));
     const manifest = JSON.parse(readFileSync(join(run, 'manifest.json'), 'utf8'));
     assert.deepEqual(manifest.failed_cells, []);
-    assert.equal(JSON.parse(readFileSync(join(run, 'sweep-status.json'), 'utf8')).mode, 'queue');
+    const status = JSON.parse(readFileSync(join(run, 'sweep-status.json'), 'utf8'));
+    assert.equal(status.mode, 'queue');
+    assert.ok(status.cells.every((c: { state: string }) => c.state === 'done'));
+    assert.ok(status.workers.some((w: { cells_done: number; tokens: number }) => w.cells_done > 0 && w.tokens > 0), 'workers and their throughput are followed');
   } finally {
     for (const w of workers) w.child.kill('SIGKILL');
     redis.kill('SIGKILL');

@@ -43,7 +43,9 @@ export interface CellJob {
   /** A matched control's kind and the cell it was derived from (its summary is the randk control's input). */
   readonly control: string | null;
   readonly source: { readonly key: string; readonly file: string } | null;
-  readonly refusals?: number;
+  /** Workers that refused it (their model or data differ from the plan), and how often it was refused. */
+  readonly refusedBy?: readonly string[];
+  readonly bounces?: number;
 }
 
 /** What a job carries of the sweep it belongs to (paths as the coordinator sees them: shared storage). */
@@ -186,8 +188,9 @@ export class CellQueue {
         for (const c of status.cells) if (c.state in counts) counts[c.state as keyof typeof counts]++;
         const finished = cells.length - pending.size;
         const eta = finished ? ((performance.now() - started) / finished) * pending.size / 1000 : NaN;
+        const workers = status.workers.map((w) => `${w.id} ${w.cells_done} done`).join(', ');
         this.progress.log(`sweep: ${counts.done} done, ${counts.running} running, ${counts.queued} queued, ${counts.failed} failed` +
-          `${Number.isFinite(eta) ? `; ETA ${Math.round(eta)} s` : ''}`);
+          `${Number.isFinite(eta) ? `; ETA ${Math.round(eta)} s` : ''}${workers ? `; workers: ${workers}` : ''}`);
       }
       if (pending.size) await sleep(250);
     }

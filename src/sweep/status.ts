@@ -125,6 +125,10 @@ export class SweepStatus {
     return this.status.cells;
   }
 
+  get workers(): readonly WorkerStatus[] {
+    return this.status.workers;
+  }
+
   private write(now: boolean): void {
     const t = performance.now();
     if (!now && t - this.lastWrite < this.minInterval) return;

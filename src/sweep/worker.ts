@@ -13,8 +13,9 @@ import type { Progress } from './progress.js';
 import { ATTEMPTS, type CellJob, QUEUE_NAME, redisConnection } from './queue.js';
 import { evaluateCell, loadSweepInputs, planSweep, type SweepPlan } from './run.js';
 
-/** Workers that may refuse a cell (model or data differ from the plan) before it is failed. */
-const MAX_REFUSALS = 8;
+/** A cell refused (its model or data differ from the plan) by this many workers, or this often, is failed. */
+const MAX_REFUSING_WORKERS = 8;
+const MAX_BOUNCES = 100;
 
 export interface WorkerOptions {
   readonly queue: string;
@@ -80,12 +81,18 @@ export async function runWorker(options: WorkerOptions): Promise<{ cells: number
       const p = await planFor(job.data);
       const cell = cellOf(p, job.data);
       if (!cell || cell.key !== job.data.key) {
+        // Left for another worker (a delay is not an attempt). A worker that meets the cell again waits longer, so one
+        // mismatched worker cannot use up the refusals while the others are busy.
         const why = mismatch(job.data.identity, cell?.identity);
-        const refusals = (job.data.refusals ?? 0) + 1;
+        const refusedBy = [...new Set([...(job.data.refusedBy ?? []), id])];
+        const bounces = (job.data.bounces ?? 0) + 1;
         options.log(`worker ${id}: refusing ${job.data.name}: ${why}`);
-        if (refusals >= MAX_REFUSALS) throw new UnrecoverableError(`refused by workers ${refusals} times: ${why}`);
-        await job.updateData({ ...job.data, refusals });
-        await job.moveToDelayed(Date.now() + 1000, token); // for another worker; not an attempt
+        if (refusedBy.length >= MAX_REFUSING_WORKERS || bounces >= MAX_BOUNCES) {
+          throw new UnrecoverableError(`refused ${bounces} times by ${refusedBy.length} worker${refusedBy.length === 1 ? '' : 's'} (${refusedBy.join(', ')}): ${why}`);
+        }
+        const again = job.data.refusedBy?.includes(id) === true;
+        await job.updateData({ ...job.data, refusedBy, bounces });
+        await job.moveToDelayed(Date.now() + (again ? Math.min(30_000, 1000 * 2 ** Math.min(bounces, 5)) : 1000), token);
         throw new DelayedError();
       }
       if (staleness(cell.file, cell.traceFile, cell.identity) === null) {
