@@ -179,3 +179,11 @@ test('--out naming an existing file is one line', () => {
   assertOneLine(r, /^routelab: .*taken.*: (already exists, and is not what was expected there \(EEXIST|a part of this path is a file, not a directory \(ENOTDIR)/m);
   assert.equal(readFileSync(file, 'utf8'), 'a file', 'the file is untouched');
 });
+
+const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+test('too few file descriptors (EMFILE) is one line saying how to raise the limit', { skip: !hasPrlimit && 'prlimit (util-linux) is not installed' }, () => {
+  // 24 descriptors: enough for Node to start, too few for routelab to load its modules and the model.
+  const r = spawnSync('prlimit', ['--nofile=24:24', process.execPath, cli, 'eval', '--model', gutenbergDir, '--task', 'wikitext',
+    '--data', join(repoRoot, 'data/wikitext-2-raw-v1'), '--limit', '1', '--out', join(tempDir(), 'out')], { encoding: 'utf8' });
+  assertOneLine(r, /^routelab: .*: too many open files in this process \(raise the limit: ulimit -n\) \(EMFILE in open\)/m);
+});
