@@ -590,9 +590,16 @@ inline __m256 Exp8(__m256 x) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Token scores under a log-softmax over each logits row [R, V]: every needed row's normaliser
-// logZ = max + log Σ exp(x − max) (exps in float lanes, summed in double), then each (row, token) pair's
-// log-probability and rank (tokens with a larger logit, plus lower ids with an equal one).
+// Token scores straight from the final hidden states x [R, K]: logits = scale · x · Wᵀ [R, V] are formed `blockRows`
+// rows at a time into one buffer kept between calls (sized once per shape), and each block's (row, token) pairs are
+// scored before the next block overwrites it — the [R × V] logits never exist at once (at a 4,096-token window and a
+// 50,304-token vocabulary they would be 824 MB). Per needed row the normaliser logZ = max + log Σ exp(x − max) (exps in
+// float lanes, summed in double), then per pair the log-probability and the rank (tokens with a larger logit, plus
+// lower ids with an equal one).
+//
+// A block's logits are bit for bit those of Matmul over all R rows: every output element is one micro-kernel's sum
+// whatever the blocking, and the kernel is chosen from R (packed from kPackedMinRows rows), not from the block's rows,
+// as Matmul chooses it whenever it has enough column blocks not to split the rows too (V ≥ 2 · threads · kPNB).
 
 double RowLogZ(const float* x, int V) {
   __m256 m8 = _mm256_set1_ps(-INFINITY);
@@ -628,27 +635,70 @@ int TokenRank(const float* x, int V, int t) {
   return rank;
 }
 
-void ScoreTokens(const float* logits, int R, int V, const int32_t* rows, const int32_t* targets, int P, double* logProbs,
-                 int32_t* ranks) {
-  std::vector<double> logZ(R, NAN);
-  std::vector<int> needed;
-  std::vector<char> seen(R, 0);
-  for (int i = 0; i < P; i++)
-    if (!seen[rows[i]]) seen[rows[i]] = 1, needed.push_back(rows[i]);
+// out[n × V] = rows[0 .. n) · W[V × K]ᵀ, every column block a task, with the kernel `packed` names.
+void BlockLogits(const float* const* rows, int n, int K, const void* w, int dtype, int V, bool packed, float* out) {
+  Pool& pool = GetPool();
+  int nbw = packed ? kPNB : BlockWidth(n, V, pool.size());
+  int tasks = (V + nbw - 1) / nbw;
   std::atomic<int> next{0};
-  const int nNeeded = static_cast<int>(needed.size());
-  GetPool().Run([&](int) {
-    for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < nNeeded;)
-      logZ[needed[i]] = RowLogZ(logits + static_cast<size_t>(needed[i]) * V, V);
-  }, Spread(nNeeded, 8.0 * nNeeded * V));
-  next = 0;
-  GetPool().Run([&](int) {
-    for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < P;) {
-      const float* x = logits + static_cast<size_t>(rows[i]) * V;
-      logProbs[i] = static_cast<double>(x[targets[i]]) - logZ[rows[i]];
-      ranks[i] = TokenRank(x, V, targets[i]);
+  pool.Run([&](int) {
+    for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      int n0 = task * nbw, nb = std::min(nbw, V - n0);
+      if (packed) PickPacked(dtype)(rows, n, w, K, n0, nb, out + n0, V);
+      else PickTile(dtype)(rows, n, w, K, n0, nb, out + n0, V);
     }
-  }, Spread(P, 2.0 * P * V));
+  }, Spread(tasks, 2.0 * n * K * V));
+}
+
+void ScoreHidden(const float* x, int R, int K, const void* w, int dtype, int V, float scale, int blockRows,
+                 const int32_t* rows, const int32_t* targets, int P, double* logProbs, int32_t* ranks) {
+  // Pairs grouped by row (a counting sort): block [r0, r1) owns pairs order[first[r0] .. first[r1]).
+  std::vector<int> first(R + 1, 0), order(P);
+  for (int i = 0; i < P; i++) first[rows[i] + 1]++;
+  for (int r = 0; r < R; r++) first[r + 1] += first[r];
+  {
+    std::vector<int> fill(first.begin(), first.end() - 1);
+    for (int i = 0; i < P; i++) order[fill[rows[i]]++] = i;
+  }
+  const bool packed = R >= kPackedMinRows;
+  const int block = std::min(R, blockRows);
+  // [block × V], kept for the next call of the same shape; one per calling (JS) thread, so the pool's workers are
+  // handed its address, never the thread_local itself (theirs would be their own, empty one).
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < static_cast<size_t>(block) * V) buffer.assign(static_cast<size_t>(block) * V, 0.0f);
+  float* const logits = buffer.data();
+  std::vector<const float*> rowPtr(block);
+  std::vector<int> needed(block);
+  std::vector<double> logZ(block);
+  for (int r0 = 0; r0 < R; r0 += block) {
+    const int n = std::min(block, R - r0);
+    int nNeeded = 0;
+    for (int i = 0; i < n; i++) {
+      rowPtr[i] = x + static_cast<size_t>(r0 + i) * K;
+      if (first[r0 + i + 1] > first[r0 + i]) needed[nNeeded++] = i;
+    }
+    if (nNeeded == 0) continue;
+    BlockLogits(rowPtr.data(), n, K, w, dtype, V, packed, logits);
+    std::atomic<int> next{0};
+    GetPool().Run([&](int) {
+      for (int j; (j = next.fetch_add(1, std::memory_order_relaxed)) < nNeeded;) {
+        float* row = logits + static_cast<size_t>(needed[j]) * V;
+        if (scale != 1.0f)
+          for (int v = 0; v < V; v++) row[v] *= scale;
+        logZ[needed[j]] = RowLogZ(row, V);
+      }
+    }, Spread(nNeeded, 8.0 * nNeeded * V));
+    const int p0 = first[r0], p1 = first[r0 + n];
+    next = 0;
+    GetPool().Run([&](int) {
+      for (int p; (p = p0 + next.fetch_add(1, std::memory_order_relaxed)) < p1;) {
+        const int i = order[p], local = rows[i] - r0;
+        const float* row = logits + static_cast<size_t>(local) * V;
+        logProbs[i] = static_cast<double>(row[targets[i]]) - logZ[local];
+        ranks[i] = TokenRank(row, V, targets[i]);
+      }
+    }, Spread(p1 - p0, 2.0 * (p1 - p0) * V));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1003,18 +1053,27 @@ napi_value JsRmsNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// scoreTokens(logits, R, V, rows, targets, logProbs, ranks)
+// scoreTokens(x, R, K, w, dtype, V, scale, blockRows, rows, targets, logProbs, ranks)
 napi_value JsScoreTokens(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
+  napi_value argv[12];
   if (!Args(env, info, argv)) return nullptr;
-  Arr logits, rows, targets, logProbs, ranks;
-  int R, V;
-  if (!GetArr(env, argv[0], &logits) || !GetInt(env, argv[1], &R) || !GetInt(env, argv[2], &V) ||
-      !GetArr(env, argv[3], &rows) || !GetArr(env, argv[4], &targets) || !GetArr(env, argv[5], &logProbs) ||
-      !GetArr(env, argv[6], &ranks))
+  Arr x, w, rows, targets, logProbs, ranks;
+  int R, K, dtype, V, blockRows;
+  double scale;
+  constexpr const char* fn = "scoreTokens";
+  if (!GetTyped(env, argv[0], napi_float32_array, fn, "x", &x) || !GetInt(env, argv[1], &R) ||
+      !GetInt(env, argv[2], &K) || !GetArr(env, argv[3], &w) || !GetInt(env, argv[4], &dtype) ||
+      !GetInt(env, argv[5], &V) || !GetDouble(env, argv[6], &scale) || !GetInt(env, argv[7], &blockRows) ||
+      !GetTyped(env, argv[8], napi_int32_array, fn, "rows", &rows) ||
+      !GetTyped(env, argv[9], napi_int32_array, fn, "targets", &targets) ||
+      !GetTyped(env, argv[10], napi_float64_array, fn, "logProbs", &logProbs) ||
+      !GetTyped(env, argv[11], napi_int32_array, fn, "ranks", &ranks))
     return nullptr;
   const size_t P = rows.length;
-  if (!Check(env, logits.length >= static_cast<size_t>(R) * V && targets.length == P && logProbs.length == P && ranks.length == P,
+  if (!Check(env, R >= 0 && K > 0 && V > 0 && blockRows > 0 && dtype >= 0 && dtype <= 2 &&
+                      w.type == (dtype == F32 ? napi_float32_array : napi_uint16_array) &&
+                      x.length >= static_cast<size_t>(R) * K && w.length >= static_cast<size_t>(V) * K &&
+                      targets.length == P && logProbs.length == P && ranks.length == P,
              "routelab native scoreTokens: bad sizes"))
     return nullptr;
   const int32_t* r = static_cast<const int32_t*>(rows.data);
@@ -1022,8 +1081,9 @@ napi_value JsScoreTokens(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < P; i++)
     if (!Check(env, r[i] >= 0 && r[i] < R && t[i] >= 0 && t[i] < V, "routelab native scoreTokens: row or token out of range"))
       return nullptr;
-  ScoreTokens(static_cast<const float*>(logits.data), R, V, r, t, static_cast<int>(P), static_cast<double*>(logProbs.data),
-              static_cast<int32_t*>(ranks.data));
+  if (P > 0)
+    ScoreHidden(static_cast<const float*>(x.data), R, K, w.data, dtype, V, static_cast<float>(scale), blockRows, r, t,
+                static_cast<int>(P), static_cast<double*>(logProbs.data), static_cast<int32_t*>(ranks.data));
   return nullptr;
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AttentionShape, Backend, ExpertWeights, KvStore, Rotary, Tensor } from '../src/backends/backend.js';
-import { CpuBackend } from '../src/backends/cpu.js';
+import { BlockScorer, CpuBackend } from '../src/backends/cpu.js';
 import { createFastBackend, loadNativeKernels, NativeBackend } from '../src/backends/native.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
 import { MoeModel } from '../src/model/model.js';
@@ -299,17 +299,49 @@ test('native moeExperts agrees with the reference (empty experts, 1 token, packe
 });
 
 test('native scoreTokens agrees with the reference (log-probabilities, ranks with ties, repeated rows)', { skip }, async () => {
+  // Coarse hidden states and weights make exact logits (sums of multiples of 1/4) with many ties, whatever the order
+  // of summation: both backends see the same logits, so the ranks must agree exactly.
   const native = new NativeBackend();
-  for (const V of [1, 7, 50304]) {
-    const R = 5;
-    const r = rng(V);
-    const data = Float32Array.from({ length: R * V }, () => Math.round(8 * r()) / 2); // coarse values: many ties
-    const rows = Int32Array.from({ length: 12 }, (_, i) => i % R);
-    const targets = Int32Array.from({ length: 12 }, (_, i) => (i * 7919) % V);
-    const got = await native.scoreTokens(native.upload(data, R, V), rows, targets);
-    const want = await ref.scoreTokens(ref.upload(data, R, V), rows, targets);
-    assert.deepEqual(got.ranks, want.ranks, `V=${V}`);
-    assert.ok(maxAbsDiff(got.logProbs, want.logProbs) < 1e-6, `V=${V}: ${maxAbsDiff(got.logProbs, want.logProbs)}`);
+  const coarse = (n: number, seed: number) => {
+    const r = rng(seed);
+    return Float32Array.from({ length: n }, () => Math.round(4 * r()) / 2);
+  };
+  for (const [R, V, K] of [[5, 1, 8], [5, 7, 8], [5, 50304, 8], [130, 333, 4]]) {
+    const head: StoredTensor = { name: 'head', dtype: 'F32', shape: [V, K], data: coarse(V * K, V) };
+    const hidden = coarse(R * K, R + V);
+    const rows = Int32Array.from({ length: 2 * R + 2 }, (_, i) => (i * 3) % R);
+    const targets = Int32Array.from(rows, (_, i) => (i * 7919) % V);
+    for (const scale of [1, 0.25]) {
+      const got = await native.scoreTokens(native.upload(hidden, R, K), native.weight(head), scale, rows, targets);
+      const want = await ref.scoreTokens(ref.upload(hidden, R, K), ref.weight(head), scale, rows, targets);
+      assert.deepEqual(got.ranks, want.ranks, `R=${R} V=${V} scale=${scale}`);
+      assert.ok(maxAbsDiff(got.logProbs, want.logProbs) < 1e-6, `R=${R} V=${V}: ${maxAbsDiff(got.logProbs, want.logProbs)}`);
+    }
+  }
+});
+
+test('native scoreTokens scores the logits matmul gives, bit for bit, block by block (both kernels, scaled)', { skip }, async () => {
+  // 40 rows: the dot-product kernel; 200: the packed one, in blocks of 166 rows at V = 50,304, the last of 34 (which
+  // must still use the packed kernel, as matmul over all 200 rows does). Equal logits give equal ranks everywhere.
+  const native = new NativeBackend();
+  const V = 50304;
+  const K = 24;
+  for (const dtype of ['BF16', 'F32'] as const) {
+    const head = native.weight(randomWeight('head', dtype, [V, K], 7));
+    for (const R of [40, 200]) {
+      const hidden = randomTensor(native, R, K, R);
+      const rows = Int32Array.from({ length: R + 9 }, (_, i) => (i * 37) % R);
+      const targets = Int32Array.from(rows, (_, i) => (i * 7919 + 3) % V);
+      for (const scale of [1, 1 / 3]) {
+        const got = await native.scoreTokens(hidden, head, scale, rows, targets);
+        const logits = native.matmul(hidden, head);
+        if (scale !== 1) native.scaleInPlace(logits, scale);
+        const want = new BlockScorer(R, V, rows, targets);
+        want.score(await native.read(logits), 0, R);
+        assert.deepEqual(got.ranks, want.ranks, `${dtype} R=${R} scale=${scale}`);
+        assert.ok(maxAbsDiff(got.logProbs, want.logProbs) < 1e-6, `${dtype} R=${R}: ${maxAbsDiff(got.logProbs, want.logProbs)}`);
+      }
+    }
   }
 });
 

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { AttentionShape, BatchLayout, ExpertWeights, KvStore, Rotary, Tensor, Weight } from '../src/backends/backend.js';
-import { CpuBackend } from '../src/backends/cpu.js';
+import { BlockScorer, CpuBackend } from '../src/backends/cpu.js';
 import { RoutelabError } from '../src/errors.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backends/webgpu.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
@@ -359,6 +359,25 @@ test('webgpu scoreTokens gives the log-probabilities and ranks of the CPU backen
   const c = (await loadCpuModel(parityDir).forward(ids, { score })).scores!;
   assert.deepEqual(g.ranks, c.ranks);
   assert.ok(maxAbsDiff(g.logProbs, c.logProbs) < 1e-4, `logProbs max abs diff ${maxAbsDiff(g.logProbs, c.logProbs)}`);
+});
+
+test('webgpu scoreTokens scores, block by block, exactly the logits its matmul gives (scaled, repeated rows)', { skip }, async () => {
+  // 200 rows at V = 50,304: blocks of 166 and 34 rows, each formed, read back and scored on the host in turn.
+  const [R, K, Vb] = [200, 8, 50304];
+  const [, head] = weightPair('head', [Vb, K], 31, 'BF16');
+  const [, hidden] = pair(R, K, 32);
+  const rows = Int32Array.from({ length: R + 17 }, (_, i) => (i * 53) % R);
+  const targets = Int32Array.from(rows, (_, i) => (i * 7919 + 1) % Vb);
+  for (const scale of [1, 0.4]) {
+    const got = await gpu.scoreTokens(hidden, head, scale, rows, targets);
+    const logits = gpu.matmul(hidden, head);
+    if (scale !== 1) gpu.scaleInPlace(logits, scale);
+    const want = new BlockScorer(R, Vb, rows, targets);
+    want.score(await gpu.read(logits), 0, R);
+    gpu.release(logits);
+    assert.deepEqual(got.ranks, want.ranks, `scale ${scale}`);
+    assert.deepEqual(got.logProbs, want.logProbs, `scale ${scale}`);
+  }
 });
 
 test('webgpu generation with a KV cache gives the logits of a full forward pass', { skip }, async () => {

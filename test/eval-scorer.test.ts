@@ -76,10 +76,36 @@ test('rolling loglikelihood = Σ per-token log-probs of one full forward when ma
   assert.equal(short.scoredPositions, 40);
 });
 
+test('the CPU backend scores block by block exactly as from the whole [R × V] logits (scaled, repeated rows)', async () => {
+  const { BlockScorer, CpuBackend } = await import('../src/backends/cpu.js');
+  const { logitBlockRows } = await import('../src/backends/backend.js');
+  const be = new CpuBackend();
+  const [R, V, K] = [170, 50304, 4]; // blocks of 166 and 4 rows
+  assert.equal(logitBlockRows(V), 166);
+  let s = 12345;
+  const random = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5);
+  const head = be.weight({ name: 'head', dtype: 'F32', shape: [V, K], data: Float32Array.from({ length: V * K }, random) });
+  const hidden = be.upload(Float32Array.from({ length: R * K }, random), R, K);
+  const rows = Int32Array.from({ length: R + 30 }, (_, i) => (i * 41) % R);
+  const targets = Int32Array.from(rows, (_, i) => (i * 7919) % V);
+  for (const scale of [1, 0.7]) {
+    const got = await be.scoreTokens(hidden, head, scale, rows, targets);
+    const logits = be.matmul(hidden, head);
+    if (scale !== 1) be.scaleInPlace(logits, scale);
+    const want = new BlockScorer(R, V, rows, targets);
+    want.score(await be.read(logits), 0, R);
+    assert.deepEqual(got.ranks, want.ranks);
+    assert.deepEqual(got.logProbs, want.logProbs);
+  }
+});
+
 test('argmax ties go to the lowest id (top-1 and rank), and log-probabilities normalise over the row', async () => {
-  const { scoreTokensOnHost } = await import('../src/backends/cpu.js');
+  const { CpuBackend } = await import('../src/backends/cpu.js');
+  const be = new CpuBackend();
   const x = Float32Array.of(1, 3, 3, 2, 3, /* row 1 */ 0, 0, 0, 0, Math.log(4));
-  const { ranks, logProbs } = scoreTokensOnHost(x, 5, Int32Array.of(0, 0, 0, 0, 1, 1), Int32Array.of(1, 2, 4, 0, 4, 0));
+  // An identity lm_head: the hidden rows are the logits, exactly.
+  const identity = be.weight({ name: 'eye', dtype: 'F32', shape: [5, 5], data: Float32Array.from({ length: 25 }, (_, i) => (i % 6 === 0 ? 1 : 0)) });
+  const { ranks, logProbs } = await be.scoreTokens(be.upload(x, 2, 5), identity, 1, Int32Array.of(0, 0, 0, 0, 1, 1), Int32Array.of(1, 2, 4, 0, 4, 0));
   assert.deepEqual(Array.from(ranks), [0, 1, 2, 4, 0, 1]);
   assert.ok(Math.abs(logProbs[4] - Math.log(0.5)) < 1e-6); // log 4 is rounded to float32
   assert.ok(Math.abs(logProbs[5] - Math.log(1 / 8)) < 1e-6);

@@ -80,6 +80,19 @@ export interface TokenScores {
   readonly ranks: Int32Array;
 }
 
+/** Bytes of float32 logits a backend holds at once while scoring (one block of rows; see `Backend.scoreTokens`). */
+const LOGIT_BLOCK_BYTES = 32 * 2 ** 20;
+
+/**
+ * Rows per block of scoring logits for a vocabulary of V: LOGIT_BLOCK_BYTES worth, but at least 64 rows, so that
+ * each block's matrix multiply still amortises its pass over the lm_head: 166 rows at V = 50,304. Measured on the
+ * native backend (4,096 rows, H = 128, 2 threads), blocked scoring took 0.63× the CPU time of the whole [R × V]
+ * product and its scoring, 16 MiB blocks 0.68×, 64 MiB 0.64×: a block in cache beats a fresh 824 MB array.
+ */
+export function logitBlockRows(V: number): number {
+  return Math.max(64, Math.floor(LOGIT_BLOCK_BYTES / (4 * V)));
+}
+
 export interface Backend {
   readonly name: string;
 
@@ -140,10 +153,13 @@ export interface Backend {
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor;
 
   /**
-   * Score tokens under the log-softmax of `logits` [R, V] rows: pair i is token targets[i] of row rows[i]. Scoring
-   * needs only these numbers, so the [R × V] logits never have to leave the backend.
+   * Score tokens under log softmax(fround(scale) · hidden · headᵀ): pair i is token targets[i] of row rows[i] of
+   * hidden [R, H], head [V, H] (the lm_head). Scoring needs only these numbers, so a backend forms the [R × V]
+   * logits at most `logitBlockRows(V)` rows at a time, in one buffer reused from block to block: the logits of a
+   * whole batch never exist at once. Each row's logits are those `matmul(hidden, head)` gives, bit for bit (native:
+   * at vocabularies of 2 · threads · 128 tokens or more).
    */
-  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores>;
+  scoreTokens(hidden: Tensor, head: Weight, scale: number, rows: Int32Array, targets: Int32Array): Promise<TokenScores>;
 
   /**
    * Device memory the backend holds (weights, activations, KV stores, pools), now and at most so far; null for host

@@ -1,6 +1,7 @@
 import { widenElements, type StoredTensor, type WeightDtype } from '../model/tensor.js';
-import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
+import {
+  type AttentionShape, type Backend, type BatchLayout, type ExpertPlan, type ExpertWeights, type KvStore, logitBlockRows,
+  type Rotary, type Tensor, type TokenScores, type Weight,
 } from './backend.js';
 
 /**
@@ -110,37 +111,74 @@ export function checkGatherCols(parts: readonly Tensor[], cols: Int32Array): Int
 }
 
 /**
- * TokenScores from logits held on the host [R × V]: each distinct row's normaliser log Σ exp once (max-shifted,
- * summed in double), then each pair's log-probability and rank. Backends without a kernel of their own use this.
+ * TokenScores of the pairs (rows[i], targets[i]) over R rows of logits that arrive a block of rows at a time, so that
+ * only one block need exist: pairs are grouped by row; each row's normaliser log Σ exp is taken once (max-shifted,
+ * summed in double), then each pair's log-probability and rank. The host backends score this way, and so does any
+ * backend without a scoring kernel of its own (synchronous, so that no hot loop runs inside an async function).
  */
-export function scoreTokensOnHost(logits: Float32Array, V: number, rows: Int32Array, targets: Int32Array): TokenScores {
-  const logZ = new Map<number, number>();
-  const logProbs = new Float64Array(rows.length);
-  const ranks = new Int32Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const off = rows[i] * V;
-    const t = targets[i];
-    if (!(t >= 0 && t < V)) throw new Error(`scoreTokens: token ${t} outside the vocabulary of ${V}`);
-    let z = logZ.get(rows[i]);
-    if (z === undefined) {
-      let max = -Infinity;
-      for (let v = off; v < off + V; v++) if (logits[v] > max) max = logits[v];
-      let sum = 0;
-      for (let v = off; v < off + V; v++) sum += Math.exp(logits[v] - max);
-      z = max + Math.log(sum);
-      logZ.set(rows[i], z);
+export class BlockScorer {
+  readonly logProbs: Float64Array;
+  readonly ranks: Int32Array;
+  /** Pairs grouped by row (a counting sort): rows r0 … r1 − 1 own pairs order[first[r0] … first[r1]). */
+  private readonly first: Int32Array;
+  private readonly order: Int32Array;
+
+  constructor(
+    R: number,
+    private readonly V: number,
+    private readonly rows: Int32Array,
+    private readonly targets: Int32Array,
+  ) {
+    const P = rows.length;
+    if (targets.length !== P) throw new Error(`scoreTokens: ${P} rows for ${targets.length} targets`);
+    for (let i = 0; i < P; i++) {
+      if (!(rows[i] >= 0 && rows[i] < R)) throw new Error(`scoreTokens: row ${rows[i]} of ${R}`);
+      if (!(targets[i] >= 0 && targets[i] < V)) throw new Error(`scoreTokens: token ${targets[i]} outside the vocabulary of ${V}`);
     }
-    const xt = logits[off + t];
-    let rank = 0;
-    for (let v = 0; v < V; v++) {
-      const xv = logits[off + v];
-      if (xv > xt || (xv === xt && v < t)) rank++;
-    }
-    logProbs[i] = xt - z;
-    ranks[i] = rank;
+    this.first = new Int32Array(R + 1);
+    for (let i = 0; i < P; i++) this.first[rows[i] + 1]++;
+    for (let r = 0; r < R; r++) this.first[r + 1] += this.first[r];
+    const fill = this.first.slice(0, R);
+    this.order = new Int32Array(P);
+    for (let i = 0; i < P; i++) this.order[fill[rows[i]]++] = i;
+    this.logProbs = new Float64Array(P);
+    this.ranks = new Int32Array(P);
   }
-  return { logProbs, ranks };
+
+  /** Whether any pair lies in rows r0 … r0 + n − 1 (a block without one need not be formed). */
+  needs(r0: number, n: number): boolean {
+    return this.first[r0 + n] > this.first[r0];
+  }
+
+  /** Score the pairs of rows r0 … r0 + n − 1 against `logits`, whose row i is row r0 + i ([≥ n × V]). */
+  score(logits: Float32Array, r0: number, n: number): void {
+    const { V, rows, targets, order } = this;
+    let z = 0;
+    let zRow = -1;
+    for (let p = this.first[r0]; p < this.first[r0 + n]; p++) {
+      const i = order[p];
+      const off = (rows[i] - r0) * V;
+      if (rows[i] !== zRow) {
+        let max = -Infinity;
+        for (let v = off; v < off + V; v++) if (logits[v] > max) max = logits[v];
+        let sum = 0;
+        for (let v = off; v < off + V; v++) sum += Math.exp(logits[v] - max);
+        z = max + Math.log(sum);
+        zRow = rows[i];
+      }
+      const t = targets[i];
+      const xt = logits[off + t];
+      let rank = 0;
+      for (let v = 0; v < V; v++) {
+        const xv = logits[off + v];
+        if (xv > xt || (xv === xt && v < t)) rank++;
+      }
+      this.logProbs[i] = xt - z;
+      this.ranks[i] = rank;
+    }
+  }
 }
+
 function cpuWeight(w: Weight): CpuWeight { return w as CpuWeight; }
 
 /** The run rmsNorm normalises over: w's length, which must divide x's rows (per-head norms) or equal them. */
@@ -385,9 +423,27 @@ export class CpuBackend implements Backend {
     return new CpuTensor(T, oWidth, out);
   }
 
-  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
-    const { cols, data } = cpu(logits);
-    return Promise.resolve(scoreTokensOnHost(data, cols, rows, targets));
+  /** One block of scoring logits, [logitBlockRows(V) × V], kept from call to call (regrown only for a larger V). */
+  private logitBlock = new Float32Array(0);
+
+  scoreTokens(hidden: Tensor, head: Weight, scale: number, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const { rows: R, cols: K, data } = cpu(hidden);
+    const w = cpuWeight(head);
+    if (w.cols !== K) throw new Error(`scoreTokens: hidden has ${K} columns, ${w.name} expects ${w.cols}`);
+    const V = w.rows;
+    const blockRows = logitBlockRows(V);
+    if (this.logitBlock.length < blockRows * V) this.logitBlock = new Float32Array(blockRows * V);
+    const f = Math.fround(scale);
+    const scorer = new BlockScorer(R, V, rows, targets);
+    const logits = this.logitBlock;
+    for (let r0 = 0; r0 < R; r0 += blockRows) {
+      const n = Math.min(blockRows, R - r0);
+      if (!scorer.needs(r0, n)) continue;
+      matmulRows(data.subarray(r0 * K, (r0 + n) * K), K, null, n, w, logits);
+      if (f !== 1) for (let i = 0; i < n * V; i++) logits[i] *= f;
+      scorer.score(logits, r0, n);
+    }
+    return Promise.resolve({ logProbs: scorer.logProbs, ranks: scorer.ranks });
   }
 
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor {

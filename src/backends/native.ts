@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
-import type {
-  AttentionShape, Backend, BatchLayout, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
+import {
+  type AttentionShape, type Backend, type BatchLayout, type ExpertPlan, type ExpertWeights, type KvStore, logitBlockRows,
+  type Rotary, type Tensor, type TokenScores, type Weight,
 } from './backend.js';
 import { checkAttention, CpuBackend, CpuKvStore, rmsNormWidth } from './cpu.js';
 import { kernelThreads } from './cpus.js';
@@ -37,7 +38,14 @@ export interface NativeKernels {
   ): void;
   /** Normalise each of `rows` runs of `cols` values (a per-head norm passes rows · heads runs of one head). */
   rmsNorm(x: Float32Array, rows: number, cols: number, w: Uint16Array | Float32Array, dtype: number, eps: number, out: Float32Array): void;
-  scoreTokens(logits: Float32Array, R: number, V: number, rows: Int32Array, targets: Int32Array, logProbs: Float64Array, ranks: Int32Array): void;
+  /**
+   * Pairs (rows[i], targets[i]) under log softmax(scale · x [R, K] · wᵀ [V, K]), the logits formed `blockRows`
+   * rows at a time in one buffer the addon keeps → logProbs, ranks.
+   */
+  scoreTokens(
+    x: Float32Array, R: number, K: number, w: Uint16Array | Float32Array, dtype: number, V: number, scale: number,
+    blockRows: number, rows: Int32Array, targets: Int32Array, logProbs: Float64Array, ranks: Int32Array,
+  ): void;
   setThreads(n: number): number;
   threads(): number;
 }
@@ -171,11 +179,14 @@ export class NativeBackend implements Backend {
     return new NativeTensor(T, numHeads * valueDim, out);
   }
 
-  scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
-    const { rows: R, cols: V, data } = dense(logits);
+  scoreTokens(hidden: Tensor, head: Weight, scale: number, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const { rows: R, cols: K, data } = dense(hidden);
+    const w = denseWeight(head);
+    const V = w.shape[0];
+    if ((w.shape[1] ?? 1) !== K) throw new Error(`scoreTokens: hidden has ${K} columns, ${w.name} expects ${w.shape[1] ?? 1}`);
     const logProbs = new Float64Array(rows.length);
     const ranks = new Int32Array(rows.length);
-    this.k.scoreTokens(data, R, V, rows, targets, logProbs, ranks);
+    this.k.scoreTokens(data, R, K, w.data, DTYPE_CODE[w.dtype], V, Math.fround(scale), logitBlockRows(V), rows, targets, logProbs, ranks);
     return Promise.resolve({ logProbs, ranks });
   }
 

@@ -11,10 +11,11 @@
  */
 import { RoutelabError } from '../errors.js';
 import type { StoredTensor, WeightDtype } from '../model/tensor.js';
-import type {
-  AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
+import {
+  type AttentionShape, type Backend, type BatchLayout, type DeviceMemory, type ExpertPlan, type ExpertWeights, type KvStore,
+  logitBlockRows, type Rotary, type Tensor, type TokenScores, type Weight,
 } from './backend.js';
-import { checkAttention, checkGatherCols, checkRotary, kvCopyRange, rmsNormWidth, rotaryTables, scoreTokensOnHost } from './cpu.js';
+import { BlockScorer, checkAttention, checkGatherCols, checkRotary, kvCopyRange, rmsNormWidth, rotaryTables } from './cpu.js';
 import {
   ADD, ATTENTION, ATTENTION_MAX_DIM, biasKernel, CLAMP, embedKernel, GATHER_COLS, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND,
   matmulKernel, MM_TILE_N, MM_TILE_T, type MatmulMode, rmsNormKernel, ROPE, SCALE,
@@ -377,10 +378,35 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  /** Read the logits back and score on the host (the reference's double-precision normaliser, bit for bit). */
-  async scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
-    const data = await this.read(logits);
-    return scoreTokensOnHost(data, logits.cols, rows, targets);
+  /**
+   * Score on the host (the reference's double-precision normaliser, bit for bit) from logits formed and read back a
+   * block of rows at a time, so that device and host hold one block of [logitBlockRows(V) × V], never [R × V]; a
+   * block's buffer goes back to the pool for the next one.
+   */
+  async scoreTokens(hidden: Tensor, head: Weight, scale: number, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
+    const wt = gpuWeight(head);
+    if (wt.cols !== hidden.cols) throw new Error(`scoreTokens: hidden has ${hidden.cols} columns, ${wt.name} expects ${wt.cols}`);
+    const R = hidden.rows;
+    const blockRows = logitBlockRows(wt.rows);
+    const scorer = new BlockScorer(R, wt.rows, rows, targets);
+    for (let r0 = 0; r0 < R; r0 += blockRows) {
+      const n = Math.min(blockRows, R - r0);
+      if (!scorer.needs(r0, n)) continue;
+      const block = this.blockLogits(hidden, head, scale, r0, n);
+      const logits = await this.read(block);
+      this.release(block);
+      scorer.score(logits, r0, n);
+    }
+    return { logProbs: scorer.logProbs, ranks: scorer.ranks };
+  }
+
+  /** fround(scale) · hidden[r0 … r0 + n − 1] · headᵀ: one block of scoring logits, as matmul gives every row. */
+  private blockLogits(hidden: Tensor, head: Weight, scale: number, r0: number, n: number): Tensor {
+    const x = this.gatherRows(hidden, Int32Array.from({ length: n }, (_, i) => r0 + i));
+    const logits = this.matmul(x, head);
+    this.release(x);
+    if (Math.fround(scale) !== 1) this.scaleInPlace(logits, scale);
+    return logits;
   }
 
   // ---- plumbing ----

@@ -87,7 +87,8 @@ export interface ForwardOptions {
   readonly logits?: 'all' | 'last' | 'none' | Int32Array;
   /**
    * Instead of returning logits, score tokens against them: pair i is token `targets[i]` at row `rows[i]` of the
-   * logits selected above. The result's `scores` then holds log-probabilities and ranks, and `logits` is empty.
+   * logits selected above. The result's `scores` then holds log-probabilities and ranks, and `logits` is empty; the
+   * selected rows' logits are never all held at once (Backend.scoreTokens).
    */
   readonly score?: { readonly rows: Int32Array; readonly targets: Int32Array };
 }
@@ -276,14 +277,15 @@ export class MoeModel {
     }
     const final = be.rmsNorm(x, this.finalNorm, eps);
     be.release(x);
+    if (options.score) {
+      // The backend forms the logits a block of rows at a time: [rows × V] float32 would dwarf everything else.
+      const scores = await be.scoreTokens(final, this.lmHead, 1 / logitsScaling, options.score.rows, options.score.targets);
+      be.release(final);
+      return { logits: new Float32Array(0), scores, layout };
+    }
     const logitsTensor = be.matmul(final, this.lmHead); // [rows, V]
     be.release(final);
     if (logitsScaling !== 1) be.scaleInPlace(logitsTensor, 1 / logitsScaling);
-    if (options.score) {
-      const scores = await be.scoreTokens(logitsTensor, options.score.rows, options.score.targets);
-      be.release(logitsTensor);
-      return { logits: new Float32Array(0), scores, layout };
-    }
     const logits = await be.read(logitsTensor);
     return { logits, layout };
   }
