@@ -2,9 +2,9 @@
  * A sweep's timing protocol (issue: speed). Each cell's own evaluation is timed once, while the machine may be doing
  * anything; a speed comparison needs repeated timings taken under the same conditions. So every task gets one probe —
  * the same token windows, cut from the start of its own documents, for every configuration — and after a warm-up
- * pass per cell, `rounds` rounds each time every cell's forward pass over its probe once, in an order rotated by one
- * per round: interleaved across configurations, so a load change on a shared machine spreads over all of them
- * instead of landing on one. Per cell: the median tokens/s and its quartiles (the spread a difference must exceed).
+ * pass per cell, `rounds` rounds each time every cell's forward pass over its probe once (scoring every next token,
+ * as a rolling evaluation does), in an order rotated by one per round: interleaved across configurations, so a load
+ * change on a shared machine spreads over all of them instead of landing on one. Per cell: the median tokens/s and its quartiles (the spread a difference must exceed).
  */
 import type { MoeModel } from '../model/model.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
@@ -42,6 +42,21 @@ export function probeSequences(tokenizer: TextTokenizer, task: Task<TaskDoc>, do
   return sequences;
 }
 
+/** The packed rows that predict a next token within their window, and the pairs scoring it (row i → its next token). */
+function nextTokenScoring(sequences: readonly number[][]): { logits: Int32Array; score: { rows: Int32Array; targets: Int32Array } } {
+  const rows: number[] = [];
+  const targets: number[] = [];
+  let offset = 0;
+  for (const s of sequences) {
+    for (let t = 0; t + 1 < s.length; t++) {
+      rows.push(offset + t);
+      targets.push(s[t + 1]);
+    }
+    offset += s.length;
+  }
+  return { logits: Int32Array.from(rows), score: { rows: Int32Array.from(rows, (_, i) => i), targets: Int32Array.from(targets) } };
+}
+
 /** Time every cell's forward pass over its probe by the protocol above; `onRound` hears of each round. */
 export async function timeCells(
   model: MoeModel,
@@ -49,9 +64,12 @@ export async function timeCells(
   rounds: number,
   onRound: (round: number) => void = () => {},
 ): Promise<Map<string, CellTiming>> {
+  // What a rolling evaluation does: every position but each window's last scores the next token.
+  const scoring = new Map(cells.map((cell) => [cell, nextTokenScoring(cell.probe)]));
   const pass = async (cell: (typeof cells)[number]) => {
+    const { logits, score } = scoring.get(cell)!;
     const start = performance.now();
-    await model.forward(cell.probe, { router: cell.router, logits: 'all' });
+    await model.forward(cell.probe, { router: cell.router, logits, score });
     return (performance.now() - start) / 1000;
   };
   for (const cell of cells) await pass(cell); // warm-up: caches, pools, lazily sized buffers

@@ -124,6 +124,7 @@ export function quickSpec(smallbench: boolean, model: GridModel): SweepSpec {
     limit: 10,
     maxLength: 512,
     calibration: { ...COMMON.calibration, tokens: 4096 },
+    timing: { rounds: 5, tokens: 256 },
   };
 }
 
