@@ -62,6 +62,12 @@ export interface Analysis {
   readonly adaptive: readonly AdaptiveCounts[];
 }
 
+/** A token as analyze.md and the report show it: quoted, so spaces and newlines stay visible, and safe inside a table. */
+export function shownToken(a: Analysis, token: number): string {
+  const text = a.tokenText.get(token);
+  return (text === undefined ? `#${token}` : JSON.stringify(text)).replaceAll('|', '\\|').replaceAll('`', "'");
+}
+
 interface RunTrace {
   readonly config: string;
   readonly task: string;

@@ -14,7 +14,7 @@ import { chartToSvg, svgToPng } from '../report/render.js';
 import { replaceDirectory } from '../report/report.js';
 import { formatNumber } from '../report/table.js';
 import { MEASURES, RESAMPLES, SAMPLE_ROWS, type Interval } from './adaptive.js';
-import type { Analysis } from './analyze.js';
+import { type Analysis, shownToken } from './analyze.js';
 import { analysisCharts, type AnalysisChart } from './charts.js';
 
 type Value = string | number | null;
@@ -109,11 +109,6 @@ function parquet(t: Table): Uint8Array {
   return new Uint8Array(parquetWriteBuffer({ columnData: columnData as never }));
 }
 
-/** A token as analyze.md shows it: quoted, so spaces and newlines stay visible, and safe inside a table. */
-function shownToken(a: Analysis, token: number): string {
-  const text = a.tokenText.get(token);
-  return (text === undefined ? `#${token}` : JSON.stringify(text)).replaceAll('|', '\\|').replaceAll('`', "'");
-}
 
 const num = (v: number | null, digits: number) => (v === null ? '–' : formatNumber(v, digits));
 const percent = (v: number) => `${formatNumber(100 * v, 1)}%`;

@@ -12,6 +12,7 @@ import { RoutelabError } from '../errors.js';
 import type { Correction } from '../experiments/stats.js';
 import { lockRunDirectory } from '../lock.js';
 import { VERSION } from '../version.js';
+import { analysisSection } from './analysis.js';
 import { buildCharts } from './charts.js';
 import { loadRunData } from './data.js';
 import { keyFindings } from './findings.js';
@@ -36,6 +37,7 @@ const FINDING_TOPICS: Readonly<Record<Finding['topic'], string>> = {
   'bh-response': 'How BH responds to alpha and max_k',
   routing: 'Routing behaviour',
   speed: 'Speed',
+  specialisation: 'What the experts do (routelab analyze)',
 };
 
 const SECTION_TITLES: Readonly<Record<Chart['section'], string>> = {
@@ -43,6 +45,7 @@ const SECTION_TITLES: Readonly<Record<Chart['section'], string>> = {
   bh: 'BH routing',
   routing: 'Routing traces',
   null: 'Null model',
+  analysis: 'Expert specialisation',
 };
 
 export function parseReportFormats(list: string | undefined): ReportFormat[] {
@@ -63,8 +66,9 @@ function checkedFormats(formats: readonly string[], where: string): ReportFormat
 export async function reportContent(runDir: string, sortBy?: string, correction: Correction = 'bh'): Promise<{ data: RunData; content: ReportContent }> {
   const data = await loadRunData(runDir);
   const table = resultsTable(data, sortBy);
-  const charts = buildCharts(data);
-  const findings = keyFindings(data, correction);
+  const analysis = await analysisSection(data);
+  const charts = [...buildCharts(data), ...analysis.charts];
+  const findings = [...keyFindings(data, correction), ...analysis.findings];
   const mode = text(pick(data.manifest, 'spec', 'mode'));
   const content: ReportContent = {
     title: `Routing report: ${text(pick(data.manifest, 'model', 'spec')) ?? basename(data.runDir)}${mode ? ` (${mode} sweep)` : ''}`,

@@ -99,7 +99,7 @@ export interface RunData {
 
 /** A sentence of the key findings, written from the data (Markdown inline syntax allowed). */
 export interface Finding {
-  readonly topic: 'scope' | 'best' | 'pareto' | 'significance' | 'controls' | 'bh-response' | 'routing' | 'speed';
+  readonly topic: 'scope' | 'best' | 'pareto' | 'significance' | 'controls' | 'bh-response' | 'routing' | 'speed' | 'specialisation';
   readonly text: string;
 }
 
@@ -110,7 +110,7 @@ export interface Chart {
   readonly title: string;
   /** One sentence saying what the chart shows, under it in the report. */
   readonly caption: string;
-  readonly section: 'sweep' | 'bh' | 'routing' | 'null';
+  readonly section: 'sweep' | 'bh' | 'routing' | 'null' | 'analysis';
   /** A complete top-level Vega-Lite spec with its data inlined (values), renderable on its own. */
   readonly spec: Record<string, unknown>;
 }
