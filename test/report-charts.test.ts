@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCharts } from '../src/report/charts.js';
-import { paretoOptimal } from '../src/experiments/stats.js';
-import { chartToSvg } from '../src/report/render.js';
-import { BASELINE_COLOR, FONT_FAMILY } from '../src/report/theme.js';
+import { paretoOptimal, wilsonInterval } from '../src/experiments/stats.js';
+import { chartToSvg, svgSize, svgToPng } from '../src/report/render.js';
+import { BASELINE_COLOR, CSS_PX_PER_INCH, FONT_FAMILY, POINTS_PER_INCH } from '../src/report/theme.js';
 import type { Chart, ConfigInfo, DocumentView, NullLayerView, ReportCell, RunData, TraceAggregate } from '../src/report/types.js';
 import type { ResultRow } from '../src/sweep/results.js';
 
@@ -24,6 +24,8 @@ const CONFIGS = [topk(8, true), topk(16), bh(4, 0.3), bh(4, 0.5), bh(8, 0.3), bh
 const BASELINE = CONFIGS[0].name;
 const TASKS = ['wikitext', 'lambada_openai', 'hellaswag'];
 const NUM_LAYERS = 2;
+/** Documents per cell: the accuracy intervals are binomial over them. */
+const DOCS = 20;
 const NUM_EXPERTS = 16;
 
 /** Experts per token: k for top-k; for BH it grows with alpha and max_k, a little differently per task. */
@@ -48,6 +50,7 @@ function cellOf(c: ConfigInfo, task: string): ReportCell {
     config: c.name,
     task,
     ...metrics,
+    num_docs: DOCS,
     primary_value: metrics[primary],
     avg_experts: experts,
     tokens_per_second: (1000 * 8) / (experts + 4),
@@ -302,4 +305,86 @@ test('every chart renders headless to SVG with its titles and axis labels as tex
     assert.doesNotMatch(svg, /<g class="mark-\w+ role-mark[^>]*\/>/, `${chart.name}: every mark draws something`);
     assert.match(svg, /font-family="DejaVu Sans, sans-serif"/);
   }
+});
+
+/** Font sizes of every <text> of an SVG in pt when it is printed `inches` wide: font-size × printed width / viewBox width. */
+function printedFontSizes(svg: string, inches: number): number[] {
+  const root = /<svg\b[^>]*>/.exec(svg)![0];
+  const viewBoxWidth = Number(/viewBox="[\d.-]+ [\d.-]+ ([\d.]+) [\d.]+"/.exec(root)![1]);
+  const texts = [...svg.matchAll(/<text\b[^>]*>/g)].map((m) => m[0]);
+  return texts.map((text) => {
+    const size = /font-size="([\d.]+)px"/.exec(text);
+    assert.ok(size, `every text states its font size: ${text}`);
+    return (Number(size[1]) * inches * POINTS_PER_INCH) / viewBoxWidth;
+  });
+}
+
+test('--style paper: every chart states a column width, and prints there with every text at 8 pt or more', async () => {
+  const charts = buildCharts(FULL, { style: 'paper' });
+  assert.deepEqual(charts.map((c) => c.name), chartsOf(FULL).map((c) => c.name), 'the same charts as on screen');
+  for (const chart of charts) {
+    const inches = chart.spec.usermeta && (chart.spec.usermeta as { printedWidthInches: number }).printedWidthInches;
+    assert.ok(inches === 3.5 || inches === 7, `${chart.name}: single or double column, got ${inches}`);
+    assert.ok(chart.caption.endsWith(`Laid out for printing ${inches} in wide.`), `${chart.name}: the caption says the width`);
+    const svg = await chartToSvg(chart.spec);
+    // An SVG W px wide prints W / 96 in wide: the file is exactly the stated width, its layout in the viewBox.
+    assert.equal(svgSize(svg).width, inches * CSS_PX_PER_INCH, chart.name);
+    const png = svgToPng(svg, 300);
+    assert.equal(png.readUInt32BE(16), inches * 300, `${chart.name}: the 300-dpi PNG is as wide`);
+    const sizes = printedFontSizes(svg, inches);
+    assert.ok(sizes.length > 5, chart.name);
+    const smallest = Math.min(...sizes);
+    assert.ok(smallest >= 8 - 1e-9, `${chart.name}: smallest text ${smallest.toFixed(2)} pt at ${inches} in`);
+  }
+  // The BH figure spans the double column; the screen style states no printed width.
+  assert.equal(named(charts, 'bh-9-panel').usermeta.printedWidthInches, 7);
+  assert.ok(chartsOf(FULL).every((c) => c.spec.usermeta === undefined && !c.caption.includes('Laid out for printing')));
+});
+
+test('the activation heatmaps share one colour scale by default, each its own with per-panel', () => {
+  const domains = (charts: readonly Chart[]) => charts.filter((c) => c.name.startsWith('routing-heatmap-'))
+    .map((c) => [...walk(c.spec)].find(([k]) => k === 'fill')![1].scale.domain as number[]);
+  const shared = domains(chartsOf(FULL));
+  assert.equal(shared.length, CONFIGS.length);
+  // Pooled over the traced tasks (weighted by positions), the highest share is top-k 16's: 16 of 16 experts.
+  const highest = Math.max(...FULL.traces.flatMap((t) => [...t.expertLoad]));
+  for (const domain of shared) assert.deepEqual(domain, shared[0]);
+  assert.ok(Math.abs(shared[0][1] - highest) < 1e-12 && shared[0][0] === 0);
+  const perPanel = domains(buildCharts(FULL, { heatmapScale: 'per-panel' }));
+  const own = CONFIGS.map((c) => Math.max(...FULL.traces.filter((t) => t.config === c.name).flatMap((t) => [...t.expertLoad])));
+  perPanel.forEach((domain, i) => assert.ok(domain[0] === 0 && Math.abs(domain[1] - own[i]) < 1e-12, CONFIGS[i].name));
+  assert.ok(new Set(perPanel.map((d) => d[1])).size > 1, 'the configurations differ, so their scales do');
+});
+
+test('accuracy charts: 95% Wilson intervals as error bars and each task\'s chance level as a line', () => {
+  // Hand-computed: at 0 of n correct the Wilson interval is [0, z² / (n + z²)], not the empty [0, 0].
+  const zero = wilsonInterval(0, 10);
+  assert.equal(zero.low, 0);
+  assert.ok(Math.abs(zero.high - 1.96 ** 2 / (10 + 1.96 ** 2)) < 1e-12);
+  // At 1/2 of 100: centre 1/2, half-width z·√(1/400 + z²/40000) / (1 + z²/100).
+  const half = wilsonInterval(0.5, 100);
+  const width = (1.96 * Math.sqrt(1 / 400 + 1.96 ** 2 / 40000)) / (1 + 1.96 ** 2 / 100);
+  assert.ok(Math.abs(half.low - (0.5 - width)) < 1e-12 && Math.abs(half.high - (0.5 + width)) < 1e-12);
+
+  const zeroLambada: RunData = { ...FULL, cells: FULL.cells.map((c) => (c.task === 'lambada_openai' ? { ...c, row: { ...c.row, acc: 0 } } : c)) };
+  const layers = (spec: Record<string, any>) => [...walk(spec)].filter(([k]) => k === 'layer').flatMap(([, l]) => l as unknown as Record<string, any>[]);
+  const sweep = named(chartsOf(zeroLambada), 'sweep-accuracy-vs-experts');
+  const bars = layers(sweep).find((l) => l.mark.type === 'rule' && l.encoding.y2)!;
+  assert.deepEqual([bars.encoding.y.field, bars.encoding.y2.field], ['low', 'high']);
+  const points = sweep.data.values as { task: string; value: number; low: number; high: number }[];
+  for (const p of points) {
+    const expected = wilsonInterval(p.value, DOCS);
+    assert.ok(p.low <= p.value && p.value <= p.high && p.low === expected.low && p.high === expected.high, JSON.stringify(p));
+  }
+  // LAMBADA's zero accuracy is a point at 0 with an upper bound, not a missing value.
+  const lambada = points.filter((p) => p.task === 'lambada_openai');
+  assert.ok(lambada.length === CONFIGS.length && lambada.every((p) => p.value === 0 && p.high > 0.1));
+  const chance = layers(sweep).find((l) => l.mark.type === 'rule' && l.data)!;
+  assert.deepEqual(chance.data.values.map((v: any) => [v.task, v.value]), [['hellaswag', 0.25]], 'hellaswag guesses among 4 endings; lambada declares no chance level');
+
+  const panel = named(chartsOf(zeroLambada), 'bh-9-panel').concat.find((p: any) => p.title.text.includes('Task accuracy'));
+  assert.deepEqual(panel.layer.map((l: any) => l.mark.type), ['tick', 'rule', 'point'], 'the chance line, the error bars, the points');
+  assert.deepEqual(panel.layer[0].data.values, [{ task: 'hellaswag', chance: 0.25 }]);
+  assert.deepEqual([panel.layer[1].encoding.y.field, panel.layer[1].encoding.y2.field], ['low', 'high']);
+  assert.ok(panel.layer[2].data.values.filter((v: any) => v.task === 'lambada_openai').every((v: any) => v.accuracy === 0 && v.high > 0.1));
 });

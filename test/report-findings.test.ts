@@ -123,7 +123,9 @@ test('the results table: columns present in the data, default order, sorting by 
   ]);
   const column = (key: string) => table.columns.find((c) => c.key === key)!;
   assert.deepEqual(column('word_perplexity'), { key: 'word_perplexity', label: 'Word perplexity', unit: null, digits: 2, higherIsBetter: false });
-  assert.deepEqual(column('tokens_per_second'), { key: 'tokens_per_second', label: 'Throughput', unit: 'tokens/s', digits: 0, higherIsBetter: true });
+  assert.deepEqual(column('tokens_per_second'), { key: 'tokens_per_second', label: 'Throughput', unit: 'tokens/s', digits: 0, higherIsBetter: true, secondary: true });
+  // Documents, cost and routing behaviour are secondary: a printed report sets them in an appendix table.
+  assert.deepEqual(table.columns.filter((c) => c.secondary).map((c) => c.key), ['num_docs', 'primary_value', 'tokens_per_second', 'timed_tokens_per_second', 'floor_hit_rate', 'ceiling_hit_rate']);
   assert.equal(table.sortedBy, 'task');
   const order = (t: typeof table) => t.rows.map((r) => `${r[1]}/${r[0]}`);
   assert.deepEqual(order(table), [...configs.map((c) => `wikitext/${c.name}`), ...configs.map((c) => `hellaswag/${c.name}`)]);

@@ -67,7 +67,7 @@ test('routelab report writes Markdown, HTML, PDF and each chart as SVG, 300-dpi 
   assert.deepEqual([...written].sort(), expected.map((f) => join(report, f)).sort(), 'stdout lists exactly the files written');
   assert.deepEqual(readdirSync(join(report, 'figures')).sort(), expected.filter((f) => f.startsWith('figures/')).map((f) => f.slice(8)).sort());
   assert.ok(charts.length >= 10, `${charts.length} charts`);
-  assert.deepEqual(new Set(charts.map((c) => c.section)), new Set(['sweep', 'bh', 'routing', 'null']));
+  assert.deepEqual(new Set(charts.map((c) => c.section)), new Set(['sweep', 'bh', 'routing', 'null', 'analysis']));
 
   for (const chart of charts) {
     const svg = readFileSync(join(report, 'figures', `${chart.name}.svg`), 'utf8');
@@ -156,7 +156,7 @@ test('report.html and report.md escape text from the run: names, findings, chart
 
 const poppler = spawnSync('pdfinfo', ['-v']).error ? 'poppler-utils (pdfinfo, pdftoppm) is not installed' : false;
 
-test('report.pdf: front pages, one page per 24 results rows, one per chart, provenance; page 1 renders', { skip: poppler }, () => {
+test('report.pdf: front pages, one page per 24 results rows, one per chart, as many appendix pages, provenance; page 1 renders', { skip: poppler }, () => {
   const pdf = join(run, 'report', 'report.pdf');
   const info = spawnSync('pdfinfo', [pdf], { encoding: 'utf8' });
   assert.equal(info.status, 0, info.stderr);
@@ -166,9 +166,11 @@ test('report.pdf: front pages, one page per 24 results rows, one per chart, prov
   const count = (kind: string) => plan.filter((k) => k === kind).length;
   assert.equal(count('table'), Math.ceil(CELLS / PDF_TABLE_ROWS_PER_PAGE));
   assert.equal(count('chart'), charts.length);
+  assert.equal(count('appendix'), Math.ceil(CELLS / PDF_TABLE_ROWS_PER_PAGE), 'the secondary columns, after the charts');
   assert.equal(plan[0], 'front');
   assert.equal(plan.at(-1), 'provenance');
-  assert.equal(pages, count('front') + count('table') + count('chart') + count('provenance'));
+  assert.equal(plan.indexOf('appendix'), plan.lastIndexOf('chart') + 1);
+  assert.equal(pages, count('front') + count('table') + count('chart') + count('appendix') + count('provenance'));
 
   const table = plan.indexOf('table') + 1;
   const text = spawnSync('pdftotext', ['-f', String(table), '-l', String(table), pdf, '-'], { encoding: 'utf8' });
@@ -181,6 +183,59 @@ test('report.pdf: front pages, one page per 24 results rows, one per chart, prov
   assert.deepEqual(png.subarray(0, 8), PNG_SIGNATURE);
   const { width, height } = pngSize(png);
   assert.ok(Math.abs(width - (841.89 * 50) / 72) <= 1 && Math.abs(height - (595.28 * 50) / 72) <= 1, `A4 landscape at 50 dpi: ${width} × ${height}`);
+});
+
+/**
+ * pdftotext -bbox reports a word's box from the font's ascent to its descent: for DejaVu Sans (hhea 1901 + 483 of
+ * 2048 units) 1.164 × the font size.
+ */
+const DEJAVU_BOX_EM = (1901 + 483) / 2048;
+
+test('report.pdf: the results and appendix tables are set at 8 pt or more', { skip: poppler }, () => {
+  const pdf = join(run, 'report', 'report.pdf');
+  const plan = pdfPagePlan(content);
+  const boxes = spawnSync('pdftotext', ['-bbox', pdf, '-'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+  const pages = boxes.split('<page ').slice(1);
+  const tablePages = plan.flatMap((kind, i) => (kind === 'table' || kind === 'appendix' ? [i] : []));
+  assert.ok(tablePages.length >= 2);
+  for (const i of tablePages) {
+    const height = Number(/height="([\d.]+)"/.exec(pages[i])![1]);
+    const words = [...pages[i].matchAll(/yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]*)</g)]
+      // The footer (page number, title) sits in the bottom margin.
+      .filter((m) => Number(m[2]) < height - 40)
+      .map((m) => ({ word: m[3], size: (Number(m[2]) - Number(m[1])) / DEJAVU_BOX_EM }));
+    assert.ok(words.length > 50, `page ${i + 1} has its table`);
+    const smallest = words.reduce((a, b) => (b.size < a.size ? b : a));
+    assert.ok(smallest.size >= 8 - 0.01, `page ${i + 1} (${plan[i]}): "${smallest.word}" at ${smallest.size.toFixed(2)} pt`);
+  }
+});
+
+test('--style paper: figures print at their stated column width with 8 pt text; --heatmap-scale per-panel', () => {
+  const copy = copyOfRun();
+  const r = routelab('report', copy, '--style', 'paper', '--heatmap-scale', 'per-panel', '--format', 'svg,md', '--quiet');
+  assert.equal(r.status, 0, r.stderr);
+  const figures = join(copy, 'report', 'figures');
+  const names = readdirSync(figures).filter((f) => f.endsWith('.svg'));
+  // The analysis section keeps its sentences; its screen-sized figures are left to routelab analyze.
+  assert.equal(names.length, charts.filter((c) => c.section !== 'analysis').length);
+  assert.ok(!names.some((n) => n.startsWith('analysis-')));
+  const domains: string[] = [];
+  for (const name of names) {
+    const svg = readFileSync(join(figures, name), 'utf8');
+    const spec = JSON.parse(readFileSync(join(figures, name.replace(/\.svg$/, '.vl.json')), 'utf8'));
+    const inches = spec.usermeta.printedWidthInches;
+    assert.ok(inches === 3.5 || inches === 7, name);
+    assert.equal(svgSize(svg).width, inches * 96, `${name}: W px prints W / 96 in`);
+    const viewBox = Number(/viewBox="[\d.-]+ [\d.-]+ ([\d.]+)/.exec(svg)![1]);
+    const sizes = [...svg.matchAll(/<text\b[^>]*font-size="([\d.]+)px"/g)].map((m) => (Number(m[1]) * inches * 72) / viewBox);
+    assert.ok(sizes.length > 0 && Math.min(...sizes) >= 8 - 1e-9, `${name}: smallest text ${Math.min(...sizes).toFixed(2)} pt at ${inches} in`);
+    if (name.startsWith('routing-heatmap-')) domains.push(JSON.stringify(spec.encoding.fill.scale.domain));
+  }
+  assert.ok(new Set(domains).size > 1, 'per-panel: the heatmaps have scales of their own');
+  assert.match(readFileSync(join(copy, 'report', 'report.md'), 'utf8'), /Laid out for printing 7 in wide\./);
+  const bad = routelab('report', copy, '--style', 'poster');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--style: expected one of screen, paper, got "poster"/);
 });
 
 test('--sort orders the table; --format md writes only report.md, replacing the whole previous report', () => {

@@ -175,7 +175,7 @@ export function compareTable(comparison: Comparison): ShownTable {
     ]),
     ...runs.map((r) => ({ key: `experts_${r.label}`, label: `Experts per token, ${r.label}`, numeric: true })),
   ];
-  const cell = (lines: string[], value: number | string | null): ShownCell => ({ text: lines.join(' '), lines, value });
+  const cell = (parts: string[], value: number | string | null): ShownCell => ({ text: parts.join(' '), value });
   const rows = comparison.cells.map((c) => {
     const digits = digitsOf(c.primaryMetric);
     return [

@@ -31,6 +31,18 @@ export function summarise(values: readonly number[]): Summary {
   return { mean, std, min: sorted[0], max: sorted[n - 1], p25: percentile(sorted, 25), p50: percentile(sorted, 50), p75: percentile(sorted, 75), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
 }
 
+/**
+ * Wilson score interval of a binomial proportion: `successRate` of `n` trials, at the normal quantile `z` (1.96:
+ * 95%). Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or 1 successes, so an accuracy
+ * of 0 gets an honest upper bound.
+ */
+export function wilsonInterval(successRate: number, n: number, z = 1.96): { low: number; high: number } {
+  const z2 = z * z;
+  const centre = (successRate + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt((successRate * (1 - successRate)) / n + z2 / (4 * n * n));
+  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}
+
 export interface BootstrapInterval {
   /** The statistic's difference on the full sample. */
   readonly delta: number;

@@ -13,10 +13,14 @@ import type { Chart, Finding, RunData } from './types.js';
 const num = (v: number, digits = 3) => formatNumber(v, digits);
 const code = (s: string) => `\`${s}\``;
 
-export async function analysisSection(data: RunData): Promise<{ charts: Chart[]; findings: Finding[] }> {
+/**
+ * `charts: false` (the paper style: analyze's figures are laid out for screens, not for a 3.5 or 7 in column) keeps the
+ * sentences and leaves the figures to `routelab analyze`.
+ */
+export async function analysisSection(data: RunData, { charts: withCharts = true } = {}): Promise<{ charts: Chart[]; findings: Finding[] }> {
   if (data.traces.length === 0) return { charts: [], findings: [] };
   const a = await analyzeRun(data.runDir);
-  const charts = analysisCharts(a).map((c) => ({ ...c, name: `analysis-${c.name}`, section: 'analysis' as const }));
+  const charts = withCharts ? analysisCharts(a).map((c) => ({ ...c, name: `analysis-${c.name}`, section: 'analysis' as const })) : [];
   const findings: string[] = [];
   const E = a.numExperts;
   const v = a.vocabulary;

@@ -1,10 +1,13 @@
 /**
  * What the chart modules share: which metric of a cell each chart plots, the per-cell and per-configuration values
- * they draw, Pareto sets, and the wrapper that makes a body a complete Vega-Lite spec in the report's theme.
+ * they draw, Pareto sets, the wrapper that makes a body a complete Vega-Lite spec in the report's theme, and the
+ * layout helpers that fit a paper-style chart to its column (viewSize, panelWidth, wrapped, configLegend).
  */
+import { wilsonInterval } from '../experiments/stats.js';
 import { LOG_COMPARED } from '../sweep/results.js';
+import { getTask } from '../tasks/registry.js';
 import { formatNumber, rowNumber } from './table.js';
-import { configColorScale, VEGA_LITE_CONFIG, VEGA_LITE_SCHEMA } from './theme.js';
+import { CHART_STYLES, columnWidthPx, configColorScale, printedMetadata, VEGA_LITE_SCHEMA, type ChartStyle, type FigureColumn } from './theme.js';
 import type { ConfigInfo, ReportCell, RunData } from './types.js';
 
 /** d3 formats shared by the charts: SI-prefixed axis ticks (an untrained model's perplexity runs to 10^11), signed changes. */
@@ -17,9 +20,31 @@ export const FORMATS = {
 /** A log axis: SI-prefixed labels, and few enough ticks that a span of many decades gets one grid line per decade. */
 export const LOG_AXIS = { format: FORMATS.axisNumber, tickCount: 6 } as const;
 
-/** A complete top-level spec: the body plus `$schema` and the shared theme. */
-export function vegaLiteSpec(body: Record<string, unknown>): Record<string, unknown> {
-  return { $schema: VEGA_LITE_SCHEMA, config: VEGA_LITE_CONFIG, ...body };
+/**
+ * A complete top-level spec: the body plus `$schema` and the style's theme. A paper chart records the width it is
+ * printed at (inches) in its metadata; the renderer draws its SVG to exactly that width (render.ts chartToSvg).
+ */
+export function vegaLiteSpec(body: Record<string, unknown>, style: ChartStyle = CHART_STYLES.screen, column: FigureColumn = 'double'): Record<string, unknown> {
+  const spec = { $schema: VEGA_LITE_SCHEMA, config: style.config, ...body };
+  if (!style.printed) return spec;
+  return { ...spec, ...(body.title === undefined ? {} : { title: printedTitle(body.title, style, column) }), usermeta: printedMetadata(column) };
+}
+
+/** A chart title broken into lines across the column: Vega clips a title wider than the figure. */
+function printedTitle(title: unknown, style: ChartStyle, column: FigureColumn): unknown {
+  // Bold DejaVu Sans runs about a tenth wider than textWidth's regular estimate.
+  const lines = (text: string) => wrapped(style, text, columnWidthPx(column) - 2 * (style.config.padding as number), 1.1 * style.fonts.title);
+  if (typeof title === 'string') return lines(title);
+  const text = (title as { text?: unknown }).text;
+  return typeof text === 'string' ? { ...(title as object), text: lines(text) } : title;
+}
+
+/**
+ * The size of a single (or layered) view: on screen its plot area is `screen`; on paper the whole figure, axes and
+ * legend included, spans its column, with a plot `paperHeight` px high.
+ */
+export function viewSize(style: ChartStyle, screen: { width: number; height: number }, paperHeight: number, column: FigureColumn = 'double'): Record<string, unknown> {
+  return style.printed ? { width: columnWidthPx(column), height: paperHeight, autosize: { type: 'fit-x', contains: 'padding' } } : { ...screen };
 }
 
 /** A chart-name fragment (`[a-z0-9-]+`) from a configuration or task name. */
@@ -58,6 +83,9 @@ export interface CellRecord {
   readonly perplexityChangeHigh: number | null;
   readonly accuracyMetric: string | null;
   readonly accuracy: number | null;
+  /** 95% Wilson interval of the accuracy over the cell's documents (each scored right or wrong). */
+  readonly accuracyLow: number | null;
+  readonly accuracyHigh: number | null;
   /** Nats per token, where the task reports it. */
   readonly crossEntropy: number | null;
   /** tokens/s ÷ the baseline's tokens/s on the same task. */
@@ -75,6 +103,9 @@ export function cellRecords(data: RunData): CellRecord[] {
     // The sweep's bootstrap of ln(perplexity) (LOG_COMPARED) gives the interval on the bars' scale.
     const logMetric = perplexityMetric ? LOG_COMPARED[perplexityMetric as keyof typeof LOG_COMPARED] : undefined;
     const logBound = (bound: 'low' | 'high') => (logMetric ? rowNumber(cell, `ci_${bound}_${logMetric}`) : null);
+    const accuracy = accuracyMetric ? rowNumber(cell, accuracyMetric) : null;
+    const documents = rowNumber(cell, 'num_docs');
+    const accuracyInterval = accuracy !== null && documents ? wilsonInterval(accuracy, documents) : null;
     const tokensPerSecond = rowNumber(cell, 'tokens_per_second');
     const baseSpeed = base ? rowNumber(base, 'tokens_per_second') : null;
     return {
@@ -88,10 +119,20 @@ export function cellRecords(data: RunData): CellRecord[] {
       perplexityChangeLow: logBound('low'),
       perplexityChangeHigh: logBound('high'),
       accuracyMetric,
-      accuracy: accuracyMetric ? rowNumber(cell, accuracyMetric) : null,
+      accuracy,
+      accuracyLow: accuracyInterval?.low ?? null,
+      accuracyHigh: accuracyInterval?.high ?? null,
       crossEntropy: rowNumber(cell, 'cross_entropy'),
       relativeSpeed: tokensPerSecond !== null && baseSpeed ? tokensPerSecond / baseSpeed : null,
     };
+  });
+}
+
+/** Each task's chance accuracy (guessing among its choices), for the tasks that declare one. */
+export function chanceLevels(tasks: readonly string[]): { task: string; chance: number }[] {
+  return tasks.flatMap((task) => {
+    const chance = getTask(task).chanceAccuracy;
+    return chance === undefined ? [] : [{ task, chance }];
   });
 }
 
@@ -148,6 +189,46 @@ export function configSummaries(data: RunData, records: readonly CellRecord[]): 
 /** A tooltip entry per [field, title, d3 format]; quantitative when a format is given. */
 export function tooltip(...fields: readonly (readonly [string, string, string?])[]): Record<string, unknown>[] {
   return fields.map(([field, title, format]) => (format ? { field, title, type: 'quantitative', format } : { field, title, type: 'nominal' }));
+}
+
+/**
+ * Width of each of `panels` side-by-side panels (facets or concatenated views) whose figure, with `overhead` px of
+ * axes and legends per row besides the panels, spans the paper column; on screen `screen`.
+ */
+export function panelWidth(style: ChartStyle, screen: number, panels: number, overhead: number, column: FigureColumn = 'double'): number {
+  if (!style.printed) return screen;
+  const spacing = (style.config.facet as { spacing: number }).spacing;
+  const padding = 2 * (style.config.padding as number);
+  return Math.floor((columnWidthPx(column) - padding - overhead - spacing * (panels - 1)) / panels);
+}
+
+/** Estimated width in px of `text` at `fontSize`: DejaVu Sans averages 0.56 em a character over names and lower-case words. */
+export function textWidth(text: string, fontSize: number): number {
+  return 0.56 * fontSize * text.length;
+}
+
+/**
+ * A title on paper broken into lines (Vega draws an array as lines) that fit `width` px at `fontSize`: a paper panel
+ * or axis is often narrower than its screen title. On screen the text as it is.
+ */
+export function wrapped(style: ChartStyle, text: string, width: number, fontSize: number): string | string[] {
+  if (!style.printed) return text;
+  const perLine = Math.max(1, Math.floor(width / textWidth('x', fontSize)));
+  const lines: string[] = [];
+  for (const word of text.split(' ')) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= perLine) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines.length === 1 ? lines[0] : lines;
+}
+
+/**
+ * The configuration legend of a chart: `screen` on screen; on paper under the chart in three columns (a 7 in column
+ * fits three of the longest names at 8.5 pt), so the plots keep the width.
+ */
+export function configLegend(style: ChartStyle, screen: Record<string, unknown> = {}): Record<string, unknown> {
+  return style.printed ? { orient: 'bottom', direction: 'horizontal', columns: 3, symbolLimit: 0 } : screen;
 }
 
 /** Vega-Lite colour channel for configurations: the sweep's colours, legend in sweep order. */

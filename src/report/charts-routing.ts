@@ -3,13 +3,16 @@
  * the per-token view of one document; and the calibrated null model each BH test compares router logits against.
  */
 import { RoutelabError } from '../errors.js';
-import { slug, tooltip, vegaLiteSpec } from './charts-common.js';
-import { MONO_FONT_FAMILY, SEQUENTIAL_SCHEME } from './theme.js';
+import { panelWidth, slug, tooltip, vegaLiteSpec, viewSize } from './charts-common.js';
+import { MONO_FONT_FAMILY, SEQUENTIAL_SCHEME, type ChartStyle, type HeatmapScale } from './theme.js';
 import { formatNumber } from './table.js';
 import type { Chart, DocumentView, RunData, TraceAggregate } from './types.js';
 
-/** Positions of a document view shown: more token labels than this no longer fit a printed page. */
-const MAX_DOCUMENT_TOKENS = 64;
+/**
+ * Positions of a document view shown: more token labels than this no longer fit a printed page (on paper, where
+ * the labels are larger, a column's height).
+ */
+const MAX_DOCUMENT_TOKENS = { screen: 64, paper: 40 } as const;
 
 /** Grid points per null-model layer drawn: the KDE is smooth, so thinning a finer grid changes nothing visible. */
 const MAX_NULL_POINTS = 256;
@@ -59,20 +62,27 @@ function tasksPhrase(n: number): string {
   return n === 1 ? 'its one traced task' : `its ${n} traced tasks, weighted by scored positions`;
 }
 
-/** `maxLoad` is the highest share over every heatmap of the report: one colour scale, so configurations compare. */
-function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => number, maxLoad: number): Chart {
+/** The highest share of one trace's layer × expert loads. */
+function highestLoad(trace: PooledTrace): number {
+  return trace.expertLoad.reduce((m, v) => Math.max(m, v), 0);
+}
+
+/** `scale` is `shared` (`maxLoad` is then the highest over every heatmap of the report) or `per-panel`. */
+function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => number, scale: HeatmapScale, maxLoad: number, style: ChartStyle): Chart {
   const { numLayers: L, numExperts: E } = trace;
   const values = Array.from({ length: L * E }, (_, i) => ({ layer: layerName(Math.floor(i / E)), expert: i % E, load: trace.expertLoad[i] }));
   const title = `Expert activation: ${trace.config}`;
+  const top = scale === 'shared' ? maxLoad : highestLoad(trace);
+  const range = `0 to ${formatNumber(100 * top, 1)}%`;
   return {
     name: `routing-heatmap-${slug(trace.config)}`,
     title,
-    caption: `Share of scored positions at each layer that selected each expert under ${trace.config}, pooled over ${tasksPhrase(trace.tasks)}; every heatmap of this report shares one colour scale (0 to ${formatNumber(100 * maxLoad, 1)}%).`,
+    caption: `Share of scored positions at each layer that selected each expert under ${trace.config}, pooled over ${tasksPhrase(trace.tasks)}; ${
+      scale === 'shared' ? `every heatmap of this report shares one colour scale (${range})` : `this heatmap's colour scale is its own (${range}): colours do not compare across heatmaps`}.`,
     section: 'routing',
     spec: vegaLiteSpec({
       title,
-      width: Math.max(320, 8 * E),
-      height: Math.max(120, 16 * L),
+      ...viewSize(style, { width: Math.max(320, 8 * E), height: Math.max(120, 16 * L) }, Math.max(90, 12 * L), 'single'),
       data: { values },
       mark: 'rect',
       encoding: {
@@ -83,15 +93,15 @@ function activationHeatmap(trace: PooledTrace, layerName: (moeLayer: number) => 
           axis: { values: Array.from({ length: Math.ceil(E / 8) }, (_, i) => 8 * i), labelAngle: 0 },
         },
         y: { field: 'layer', type: 'ordinal', title: 'layer' },
-        fill: { field: 'load', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME, domain: [0, maxLoad] }, legend: { format: '.0%' } },
+        fill: { field: 'load', type: 'quantitative', title: 'share of positions', scale: { scheme: SEQUENTIAL_SCHEME, domain: [0, top] }, legend: { format: '.0%' } },
         tooltip: tooltip(['layer', 'layer', 'd'], ['expert', 'expert', 'd'], ['load', 'share of positions selecting it', '.2%']),
       },
-    }),
+    }, style, 'single'),
   };
 }
 
 /** Top-k selects exactly k everywhere, so only adaptive configurations have a distribution worth drawing. */
-function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace[]): Chart | null {
+function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace[], style: ChartStyle): Chart | null {
   const adaptive = traces.filter((t) => data.configs.find((c) => c.name === t.config)?.routerKind !== 'fixed');
   if (adaptive.length === 0) return null;
   const values = adaptive.flatMap((t) => {
@@ -102,6 +112,10 @@ function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace
   const maxK = Math.max(...adaptive.map((t) => t.maxK));
   const numLayers = Math.max(...adaptive.map((t) => t.numLayers));
   const title = 'Experts per token by layer';
+  // Three to a row, or as many as fill the last row (Vega-Lite draws an x axis under an empty slot too): four on
+  // screen, two on paper, where four configuration names do not fit across 7 in.
+  const fills = [3, style.printed ? 2 : 4].find((c) => adaptive.length % c === 0) ?? 3;
+  const columns = Math.min(fills, adaptive.length);
   return {
     name: 'routing-experts-per-token',
     title,
@@ -110,11 +124,12 @@ function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace
     spec: vegaLiteSpec({
       title,
       data: { values },
-      columns: Math.min(3, adaptive.length),
+      columns,
       facet: { field: 'config', type: 'nominal', title: null, sort: adaptive.map((t) => t.config) },
       spec: {
-        width: Math.max(160, 18 * (maxK + 1)),
-        height: Math.max(100, 16 * numLayers),
+        // Overhead: each panel's layer axis, and the colour legend.
+        width: panelWidth(style, Math.max(160, 18 * (maxK + 1)), columns, 40 * columns + 70),
+        height: style.printed ? Math.max(70, 12 * numLayers) : Math.max(100, 16 * numLayers),
         mark: 'rect',
         encoding: {
           x: { field: 'experts', type: 'ordinal', title: 'experts selected (c)', scale: { domain: Array.from({ length: maxK + 1 }, (_, c) => c) }, axis: { labelAngle: 0 } },
@@ -123,7 +138,7 @@ function expertsPerTokenDistribution(data: RunData, traces: readonly PooledTrace
           tooltip: tooltip(['config', 'configuration'], ['layer', 'layer', 'd'], ['experts', 'experts selected', 'd'], ['share', 'share of positions', '.2%']),
         },
       },
-    }),
+    }, style),
   };
 }
 
@@ -132,8 +147,8 @@ function tokenLabel(position: number, text: string): string {
   return `${position}: ${JSON.stringify(text)}`;
 }
 
-function documentView(view: DocumentView, layerName: (moeLayer: number) => number): Chart {
-  const shown = Math.min(view.tokens.length, MAX_DOCUMENT_TOKENS);
+function documentView(view: DocumentView, layerName: (moeLayer: number) => number, style: ChartStyle): Chart {
+  const shown = Math.min(view.tokens.length, MAX_DOCUMENT_TOKENS[style.name]);
   const L = view.numLayers;
   const labels = view.tokens.slice(0, shown).map((text, t) => tokenLabel(t, text));
   const values = Array.from({ length: shown * L }, (_, i) => ({ token: labels[Math.floor(i / L)], layer: layerName(i % L), experts: view.counts[i] }));
@@ -148,12 +163,11 @@ function documentView(view: DocumentView, layerName: (moeLayer: number) => numbe
     section: 'routing',
     spec: vegaLiteSpec({
       title: truncated ? { text: title, subtitle: truncated } : title,
-      width: Math.max(160, 30 * L),
-      height: 14 * shown,
+      ...viewSize(style, { width: Math.max(160, 30 * L), height: 14 * shown }, 15 * shown, 'single'),
       data: { values },
       encoding: {
         x: { field: 'layer', type: 'ordinal', title: 'layer', axis: { orient: 'top', labelAngle: 0 } },
-        y: { field: 'token', type: 'nominal', title: 'position: token', sort: labels, axis: { labelFont: MONO_FONT_FAMILY, labelFontSize: 10, labelLimit: 220 } },
+        y: { field: 'token', type: 'nominal', title: 'position: token', sort: labels, axis: { labelFont: MONO_FONT_FAMILY, labelFontSize: style.fonts.note, labelLimit: 220 } },
       },
       layer: [
         {
@@ -164,7 +178,7 @@ function documentView(view: DocumentView, layerName: (moeLayer: number) => numbe
           },
         },
         {
-          mark: { type: 'text', fontSize: 9 },
+          mark: { type: 'text', fontSize: style.fonts.cell },
           encoding: {
             text: { field: 'experts', type: 'quantitative' },
             // Viridis is dark at its low end: light digits there, dark digits on the light high end.
@@ -172,11 +186,11 @@ function documentView(view: DocumentView, layerName: (moeLayer: number) => numbe
           },
         },
       ],
-    }),
+    }, style, 'single'),
   };
 }
 
-function nullDensityCdf(data: RunData): Chart | null {
+function nullDensityCdf(data: RunData, style: ChartStyle): Chart | null {
   const nullModel = data.nullModel;
   if (nullModel === null || nullModel.layers.length === 0) return null;
   const values = nullModel.layers.flatMap((layer) => {
@@ -188,6 +202,8 @@ function nullDensityCdf(data: RunData): Chart | null {
   const densityColor = '#0072B2';
   const cdfColor = '#D55E00';
   const title = 'Null model per layer';
+  // On paper two to a row: each panel carries two y axes (density left, CDF right).
+  const columns = Math.min(style.printed ? 2 : 4, nullModel.layers.length);
   return {
     name: 'null-density-cdf',
     title,
@@ -196,11 +212,11 @@ function nullDensityCdf(data: RunData): Chart | null {
     spec: vegaLiteSpec({
       title,
       data: { values },
-      columns: Math.min(4, nullModel.layers.length),
+      columns,
       facet: { field: 'layer', type: 'ordinal', title: null, header: { labelExpr: "'layer ' + datum.value" } },
       spec: {
-        width: 170,
-        height: 120,
+        width: panelWidth(style, 170, columns, 85 * columns),
+        height: style.printed ? 100 : 120,
         encoding: { x: { field: 'logit', type: 'quantitative', title: 'router logit', scale: { zero: false, nice: false } } },
         layer: [
           {
@@ -218,18 +234,18 @@ function nullDensityCdf(data: RunData): Chart | null {
         resolve: { scale: { y: 'independent' } },
       },
       resolve: { scale: { x: 'independent', y: 'independent' } },
-    }),
+    }, style),
   };
 }
 
-export function routingCharts(data: RunData): Chart[] {
+export function routingCharts(data: RunData, style: ChartStyle, heatmapScale: HeatmapScale): Chart[] {
   const traces = pooledTraces(data);
   const name = (moeLayer: number) => layerName(data, moeLayer);
-  const maxLoad = Math.max(0, ...traces.map((t) => t.expertLoad.reduce((m, v) => Math.max(m, v), 0)));
+  const maxLoad = Math.max(0, ...traces.map(highestLoad));
   return [
-    ...traces.map((t) => activationHeatmap(t, name, maxLoad)),
-    expertsPerTokenDistribution(data, traces),
-    ...data.documents.map((v) => documentView(v, name)),
+    ...traces.map((t) => activationHeatmap(t, name, heatmapScale, maxLoad, style)),
+    expertsPerTokenDistribution(data, traces, style),
+    ...data.documents.map((v) => documentView(v, name, style)),
   ].filter((c): c is Chart => c !== null);
 }
 
@@ -238,7 +254,7 @@ function layerName(data: RunData, moeLayer: number): number {
   return data.moeLayers[moeLayer] ?? moeLayer;
 }
 
-export function nullCharts(data: RunData): Chart[] {
-  const chart = nullDensityCdf(data);
+export function nullCharts(data: RunData, style: ChartStyle): Chart[] {
+  const chart = nullDensityCdf(data, style);
   return chart ? [chart] : [];
 }

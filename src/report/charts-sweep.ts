@@ -2,26 +2,34 @@
  * The sweep figure, one chart per view: quality and speed against experts per token for every configuration,
  * the change against the baseline, the speed–quality trade-off, the loss and a summary table.
  */
-import { getTask } from '../tasks/registry.js';
 import { paretoOptimal } from '../experiments/stats.js';
 import {
+  chanceLevels,
   configAxis,
   configColor,
+  configLegend,
   configSummaries,
   FORMATS,
   LOG_AXIS,
   mainPerplexityTask,
   natsChange,
+  panelWidth,
   powersOfTwoSpanning,
   tasksWith,
+  textWidth,
   tooltip,
   vegaLiteSpec,
+  viewSize,
+  wrapped,
   type CellRecord,
   type ConfigSummary,
 } from './charts-common.js';
 import { formatNumber, metricColumn } from './table.js';
+import { CHART_STYLES, columnWidthPx, type ChartStyle } from './theme.js';
 import type { Chart, RunData } from './types.js';
 
+/** Width in px of a y axis with its title and labels, besides a paper panel (panelWidth's overhead). */
+const Y_AXIS_PX = 56;
 
 /** "word_perplexity" → "word perplexity". */
 function metricLabel(metric: string): string {
@@ -38,22 +46,22 @@ interface VersusExperts {
   readonly axis: Record<string, unknown>;
   readonly scale: Record<string, unknown>;
   /** A reference level per task drawn as a dashed line (accuracy: guessing among the task's choices). */
-  readonly reference?: (task: string) => number | undefined;
+  readonly references?: readonly { task: string; value: number }[];
+  /** A 95% interval per value, drawn as an error bar. */
+  readonly interval?: (r: CellRecord) => { low: number | null; high: number | null };
 }
 
 /** One metric against experts per token: a grey line per task through its configurations, points in configuration colours. */
-function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart: VersusExperts): Chart | null {
+function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart: VersusExperts, style: ChartStyle): Chart | null {
   const values = records
     .filter((r) => chart.value(r) !== null && r.experts !== null && r.experts > 0)
-    .map((r) => ({ config: r.config, task: r.task, metric: chart.metric(r), experts: r.experts, value: chart.value(r) }));
+    .map((r) => ({ config: r.config, task: r.task, metric: chart.metric(r), experts: r.experts, value: chart.value(r), ...chart.interval?.(r) }));
   if (values.length === 0) return null;
   const experts = values.map((v) => v.experts as number);
   const ticks = powersOfTwoSpanning(Math.min(...experts), Math.max(...experts));
   const tasks = data.tasks.filter((t) => values.some((v) => v.task === t));
-  const references = tasks.flatMap((task) => {
-    const value = chart.reference?.(task);
-    return value === undefined ? [] : [{ task, value, label: `chance: ${task}` }];
-  });
+  const references = (chart.references ?? []).filter((r) => tasks.includes(r.task)).map((r) => ({ ...r, label: `chance: ${r.task}` }));
+  const intervalTooltip = chart.interval ? [['low', '95% interval low', FORMATS.value], ['high', '95% interval high', FORMATS.value]] as const : [];
   return {
     name: chart.name,
     title: chart.title,
@@ -61,8 +69,7 @@ function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart
     section: 'sweep',
     spec: vegaLiteSpec({
       title: chart.title,
-      width: 520,
-      height: 320,
+      ...viewSize(style, { width: 520, height: 320 }, 230),
       data: { values },
       encoding: {
         x: {
@@ -81,24 +88,28 @@ function versusExpertsChart(data: RunData, records: readonly CellRecord[], chart
           encoding: { x: null, y: { field: 'value', type: 'quantitative' }, tooltip: tooltip(['task', 'task'], ['value', 'chance level', '.0%']) },
         }, {
           data: { values: references },
-          mark: { type: 'text', align: 'right', baseline: 'bottom', dx: -2, dy: -2, color: '#6a6a6a', fontSize: 10 },
-          encoding: { x: { value: 520 }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } },
+          mark: { type: 'text', align: 'right', baseline: 'top', dx: -2, dy: 2, color: '#6a6a6a', fontSize: style.fonts.note },
+          encoding: { x: { value: 'width' }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } },
         }] : []),
         { mark: { type: 'line', color: '#9a9a9a', strokeWidth: 1.5 }, encoding: { detail: { field: 'task' }, order: { field: 'experts' } } },
+        ...(values.some((v) => v.low != null) ? [{
+          mark: { type: 'rule', strokeWidth: 1.5 },
+          encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color: configColor(data.configs, configLegend(style)) },
+        }] : []),
         {
-          mark: { type: 'point', size: 80, filled: true, opacity: 0.9 },
+          mark: { type: 'point', size: 80 * style.pointScale, filled: true, opacity: 0.9 },
           encoding: {
-            color: configColor(data.configs),
+            color: configColor(data.configs, configLegend(style)),
             shape: { field: 'task', type: 'nominal', title: 'task', sort: tasks },
-            tooltip: tooltip(['config', 'configuration'], ['task', 'task'], ['metric', 'metric'], ['value', 'value', FORMATS.value], ['experts', 'experts per token', '.2f']),
+            tooltip: tooltip(['config', 'configuration'], ['task', 'task'], ['metric', 'metric'], ['value', 'value', FORMATS.value], ...intervalTooltip, ['experts', 'experts per token', '.2f']),
           },
         },
       ],
-    }),
+    }, style),
   };
 }
 
-function perplexityVsExperts(data: RunData, records: readonly CellRecord[]): Chart | null {
+function perplexityVsExperts(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   return versusExpertsChart(data, records, {
     name: 'sweep-ppl-vs-experts',
     title: 'Perplexity vs experts per token',
@@ -109,25 +120,26 @@ function perplexityVsExperts(data: RunData, records: readonly CellRecord[]): Cha
     axisTitle: 'perplexity (log scale)',
     axis: LOG_AXIS,
     scale: { type: 'log' },
-  });
+  }, style);
 }
 
-function accuracyVsExperts(data: RunData, records: readonly CellRecord[]): Chart | null {
+function accuracyVsExperts(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   return versusExpertsChart(data, records, {
     name: 'sweep-accuracy-vs-experts',
     title: 'Task accuracy vs experts per token',
     caption:
-      'Accuracy of each configuration on each task that reports one (acc_norm for hellaswag, acc otherwise) against its mean number of experts per token; a grey line joins the configurations of one task, and a dashed line marks each task\'s chance level (guessing among its choices).',
+      'Accuracy of each configuration on each task that reports one (acc_norm for hellaswag, acc otherwise) against its mean number of experts per token, with its 95% Wilson interval over the task\'s documents as an error bar; a grey line joins the configurations of one task, and a dashed line marks each task\'s chance level (guessing among its choices).',
     value: (r) => r.accuracy,
     metric: (r) => r.accuracyMetric ?? '',
     axisTitle: 'accuracy (% of documents correct)',
     axis: { format: '.0%' },
     scale: { domain: [0, 1] },
-    reference: (task) => getTask(task).chanceAccuracy,
-  });
+    references: chanceLevels(data.tasks).map(({ task, chance }) => ({ task, value: chance })),
+    interval: (r) => ({ low: r.accuracyLow, high: r.accuracyHigh }),
+  }, style);
 }
 
-function speedVsExperts(data: RunData, records: readonly CellRecord[]): Chart | null {
+function speedVsExperts(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   return versusExpertsChart(data, records, {
     name: 'sweep-speed-vs-experts',
     title: 'Throughput vs experts per token',
@@ -138,7 +150,37 @@ function speedVsExperts(data: RunData, records: readonly CellRecord[]): Chart | 
     axisTitle: 'throughput (scored tokens/s, log scale)',
     axis: LOG_AXIS,
     scale: { type: 'log' },
-  });
+  }, style);
+}
+
+/** Where a bar chart of one value per configuration, a panel per task, puts its configurations and its values. */
+interface BarLayout {
+  readonly width: number;
+  readonly height: number;
+  readonly config: 'x' | 'y';
+  readonly value: 'x' | 'y';
+  /** The configuration channel's encoding. */
+  readonly configEncoding: Record<string, unknown>;
+  /** Each panel's value axis title: wrapped on paper to the panel's width. */
+  valueTitle(title: string): string | string[];
+}
+
+/**
+ * On screen the bars stand on an axis of slanted names under each panel. On paper they lie along one upright list of
+ * names that the panels share: twenty names slanted under a third of 7 in would overlap.
+ */
+function barLayout(style: ChartStyle, names: readonly string[], panels: number, screen: { width: number; height: number }): BarLayout {
+  if (!style.printed) return { ...screen, config: 'x', value: 'y', configEncoding: configAxis(names), valueTitle: (title) => title };
+  const namesPx = Math.max(...names.map((n) => textWidth(n, style.fonts.label))) + 10;
+  const width = panelWidth(style, screen.width, panels, namesPx);
+  return {
+    width,
+    height: 12 * names.length,
+    config: 'y',
+    value: 'x',
+    configEncoding: { field: 'config', type: 'nominal', title: null, sort: names, axis: { labelLimit: 300 } },
+    valueTitle: (title) => wrapped(style, title, width, style.fonts.axisTitle),
+  };
 }
 
 /** Facet header of a perplexity task: the task and which perplexity it reports. */
@@ -146,7 +188,12 @@ function perplexityPanel(r: CellRecord): string {
   return `${r.task} (${metricLabel(r.perplexityMetric ?? '')})`;
 }
 
-function perplexityChangeBars(data: RunData, records: readonly CellRecord[]): Chart | null {
+/** The facet header of perplexityPanel's panels: on paper the metric goes on a second line, or a third of 7 in would not hold it. */
+function perplexityHeader(style: ChartStyle): Record<string, unknown> {
+  return style.printed ? { labelExpr: "split(replace(datum.value, ' (', '|('), '|')" } : {};
+}
+
+function perplexityChangeBars(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   const baseline = data.baseline;
   const values = records
     .filter((r) => r.config !== baseline && r.perplexityChange !== null)
@@ -154,6 +201,8 @@ function perplexityChangeBars(data: RunData, records: readonly CellRecord[]): Ch
   if (baseline === null || values.length === 0) return null;
   const names = data.configs.map((c) => c.name).filter((n) => values.some((v) => v.config === n));
   const title = `Perplexity change vs ${baseline}`;
+  const panels = [...new Set(values.map((v) => v.panel))];
+  const bars = barLayout(style, names, panels.length, { width: Math.max(180, 26 * names.length), height: 300 });
   return {
     name: 'sweep-ppl-change',
     title,
@@ -162,29 +211,32 @@ function perplexityChangeBars(data: RunData, records: readonly CellRecord[]): Ch
     spec: vegaLiteSpec({
       title,
       data: { values },
-      facet: { column: { field: 'panel', type: 'nominal', title: null, sort: [...new Set(values.map((v) => v.panel))] } },
+      facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels, header: perplexityHeader(style) } },
       spec: {
-        width: Math.max(180, 26 * names.length),
-        height: 300,
-        encoding: { x: configAxis(names) },
+        width: bars.width,
+        height: bars.height,
+        encoding: { [bars.config]: bars.configEncoding },
         layer: [
           {
             mark: 'bar',
             encoding: {
-              y: { field: 'change', type: 'quantitative', title: 'Δ ln perplexity vs baseline (nats)', axis: { format: FORMATS.change } },
+              [bars.value]: { field: 'change', type: 'quantitative', title: bars.valueTitle('Δ ln perplexity vs baseline (nats)'), axis: { format: FORMATS.change } },
               color: configColor(data.configs, null),
               tooltip: tooltip(['config', 'configuration'], ['panel', 'task'], ['change', 'Δ ln perplexity (nats)', FORMATS.change], ['low', '95% CI low', FORMATS.change], ['high', '95% CI high', FORMATS.change]),
             },
           },
-          { mark: { type: 'rule', color: '#000000', strokeWidth: 1.5 }, encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
+          {
+            mark: { type: 'rule', color: '#000000', strokeWidth: 1.5 },
+            encoding: { [bars.value]: { field: 'low', type: 'quantitative' }, [`${bars.value}2`]: { field: 'high' } },
+          },
         ],
       },
-      resolve: { scale: { y: 'independent' } },
-    }),
+      resolve: { scale: { [bars.value]: 'independent' } },
+    }, style),
   };
 }
 
-function speedQualityScatter(data: RunData, records: readonly CellRecord[]): Chart | null {
+function speedQualityScatter(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   const values = tasksWith(data, records, (r) => (r.tokensPerSecond === null ? null : r.perplexity)).flatMap((task) => {
     const points = records.filter((r) => r.task === task && r.perplexity !== null && r.tokensPerSecond !== null);
     // Faster is better, so its negation is minimised along with perplexity.
@@ -193,6 +245,8 @@ function speedQualityScatter(data: RunData, records: readonly CellRecord[]): Cha
   });
   if (values.length === 0) return null;
   const title = 'Speed–quality trade-off';
+  const panels = [...new Set(values.map((v) => v.panel))];
+  const width = panelWidth(style, 300, panels.length, Y_AXIS_PX * panels.length);
   return {
     name: 'sweep-speed-quality',
     title,
@@ -201,12 +255,18 @@ function speedQualityScatter(data: RunData, records: readonly CellRecord[]): Cha
     spec: vegaLiteSpec({
       title,
       data: { values },
-      facet: { column: { field: 'panel', type: 'nominal', title: null, sort: [...new Set(values.map((v) => v.panel))] } },
+      facet: { column: { field: 'panel', type: 'nominal', title: null, sort: panels, header: perplexityHeader(style) } },
       spec: {
-        width: 300,
-        height: 260,
+        width,
+        height: style.printed ? 160 : 260,
         encoding: {
-          x: { field: 'tokensPerSecond', type: 'quantitative', title: 'throughput (scored tokens/s, log scale)', scale: { type: 'log' }, axis: LOG_AXIS },
+          x: {
+            field: 'tokensPerSecond',
+            type: 'quantitative',
+            title: wrapped(style, 'throughput (scored tokens/s, log scale)', width, style.fonts.axisTitle),
+            scale: { type: 'log' },
+            axis: LOG_AXIS,
+          },
           y: { field: 'perplexity', type: 'quantitative', title: 'perplexity (log scale)', scale: { type: 'log' }, axis: LOG_AXIS },
         },
         layer: [
@@ -216,20 +276,23 @@ function speedQualityScatter(data: RunData, records: readonly CellRecord[]): Cha
             encoding: { order: { field: 'tokensPerSecond' } },
           },
           {
-            mark: { type: 'point', size: 90, filled: true, opacity: 0.9 },
+            mark: { type: 'point', size: 90 * style.pointScale, filled: true, opacity: 0.9 },
             encoding: {
-              color: configColor(data.configs),
+              color: configColor(data.configs, configLegend(style)),
               tooltip: tooltip(['config', 'configuration'], ['panel', 'task'], ['perplexity', 'perplexity', FORMATS.value], ['tokensPerSecond', 'tokens/s', ',.1f'], ['paretoOptimal', 'Pareto-optimal']),
             },
           },
         ],
       },
       resolve: { scale: { x: 'independent', y: 'independent' } },
-    }),
+    }, style),
   };
 }
 
-function relativeSpeedBars(data: RunData, records: readonly CellRecord[]): Chart | null {
+/** Plot height of the relative-speed bars on paper: the y-axis title, which names the baseline, is wrapped to it. */
+const RELATIVE_SPEED_PAPER_HEIGHT = 170;
+
+function relativeSpeedBars(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   const baseline = data.baseline;
   const perTask = records.filter((r) => r.relativeSpeed !== null).map((r) => ({ config: r.config, task: r.task, relativeSpeed: r.relativeSpeed }));
   if (baseline === null || perTask.length === 0) return null;
@@ -244,22 +307,22 @@ function relativeSpeedBars(data: RunData, records: readonly CellRecord[]): Chart
     section: 'sweep',
     spec: vegaLiteSpec({
       title,
-      width: Math.max(260, 40 * names.length),
-      height: 280,
+      ...viewSize(style, { width: Math.max(260, 40 * names.length), height: 280 }, RELATIVE_SPEED_PAPER_HEIGHT),
       layer: [
         {
           data: { values: summaries.map((s) => ({ config: s.config, relativeSpeed: s.relativeSpeed })) },
           mark: 'bar',
           encoding: {
             x: configAxis(names),
-            y: { field: 'relativeSpeed', type: 'quantitative', title: axisTitle, axis: { format: '.2~f' } },
-            color: configColor(data.configs),
+            y: { field: 'relativeSpeed', type: 'quantitative', title: wrapped(style, axisTitle, RELATIVE_SPEED_PAPER_HEIGHT, style.fonts.axisTitle), axis: { format: '.2~f' } },
+            // On paper the x axis names each bar: a legend saying it again would take a fifth of the column.
+            color: configColor(data.configs, style.printed ? null : {}),
             tooltip: tooltip(['config', 'configuration'], ['relativeSpeed', 'geometric mean over tasks (×)', '.3f']),
           },
         },
         {
           data: { values: perTask },
-          mark: { type: 'point', filled: true, color: '#555555', size: 40 },
+          mark: { type: 'point', filled: true, color: '#555555', size: 40 * style.pointScale },
           encoding: {
             x: configAxis(names),
             y: { field: 'relativeSpeed', type: 'quantitative' },
@@ -270,15 +333,17 @@ function relativeSpeedBars(data: RunData, records: readonly CellRecord[]): Chart
         // A layer without data of its own draws nothing, so parity is a one-row data set.
         { data: { values: [{ parity: 1 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#000000' }, encoding: { y: { field: 'parity', type: 'quantitative' } } },
       ],
-    }),
+    }, style),
   };
 }
 
-function lossBars(data: RunData, records: readonly CellRecord[]): Chart | null {
+function lossBars(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   const values = records.filter((r) => r.crossEntropy !== null).map((r) => ({ config: r.config, task: r.task, crossEntropy: r.crossEntropy }));
   if (values.length === 0) return null;
   const names = data.configs.map((c) => c.name).filter((n) => values.some((v) => v.config === n));
   const title = 'Loss comparison';
+  const tasks = data.tasks.filter((t) => values.some((v) => v.task === t));
+  const bars = barLayout(style, names, tasks.length, { width: Math.max(180, 30 * names.length), height: 260 });
   return {
     name: 'sweep-loss',
     title,
@@ -289,18 +354,19 @@ function lossBars(data: RunData, records: readonly CellRecord[]): Chart | null {
       data: { values },
       facet: { column: { field: 'task', type: 'nominal', title: null, sort: data.tasks } },
       spec: {
-        width: Math.max(180, 30 * names.length),
-        height: 260,
+        width: bars.width,
+        height: bars.height,
         mark: 'bar',
         encoding: {
-          x: configAxis(names),
-          y: { field: 'crossEntropy', type: 'quantitative', title: 'cross-entropy (nats per token)' },
-          color: configColor(data.configs),
+          [bars.config]: bars.configEncoding,
+          [bars.value]: { field: 'crossEntropy', type: 'quantitative', title: bars.valueTitle('cross-entropy (nats per token)') },
+          // On paper the axis names each bar: a legend saying it again would take a fifth of the column.
+          color: configColor(data.configs, style.printed ? null : {}),
           tooltip: tooltip(['config', 'configuration'], ['task', 'task'], ['crossEntropy', 'cross-entropy (nats/token)', '.4f']),
         },
       },
-      resolve: { scale: { y: 'independent' } },
-    }),
+      resolve: { scale: { [bars.value]: 'independent' } },
+    }, style),
   };
 }
 
@@ -311,7 +377,7 @@ interface SummaryColumn {
 }
 
 /** The headline numbers per configuration as a text grid (the full table is the report's results table). */
-function summaryTable(data: RunData, records: readonly CellRecord[]): Chart | null {
+function summaryTable(data: RunData, records: readonly CellRecord[], style: ChartStyle): Chart | null {
   const summaries = configSummaries(data, records);
   if (summaries.length === 0) return null;
   const mainTask = mainPerplexityTask(data, records);
@@ -329,6 +395,15 @@ function summaryTable(data: RunData, records: readonly CellRecord[]): Chart | nu
     }),
   );
   const title = 'Summary by configuration';
+  // On paper a column is a fifth of 7 in less the names: its header breaks into lines that fit it. Vega hangs a
+  // label's lines down from the first, into the table; so each header gets as many lines, blank ones first, and
+  // the labels stand that many lines above it.
+  const namesPx = Math.max(...summaries.map((s) => textWidth(s.config, style.fonts.label)));
+  const columnPx = (columnWidthPx('double') - namesPx) / columns.length;
+  const lines = columns.map((c) => [wrapped(style, c.label, columnPx - 8, style.fonts.label)].flat());
+  const headerLines = Math.max(...lines.map((l) => l.length));
+  const lineHeight = Math.round(1.2 * style.fonts.label);
+  const headers = Object.fromEntries(columns.map((c, i) => [c.label, [...Array(headerLines - lines[i].length).fill(''), ...lines[i]]]));
   return {
     name: 'sweep-summary-table',
     title,
@@ -336,35 +411,37 @@ function summaryTable(data: RunData, records: readonly CellRecord[]): Chart | nu
     section: 'sweep',
     spec: vegaLiteSpec({
       title,
-      width: 200 * columns.length,
-      height: 24 * summaries.length,
+      ...viewSize(style, { width: 200 * columns.length, height: 24 * summaries.length }, 18 * summaries.length),
       data: { values },
-      mark: { type: 'text', fontSize: 12 },
+      mark: { type: 'text', fontSize: style.fonts.mark },
       encoding: {
         x: {
           field: 'column',
           type: 'nominal',
           sort: columns.map((c) => c.label),
           title: null,
-          axis: { orient: 'top', labelAngle: 0, labelFontWeight: 'bold', labelLimit: 300, domain: false, ticks: false },
+          axis: {
+            orient: 'top', labelAngle: 0, labelFontWeight: 'bold', labelLimit: 300, domain: false, ticks: false,
+            ...(style.printed ? { labelExpr: `${JSON.stringify(headers)}[datum.label]`, labelLineHeight: lineHeight, labelPadding: 4 + (headerLines - 1) * lineHeight } : {}),
+          },
         },
         y: { field: 'config', type: 'nominal', sort: summaries.map((s) => s.config), title: null, axis: { domain: false, ticks: false, labelLimit: 300 } },
         text: { field: 'text' },
         tooltip: tooltip(['config', 'configuration'], ['column', 'column'], ['text', 'value']),
       },
-    }),
+    }, style),
   };
 }
 
-export function sweepCharts(data: RunData, records: readonly CellRecord[]): Chart[] {
+export function sweepCharts(data: RunData, records: readonly CellRecord[], style: ChartStyle = CHART_STYLES.screen): Chart[] {
   return [
-    perplexityVsExperts(data, records),
-    accuracyVsExperts(data, records),
-    speedVsExperts(data, records),
-    perplexityChangeBars(data, records),
-    speedQualityScatter(data, records),
-    relativeSpeedBars(data, records),
-    lossBars(data, records),
-    summaryTable(data, records),
+    perplexityVsExperts(data, records, style),
+    accuracyVsExperts(data, records, style),
+    speedVsExperts(data, records, style),
+    perplexityChangeBars(data, records, style),
+    speedQualityScatter(data, records, style),
+    relativeSpeedBars(data, records, style),
+    lossBars(data, records, style),
+    summaryTable(data, records, style),
   ].filter((c): c is Chart => c !== null);
 }

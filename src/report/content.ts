@@ -22,13 +22,13 @@ export interface ShownColumn {
   readonly key: string;
   readonly label: string;
   readonly numeric: boolean;
+  /** Printed in the PDF's appendix table rather than its results table (table.ts TableColumn.secondary). */
+  readonly secondary?: boolean;
 }
 
 /** A results-table cell: its text, and the value it sorts by (null: no value, sorted last). */
 export interface ShownCell {
   readonly text: string;
-  /** The text in lines where a narrow column may stack it (a Δ above its interval); joined by spaces they are `text`. */
-  readonly lines: readonly string[];
   readonly value: number | string | null;
 }
 

@@ -1,19 +1,24 @@
 /**
  * The report as a PDF for printing: A4, DejaVu fonts so Δ, ± and − print, text and the results table landscape
  * (the table is wide; it is paginated with its header repeated), each chart drawn as vectors from its SVG on a page
- * of its own, portrait or landscape as prints it larger; page numbers and a bookmark per section.
+ * of its own, portrait or landscape as prints it larger (a paper-style chart at its stated printed width); page
+ * numbers and a bookmark per section. Every table is set at 8 pt or more: the results table keeps the columns that
+ * compare configurations, and an appendix table after the charts holds the secondary ones (documents, cost, routing
+ * behaviour; table.ts TableColumn.secondary).
  *
  * The page count is fixed by the content, in this order: the front pages (title, run facts, data sets, key
  * findings; as many as that text needs), ⌈rows / PDF_TABLE_ROWS_PER_PAGE⌉ results pages (more only if cells must wrap
- * even at the smallest font), one page per chart, then the methods and provenance pages. `pdfPagePlan` gives the kind
- * of every page without drawing anything.
+ * even at the smallest font), one page per chart, as many appendix pages, then the methods and provenance pages.
+ * `pdfPagePlan` gives the kind of every page without drawing anything.
  */
 import { createRequire } from 'node:module';
 import PDFDocument from 'pdfkit';
 import { DEJAVU } from './fonts.js';
 import { inlineMarkdown } from './markdown.js';
-import type { Fact, ReportContent, TextTable } from './content.js';
+import type { Fact, ReportContent, ShownColumn, TextTable } from './content.js';
 import { svgSize } from './render.js';
+import { IDENTITY_COLUMNS } from './table.js';
+import { CSS_PX_PER_INCH, POINTS_PER_INCH, printedWidthOf } from './theme.js';
 
 /** svg-to-pdfkit ships no types; this is the part of its API used here. */
 type SvgToPdf = (doc: PDFKit.PDFDocument, svg: string, x: number, y: number, options: {
@@ -26,7 +31,7 @@ type SvgToPdf = (doc: PDFKit.PDFDocument, svg: string, x: number, y: number, opt
 const svgToPdf = createRequire(import.meta.url)('svg-to-pdfkit') as SvgToPdf;
 
 export const PDF_TABLE_ROWS_PER_PAGE = 24;
-export type PdfPageKind = 'front' | 'table' | 'chart' | 'provenance';
+export type PdfPageKind = 'front' | 'table' | 'chart' | 'appendix' | 'provenance';
 
 /** A4 in points. Text and tables are set landscape (the results table is wide); a chart takes whichever prints it larger. */
 const LANDSCAPE: Frame = { layout: 'landscape', width: 841.89, height: 595.28 };
@@ -37,6 +42,8 @@ const TOP = MARGIN;
 const BOTTOM = LANDSCAPE.height - MARGIN;
 /** A chart is drawn at most at 1 pt per CSS px (133% of its on-screen size), so small charts keep readable text. */
 const MAX_CHART_SCALE = 1;
+/** A chart with a printed width is drawn at it: 1 CSS px is 1/96 in, so 0.75 pt. */
+const PRINTED_CHART_SCALE = POINTS_PER_INCH / CSS_PX_PER_INCH;
 /** Space between a chart and its caption. */
 const CAPTION_GAP = 10;
 const INK = '#1b1b1b';
@@ -137,14 +144,23 @@ function layOut(doc: PDFKit.PDFDocument, content: ReportContent, svgs: ReadonlyM
     ...(content.noFindings ? [text.paragraph(content.noFindings, 'regular', 9, INK, 0)] : []),
     ...content.findings.flatMap((group) => [text.heading(group.title, 11), ...group.findings.map((f) => text.bullet(f))]),
   ]);
-  const results = resultsPages(doc, content, text);
+  const results = tablePages(doc, content, text, {
+    kind: 'table', title: 'Results', note: content.resultsNote, shown: (c) => !c.secondary,
+  });
   let number = 0;
   const charts = content.sections.flatMap((section) => section.charts.map((chart): Page => {
     const title = `Figure ${++number}. ${chart.title}`;
     let placement: ChartPlacement | undefined;
-    const place = () => (placement ??= chartPlacement(doc, title, `${section.title}. ${chart.caption}`, svgs.get(chart.name)!));
+    const maxScale = printedWidthOf(chart.spec) === null ? MAX_CHART_SCALE : PRINTED_CHART_SCALE;
+    const place = () => (placement ??= chartPlacement(doc, title, `${section.title}. ${chart.caption}`, svgs.get(chart.name)!, maxScale));
     return { kind: 'chart', bookmark: title, frame: () => place().frame, draw: () => drawChart(doc, place(), title, svgs.get(chart.name)!) };
   }));
+  const appendix = content.results.columns.some((c) => c.secondary) ? tablePages(doc, content, text, {
+    kind: 'appendix',
+    title: 'Appendix: documents, cost and routing per cell',
+    note: 'The secondary columns of the results table, row for row in its order.',
+    shown: (c) => IDENTITY_COLUMNS.has(c.key) || c.secondary === true,
+  }) : [];
   const provenance = flow('provenance', 'Methods and provenance', [
     text.heading('Methods and provenance', 14),
     text.heading('Configurations', 11),
@@ -152,7 +168,7 @@ function layOut(doc: PDFKit.PDFDocument, content: ReportContent, svgs: ReadonlyM
     text.heading('Settings', 11),
     ...text.facts(content.provenance),
   ]);
-  return [...front, ...results, ...charts, ...provenance];
+  return [...front, ...results, ...charts, ...appendix, ...provenance];
 }
 
 /** Blocks packed onto pages top to bottom; a block starts a new page when it (with its keep-with-next) does not fit. */
@@ -176,18 +192,25 @@ function flow(kind: PdfPageKind, bookmark: string, blocks: readonly Block[]): Pa
   }));
 }
 
-function resultsPages(doc: PDFKit.PDFDocument, content: ReportContent, text: TextBlocks): Page[] {
+/** The columns of the results table that `shown` picks, as pages of at most PDF_TABLE_ROWS_PER_PAGE rows under `title`. */
+function tablePages(
+  doc: PDFKit.PDFDocument, content: ReportContent, text: TextBlocks,
+  part: { kind: PdfPageKind; title: string; note: string; shown: (column: ShownColumn) => boolean },
+): Page[] {
   const table = content.results;
-  const header = table.columns.map((c) => (c.key === table.sortedBy && table.direction ? `${c.label} ${table.direction === 'ascending' ? '▲' : '▼'}` : c.label));
-  // A Δ stacks above its interval: the table is wide, and a second line is cheaper than a smaller font.
-  const rows = table.rows.map((row) => row.map((cell) => cell.lines.join('\n')));
-  const headings = [text.heading('Results', 14), text.heading('Results (continued)', 14)];
-  const note = text.paragraph(content.resultsNote, 'regular', 8.5, MUTED, 8, true);
+  const picked = table.columns.flatMap((c, i) => (part.shown(c) ? [i] : []));
+  const columns = picked.map((i) => table.columns[i]);
+  const header = columns.map((c) => (c.key === table.sortedBy && table.direction ? `${c.label} ${table.direction === 'ascending' ? '▲' : '▼'}` : c.label));
+  // Split from the secondary columns the table is narrow enough for a Δ and its interval on one line, which keeps
+  // PDF_TABLE_ROWS_PER_PAGE rows of 8 pt on a page; a cell wraps only where its column must be capped.
+  const rows = table.rows.map((row) => picked.map((i) => row[i].text));
+  const headings = [text.heading(part.title, 14), text.heading(`${part.title} (continued)`, 14)];
+  const note = text.paragraph(part.note, 'regular', 8.5, MUTED, 8, true);
   const space = BOTTOM - TOP - Math.max(...headings.map((h) => h.height)) - note.height;
-  const layout = tableLayout(doc, header, rows, table.columns.map((c) => (c.numeric ? 'right' : 'left')), { rows: PDF_TABLE_ROWS_PER_PAGE, space });
+  const layout = tableLayout(doc, header, rows, columns.map((c) => (c.numeric ? 'right' : 'left')), { rows: PDF_TABLE_ROWS_PER_PAGE, space });
   return tableChunks(doc, layout, header, rows, space, PDF_TABLE_ROWS_PER_PAGE).map((block, i): Page => ({
-    kind: 'table',
-    bookmark: i === 0 ? 'Results' : null,
+    kind: part.kind,
+    bookmark: i === 0 ? part.title : null,
     frame: () => LANDSCAPE,
     draw: () => {
       const heading = headings[i === 0 ? 0 : 1];
@@ -209,7 +232,7 @@ interface ChartPlacement {
 }
 
 /** The chart's page and place on it: the orientation that prints it larger, scaled to the space the title and caption leave. */
-function chartPlacement(doc: PDFKit.PDFDocument, title: string, caption: string, svg: string): ChartPlacement {
+function chartPlacement(doc: PDFKit.PDFDocument, title: string, caption: string, svg: string, maxScale: number): ChartPlacement {
   const size = svgSize(svg);
   const [landscape, portrait] = [LANDSCAPE, PORTRAIT].map((frame): ChartPlacement => {
     const width = frame.width - 2 * MARGIN;
@@ -217,7 +240,7 @@ function chartPlacement(doc: PDFKit.PDFDocument, title: string, caption: string,
     const heading = text.paragraph(title, 'bold', 13, INK, 8);
     const below = text.paragraph(caption, 'regular', 9, MUTED, 0);
     const height = frame.height - 2 * MARGIN - heading.height - below.height - CAPTION_GAP;
-    const scale = Math.min(width / size.width, height / size.height, MAX_CHART_SCALE);
+    const scale = Math.min(width / size.width, height / size.height, maxScale);
     return { frame, heading, caption: below, scale, x: MARGIN + (width - size.width * scale) / 2, y: MARGIN + heading.height };
   });
   return portrait.scale > landscape.scale ? portrait : landscape;
@@ -324,16 +347,15 @@ interface TableLayout {
 
 const CELL_PAD_X = 2.5;
 const CELL_PAD_Y = 2;
-const TABLE_FONT_MAX = 8;
-const TABLE_FONT_MIN = 5;
+/** Tables print at 8 to 9 pt, the least a printed table is read at; headers are bold at the cells' size. */
+const TABLE_FONT_MAX = 9;
+const TABLE_FONT_MIN = 8;
 const TABLE_FONT_STEP = 0.25;
-/** Header text is bold and a little smaller than the cells. */
-const HEADER_SCALE = 0.9;
 
 /**
- * Column widths and a font size for a table across the page: the largest size (at most 8 pt) at which every cell
+ * Column widths and a font size for a table across the page: the largest size (at most 9 pt) at which every cell
  * line and every header word fits its column, and, given `fit`, `fit.rows` of the tallest rows fit `fit.space`.
- * Below 5 pt the widest columns are capped instead, and their cells wrap.
+ * Below 8 pt the widest columns are capped instead, and their cells wrap.
  */
 function tableLayout(
   doc: PDFKit.PDFDocument, header: readonly string[], rows: readonly (readonly string[])[], align: TableLayout['align'],
@@ -344,7 +366,7 @@ function tableLayout(
   // whether the word fits a line, and splits the word where it does not.
   const unit = header.map((label, c) => Math.max(
     ...rows.flatMap((row) => row[c].split('\n').map((line) => doc.font('regular').fontSize(1).widthOfString(`${line} `))),
-    ...label.split(/\s+/).map((word) => HEADER_SCALE * doc.font('bold').fontSize(1).widthOfString(`${word} `)),
+    ...label.split(/\s+/).map((word) => doc.font('bold').fontSize(1).widthOfString(`${word} `)),
   ));
   // One point of slack per column: measured at 1 pt and scaled, a width can fall a hair short of the text's.
   const widthsAt = (size: number) => unit.map((u) => u * size + 2 * CELL_PAD_X + 1);
@@ -380,7 +402,7 @@ function capped(widths: readonly number[], total: number): number[] {
 function measureTable(doc: PDFKit.PDFDocument, layout: TableLayout, header: readonly string[], rows: readonly (readonly string[])[]) {
   const height = (cells: readonly string[], font: FontName, size: number) =>
     Math.max(...cells.map((cell, c) => doc.font(font).fontSize(size).heightOfString(cell, { width: layout.widths[c] - 2 * CELL_PAD_X }))) + 2 * CELL_PAD_Y;
-  return { header: height(header, 'bold', layout.fontSize * HEADER_SCALE), rows: rows.map((row) => height(row, 'regular', layout.fontSize)) };
+  return { header: height(header, 'bold', layout.fontSize), rows: rows.map((row) => height(row, 'regular', layout.fontSize)) };
 }
 
 /** The table as blocks of at most `maxRows` rows that fit `space` each, every block with the header. */
@@ -415,7 +437,7 @@ function tableBlock(
   return {
     height: headerHeight + heights.reduce((a, b) => a + b, 0) + 6,
     draw: (top) => {
-      drawRow(header, 'bold', fontSize * HEADER_SCALE, top);
+      drawRow(header, 'bold', fontSize, top);
       let y = top + headerHeight;
       rule(y);
       rows.forEach((row, r) => {

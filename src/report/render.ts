@@ -11,7 +11,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { RoutelabError } from '../errors.js';
 import { DEJAVU } from './fonts.js';
-import { FONT, FONT_FAMILY } from './theme.js';
+import { CSS_PX_PER_INCH, FONT, FONT_FAMILY, printedWidthOf } from './theme.js';
 
 /** Advance width in em of a code point, from a TrueType font's cmap (format 4, the BMP) and hmtx tables. */
 type Advances = (codePoint: number) => number;
@@ -101,8 +101,6 @@ function useDejaVuFontMetrics(): void {
   };
 }
 
-/** CSS pixels per inch: an SVG's px width at `dpi` is width × dpi / 96 device pixels. */
-const CSS_PX_PER_INCH = 96;
 const METRES_PER_INCH = 0.0254;
 
 export function compileToVega(spec: Record<string, unknown>): Record<string, unknown> {
@@ -110,14 +108,24 @@ export function compileToVega(spec: Record<string, unknown>): Record<string, unk
   return compile(spec as unknown as TopLevelSpec, { config: { font: FONT_FAMILY } }).spec as unknown as Record<string, unknown>;
 }
 
+/**
+ * The chart as SVG. A chart with a printed width gets exactly that width in px (its layout in the viewBox), so
+ * its SVG, its PNG (px × dpi / 96) and its PDF drawing all print at the stated width.
+ */
 export async function chartToSvg(spec: Record<string, unknown>): Promise<string> {
   useDejaVuFontMetrics();
   const view = new vega.View(vega.parse(compileToVega(spec) as vega.Spec), { renderer: 'none' });
+  let svg: string;
   try {
-    return await view.toSVG();
+    svg = await view.toSVG();
   } finally {
     view.finalize();
   }
+  const inches = printedWidthOf(spec);
+  if (inches === null) return svg;
+  const { width, height } = svgSize(svg);
+  const target = inches * CSS_PX_PER_INCH;
+  return resized(svg, target, Math.round((100 * height * target) / width) / 100);
 }
 
 function rootElement(svg: string): string {
@@ -142,8 +150,8 @@ export function svgSize(svg: string): { width: number; height: number } {
 }
 
 /**
- * The SVG drawn into exactly `width` × `height` device pixels: the root gets those as its size and keeps (or gains)
- * a viewBox of its own size. (resvg's zoom rounds the pixel size up; the size here is rounded to nearest.)
+ * The SVG drawn into exactly `width` × `height` pixels: the root gets those as its size and keeps (or gains) a
+ * viewBox of its own size. (resvg's zoom rounds the pixel size up; the size here is rounded to nearest.)
  */
 function resized(svg: string, width: number, height: number): string {
   const root = rootElement(svg);

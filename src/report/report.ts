@@ -13,7 +13,7 @@ import type { Correction } from '../experiments/stats.js';
 import { lockRunDirectory } from '../lock.js';
 import { VERSION } from '../version.js';
 import { analysisSection } from './analysis.js';
-import { buildCharts } from './charts.js';
+import { buildCharts, type ChartOptions } from './charts.js';
 import { loadRunData } from './data.js';
 import { keyFindings } from './findings.js';
 import { htmlReport } from './html.js';
@@ -62,12 +62,14 @@ function checkedFormats(formats: readonly string[], where: string): ReportFormat
   return REPORT_FORMATS.filter((f) => formats.includes(f));
 }
 
-/** Read the run directory and decide what its report says. */
-export async function reportContent(runDir: string, sortBy?: string, correction: Correction = 'bh'): Promise<{ data: RunData; content: ReportContent }> {
+/** Read the run directory and decide what its report says; `charts` picks the figures' style and heatmap scales. */
+export async function reportContent(
+  runDir: string, sortBy?: string, correction: Correction = 'bh', charts: ChartOptions = {},
+): Promise<{ data: RunData; content: ReportContent }> {
   const data = await loadRunData(runDir);
   const table = resultsTable(data, sortBy);
-  const analysis = await analysisSection(data);
-  const charts = [...buildCharts(data), ...analysis.charts];
+  const analysis = await analysisSection(data, { charts: (charts.style ?? 'screen') === 'screen' });
+  const figures = [...buildCharts(data, charts), ...analysis.charts];
   const findings = [...keyFindings(data, correction), ...analysis.findings];
   const mode = text(pick(data.manifest, 'spec', 'mode'));
   const content: ReportContent = {
@@ -82,7 +84,7 @@ export async function reportContent(runDir: string, sortBy?: string, correction:
     results: shownTable(table),
     resultsNote: resultsNote(data),
     sections: Object.entries(SECTION_TITLES)
-      .map(([section, title]) => ({ title, charts: charts.filter((c) => c.section === section) }))
+      .map(([section, title]) => ({ title, charts: figures.filter((c) => c.section === section) }))
       .filter((s) => s.charts.length > 0),
     configurations: {
       header: ['Configuration', 'Router', 'Family', 'max_k', 'min_k', 'alpha', 'Baseline'],
@@ -96,11 +98,11 @@ export async function reportContent(runDir: string, sortBy?: string, correction:
 
 export async function writeReport(
   runDir: string,
-  options: { formats: ReportFormat[]; sortBy?: string; correction?: Correction; log?: (line: string) => void },
+  options: { formats: ReportFormat[]; sortBy?: string; correction?: Correction; charts?: ChartOptions; log?: (line: string) => void },
 ): Promise<{ dir: string; files: string[] }> {
   const formats = checkedFormats(options.formats, 'formats');
   const log = options.log ?? (() => {});
-  const { data, content } = await reportContent(runDir, options.sortBy, options.correction);
+  const { data, content } = await reportContent(runDir, options.sortBy, options.correction, options.charts);
   const charts = content.sections.flatMap((s) => s.charts);
   log(`${data.cells.length} cells, ${data.traces.length} traces, ${charts.length} charts`);
 
@@ -192,10 +194,11 @@ function shownTable(table: ResultsTable): ShownTable {
       key: column.key,
       label: `${column.label}${column.unit ? ` (${column.unit})` : ''}${interval ? ' [95% CI]' : ''}`,
       numeric: column.digits !== null,
+      secondary: column.secondary === true,
     })),
     rows: table.rows.map((row) => shown.map(({ column, i, interval }) => {
       const value = row[i];
-      const cell = (lines: string[]) => ({ text: lines.join(' '), lines, value });
+      const cell = (parts: string[]) => ({ text: parts.join(' '), value });
       if (value === null) return cell(['–']);
       if (typeof value === 'string') return cell([value]);
       const digits = column.digits ?? 2;

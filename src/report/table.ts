@@ -15,6 +15,11 @@ export interface TableColumn {
   readonly digits: number | null;
   /** Which direction is better; null for text and for columns where neither is (routing behaviour, Δ of mixed metrics). */
   readonly higherIsBetter: boolean | null;
+  /**
+   * Detail behind the comparison (documents, cost, routing behaviour): a printed report sets these in an appendix
+   * table, so the results table keeps a readable font.
+   */
+  readonly secondary?: boolean;
 }
 
 export interface ResultsTable {
@@ -50,26 +55,27 @@ const ofPrimary = (prefix: string) => (cell: ReportCell) => rowNumber(cell, `${p
 /** A column of the row's `key`; which direction is better comes from the metric definitions (src/metrics.ts). */
 const column = (key: string, label: string, unit: string | null, digits: number | null): ColumnDefinition =>
   ({ key, label, unit, digits, higherIsBetter: higherIsBetter(key), value: fromRow(key) });
+const secondary = (c: ColumnDefinition): ColumnDefinition => ({ ...c, secondary: true });
 
 /** Every column a table may have, in display order; a metric column appears only when some cell reports it. */
 const COLUMNS: readonly ColumnDefinition[] = [
   column('config', 'Configuration', null, null),
   column('task', 'Task', null, null),
-  column('num_docs', 'Documents', null, 0),
+  secondary(column('num_docs', 'Documents', null, 0)),
   column('primary_metric', 'Primary metric', null, null),
-  // Mixes perplexities (lower is better) and accuracies (higher is better) across tasks.
-  column('primary_value', 'Primary value', null, 4),
+  // Mixes perplexities (lower is better) and accuracies (higher is better) across tasks; the metric columns show it.
+  secondary(column('primary_value', 'Primary value', null, 4)),
   column('word_perplexity', 'Word perplexity', null, 2),
   column('perplexity', 'Perplexity', null, 2),
   column('acc', 'Accuracy', null, 3),
   column('acc_norm', 'Normalised accuracy', null, 3),
   column('avg_experts', 'Experts per token', 'experts/token', 2),
-  column('flops_reduction_pct', 'FLOPs reduction', '%', 1),
-  column('tokens_per_second', 'Throughput', 'tokens/s', 0),
-  column('timed_tokens_per_second', 'Timed throughput (median)', 'tokens/s', 0),
-  column('expert_utilization', 'Expert utilisation', 'share of experts', 3),
-  { ...column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3), adaptiveOnly: true },
-  { ...column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3), adaptiveOnly: true },
+  secondary(column('flops_reduction_pct', 'FLOPs reduction', '%', 1)),
+  secondary(column('tokens_per_second', 'Throughput', 'tokens/s', 0)),
+  secondary(column('timed_tokens_per_second', 'Timed throughput (median)', 'tokens/s', 0)),
+  secondary(column('expert_utilization', 'Expert utilisation', 'share of experts', 3)),
+  { ...secondary(column('floor_hit_rate', 'At floor (min_k)', 'share of decisions', 3)), adaptiveOnly: true },
+  { ...secondary(column('ceiling_hit_rate', 'At ceiling (max_k)', 'share of decisions', 3)), adaptiveOnly: true },
   { ...column('delta_primary', 'Δ primary vs baseline', null, 4), value: ofPrimary('delta_') },
   { ...column('ci_low_primary', '95% CI low', null, 4), value: ofPrimary('ci_low_') },
   { ...column('ci_high_primary', '95% CI high', null, 4), value: ofPrimary('ci_high_') },
@@ -83,12 +89,13 @@ export function metricColumn(key: string): TableColumn {
   return described;
 }
 
-const IDENTITY = new Set(['config', 'task']);
+/** The columns that name a row: every table of the cells starts with them (the PDF's appendix repeats them). */
+export const IDENTITY_COLUMNS: ReadonlySet<string> = new Set(['config', 'task']);
 
 export function resultsTable(data: RunData, sortBy?: string): ResultsTable {
   const fixed = new Set(data.configs.filter((c) => c.routerKind === 'fixed').map((c) => c.name));
   const columns = COLUMNS.map((c) => (c.adaptiveOnly ? { ...c, value: (cell: ReportCell) => (fixed.has(cell.config) ? null : c.value(cell)) } : c));
-  const present = columns.filter((c) => IDENTITY.has(c.key) || data.cells.some((cell) => c.value(cell) !== null));
+  const present = columns.filter((c) => IDENTITY_COLUMNS.has(c.key) || data.cells.some((cell) => c.value(cell) !== null));
   const key = sortBy ?? 'task';
   const sortColumn = present.find((c) => c.key === key);
   if (!sortColumn) {
