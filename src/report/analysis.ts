@@ -44,12 +44,15 @@ export async function analysisSection(data: RunData, { charts: withCharts = true
     findings.push(`Between adjacent MoE layers, the first-ranked expert of layer ℓ carries ${num(Math.min(...shares), 2)}–${num(Math.max(...shares), 2)} ` +
       `of the entropy of layer ℓ+1's (mutual information / entropy, plug-in estimates over ${a.crossLayer[0].positions} positions; 1: fully predictable).`);
   }
-  for (const c of a.adaptive) {
-    const pooled = c.correlations.filter((r) => r.layer === null && r.spearman.value !== null);
-    if (pooled.length === 0) continue;
-    const parts = pooled.map((r) => `${MEASURES[r.measure].title.toLowerCase()} ρ = ${num(r.spearman.value!, 2)} [${num(r.spearman.low!, 2)}, ${num(r.spearman.high!, 2)}]`);
-    findings.push(`For ${code(c.config)}, experts per token (${c.minCount}–${c.maxCount}) correlates with ${parts.join('; with ')} ` +
-      `(Spearman, 95% bootstrap intervals over ${c.sampled} sampled rows; rows of one document are not independent, so the intervals are optimistic).`);
+  // What drives adaptive counts: one sentence per measure over the adaptive configurations (their controls left out).
+  const controls = new Set(data.cells.filter((c) => typeof c.row.control_of === 'string').map((c) => c.config));
+  const adaptive = a.adaptive.filter((c) => !controls.has(c.config));
+  for (const measure of [...new Set(adaptive.flatMap((c) => c.measures))]) {
+    const parts = adaptive.flatMap((c) => c.correlations.filter((r) => r.layer === null && r.measure === measure && r.spearman.value !== null)
+      .map((r) => `${code(c.config)} ${num(r.spearman.value!, 2)} [${num(r.spearman.low!, 2)}, ${num(r.spearman.high!, 2)}]`));
+    if (parts.length === 0) continue;
+    findings.push(`Experts per token against ${MEASURES[measure].title.toLowerCase()} (Spearman ρ with 95% bootstrap intervals over sampled ` +
+      `(position, layer) rows; rows of one document are not independent, so the intervals are optimistic): ${parts.join('; ')}.`);
   }
   return { charts, findings: findings.map((text) => ({ topic: 'specialisation', text })) };
 }
