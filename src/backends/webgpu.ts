@@ -14,6 +14,7 @@ import type { StoredTensor, WeightDtype } from '../model/tensor.js';
 import type {
   AttentionShape, Backend, BatchLayout, DeviceMemory, ExpertPlan, ExpertWeights, KvStore, Rotary, Tensor, TokenScores, Weight,
 } from './backend.js';
+import { argmaxRows } from './argmax.js';
 import { checkAttention, checkGatherCols, checkRotary, kvCopyRange, rmsNormWidth, rotaryTables, scoreTokensOnHost } from './cpu.js';
 import {
   ADD, ATTENTION, ATTENTION_MAX_DIM, biasKernel, CLAMP, embedKernel, GATHER_COLS, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND,
@@ -378,6 +379,15 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Read the logits back and score on the host (the reference's double-precision normaliser, bit for bit). */
+  /** The logits are read back and scanned on the host: at batch 1 a [1 × V] readback is small next to the matmul. */
+  async matmulArgmax(x: Tensor, w: Weight, factor: number): Promise<Int32Array> {
+    const logits = this.matmul(x, w);
+    if (factor !== 1) this.scaleInPlace(logits, factor);
+    const data = await this.read(logits);
+    this.release(logits);
+    return argmaxRows(data, logits.rows, logits.cols);
+  }
+
   async scoreTokens(logits: Tensor, rows: Int32Array, targets: Int32Array): Promise<TokenScores> {
     const data = await this.read(logits);
     return scoreTokensOnHost(data, logits.cols, rows, targets);
