@@ -22,9 +22,9 @@ export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--m
                           [--python PY] [--text FILE] [--rounds 3] [--threads N] [--keep]
 
   routelab against llama.cpp: DIR is a llama.cpp build (llama-bench and llama-perplexity in DIR or DIR/bin;
-  convert_hf_to_gguf.py in DIR, a folder above it, or --convert). --model (default the bundled model) is converted to GGUF at
-  F32 and BF16 with --python (default python3, which needs the converter's torch, transformers and gguf), unless
-  --gguf names the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
+  convert_hf_to_gguf.py in DIR, a folder above it, or --convert). --model (default the bundled model) is converted
+  to GGUF at F32 and BF16 with --python (default python3, which needs the converter's torch, transformers and
+  gguf), unless --gguf names the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
   on --text, default the bundled data/train-text) and routelab's under the same definition are compared; --rounds
   interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token) and
   prefill of 128 and 512 tokens, and record each process's peak RSS. A table of medians and routelab / llama.cpp
