@@ -2,6 +2,7 @@
  * Next-token choice for `routelab generate`: greedy argmax, or temperature + nucleus (top-p) sampling driven by a
  * seeded generator so that a run is reproducible from its flags.
  */
+import { argmaxRow } from './backends/argmax.js';
 import { RoutelabError } from './errors.js';
 
 export interface SamplerOptions {
@@ -18,6 +19,12 @@ export type Sampler = (logits: Float32Array) => number;
 
 export const DEFAULT_SEED = 0;
 
+/**
+ * The greedy sampler: the largest logit's id, the lowest on ties. `generate` recognises it by identity and lets the
+ * backend fuse the choice into the lm_head (ForwardOptions.argmax), which picks the same id from the same logits.
+ */
+export const greedy: Sampler = (logits) => argmaxRow(logits, 0, logits.length);
+
 export function createSampler({ temperature = 0, topP = 1, seed = DEFAULT_SEED }: SamplerOptions = {}): Sampler {
   if (!Number.isFinite(temperature) || temperature < 0) {
     throw new RoutelabError('--temperature', `expected a finite number >= 0, got ${temperature}`);
@@ -26,7 +33,7 @@ export function createSampler({ temperature = 0, topP = 1, seed = DEFAULT_SEED }
     throw new RoutelabError('--top-p', `expected a number in (0, 1], got ${topP}`);
   }
   const random = createRandom(seed); // built even for greedy decoding so that a bad --seed is always reported
-  if (temperature === 0) return argmax;
+  if (temperature === 0) return greedy;
   return (logits) => {
     const weights = softmaxWeights(logits, temperature);
     return topP === 1 ? sampleFromWeights(weights, random()) : sampleNucleus(weights, topP, random());
@@ -69,16 +76,9 @@ function rotateLeft(x: number, bits: number): number {
   return (x << bits) | (x >>> (32 - bits));
 }
 
-/** Index of the largest logit; the lowest id wins a tie. */
-function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let id = 1; id < logits.length; id++) if (logits[id] > logits[best]) best = id;
-  return best;
-}
-
 /** exp((logit - max) / temperature) in double: proportional to the softmax and never overflowing. */
 function softmaxWeights(logits: Float32Array, temperature: number): Float64Array {
-  const maxLogit = logits[argmax(logits)];
+  const maxLogit = logits[argmaxRow(logits, 0, logits.length)];
   const weights = new Float64Array(logits.length);
   for (let id = 0; id < logits.length; id++) weights[id] = Math.exp((logits[id] - maxLogit) / temperature);
   return weights;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AttentionShape, Backend, ExpertWeights, KvStore, Rotary, Tensor } from '../src/backends/backend.js';
+import { argmaxRows } from '../src/backends/argmax.js';
+import type { AttentionShape, Backend, ExpertWeights, KvStore, Rotary, Tensor, Weight } from '../src/backends/backend.js';
 import { BlockScorer, CpuBackend } from '../src/backends/cpu.js';
 import { createFastBackend, loadNativeKernels, NativeBackend } from '../src/backends/native.js';
 import { Checkpoint } from '../src/model/checkpoint.js';
@@ -8,7 +9,9 @@ import { MoeModel } from '../src/model/model.js';
 import { forwardPadded } from '../src/model/padded.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import type { StoredTensor, WeightDtype } from '../src/model/tensor.js';
-import { maxAbsDiff, parityDir, parityExpected } from './helpers.js';
+import { generate } from '../src/generate.js';
+import { greedy } from '../src/sampling.js';
+import { gutenbergDir, maxAbsDiff, parityDir, parityExpected } from './helpers.js';
 
 // The native kernels against the pure-TypeScript reference on random shapes (odd sizes, n = 1, both the
 // dot-product path for few rows and the packed path for many). Skipped, with the reason, where the addon is absent.
@@ -118,6 +121,65 @@ test('native matmul agrees with the reference (BF16/F16/F32, odd shapes, n = 1)'
       }
     }
   }
+});
+
+/** The scan every backend's matmulArgmax must reproduce, over the logits the same backend's matmul gives. */
+async function argmaxOfMatmul(be: Backend, x: Tensor, w: Weight, factor: number): Promise<Int32Array> {
+  const logits = be.matmul(x, w);
+  if (factor !== 1) be.scaleInPlace(logits, factor);
+  return argmaxRows(await be.read(logits), logits.rows, logits.cols);
+}
+
+test('native matmulArgmax picks exactly the argmax of native matmul\'s logits (random, odd shapes, K > 512, 1–2 threads)', { skip }, async () => {
+  for (const threads of [1, 2]) {
+    const be = new NativeBackend({ threads });
+    let seed = 500;
+    for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+      for (const [T, K, N] of [[1, 1, 1], [1, 64, 37], [1, 128, 50304], [3, 7, 3], [2, 520, 1001], [5, 300, 4099], [100, 96, 300]]) {
+        const w = be.weight(randomWeight('w', dtype, [N, K], seed++));
+        const x = randomTensor(be, T, K, seed++);
+        for (const factor of [1, 1 / 7]) {
+          const got = await be.matmulArgmax(x, w, factor);
+          assert.deepEqual(got, await argmaxOfMatmul(be, x, w, factor), `${dtype} [${T}×${K}]·[${N}×${K}]ᵀ ×${factor}, ${threads} thread(s)`);
+        }
+      }
+    }
+  }
+});
+
+test('native matmulArgmax resolves ties to the lowest index and treats NaN and ±Infinity as the scan does', { skip }, async () => {
+  for (const threads of [1, 2]) {
+    const be = new NativeBackend({ threads });
+    const K = 8;
+    for (const N of [5, 3000, 50304]) {
+      // Weights of a few exact values and small-integer inputs: the dot products are exact, and many rows tie.
+      const r = rng(N);
+      const wData = Float32Array.from({ length: N * K }, () => Math.round(4 * r()) / 2);
+      const w = be.weight({ name: 'w', dtype: 'F32', shape: [N, K], data: wData });
+      const rows = [
+        Float32Array.from({ length: K }, () => Math.round(4 * r())), // ties among the largest
+        new Float32Array(K), // every logit 0: index 0
+        Float32Array.of(Infinity, 0, 0, 0, 0, 0, 0, 0), // ±Infinity, and NaN where the weight is 0
+        Float32Array.of(NaN, 0, 0, 0, 0, 0, 0, 0), // every logit NaN: index 0
+        Float32Array.of(-Infinity, 1, 0, 0, 0, 0, 0, 0), // −Infinity and NaN
+      ];
+      const x = be.upload(Float32Array.from(rows.flatMap((row) => [...row])), rows.length, K);
+      const got = await be.matmulArgmax(x, w, 1);
+      const want = await argmaxOfMatmul(be, x, w, 1);
+      assert.deepEqual(got, want, `N=${N}, ${threads} thread(s)`);
+      assert.equal(got[1], 0, 'all ties: the lowest index');
+      assert.equal(got[3], 0, 'all NaN: index 0');
+      const logits = await be.read(be.matmul(x, w));
+      const top = Math.max(...logits.subarray(0, N));
+      assert.equal(got[0], logits.subarray(0, N).indexOf(top), 'the first of the tied maxima');
+    }
+  }
+});
+
+test('the reference backend\'s matmulArgmax is the scan over its own logits', async () => {
+  const w = ref.weight(randomWeight('w', 'BF16', [300, 40], 3));
+  const x = randomTensor(ref, 4, 40, 4);
+  for (const factor of [1, 0.3]) assert.deepEqual(await ref.matmulArgmax(x, w, factor), await argmaxOfMatmul(ref, x, w, factor));
 });
 
 test('native rmsNorm agrees with the reference', { skip }, async () => {
@@ -356,6 +418,19 @@ test('tiny-olmoe parity fixture passes on the native backend', { skip }, async (
   assert.ok(logitsDiff < 1e-3, `logits max abs diff ${logitsDiff}`);
   assert.ok(routerDiff < 1e-3, `router logits max abs diff ${routerDiff}`);
   console.log(`native parity: logits max abs diff ${logitsDiff.toExponential(2)}, router logits ${routerDiff.toExponential(2)}`);
+});
+
+test('greedy generation on the bundled model: the fused lm_head argmax gives the tokens of read-back logits', { skip }, async () => {
+  for (const threads of [1, 2]) {
+    const model = MoeModel.load(await Checkpoint.open(gutenbergDir), new NativeBackend({ threads }));
+    const prompt = [510, 1711, 637]; // "The old man"
+    const run = async (sample: (logits: Float32Array) => number) => {
+      const ids: number[] = [];
+      for await (const id of generate(model, prompt, { maxNewTokens: 64, sample })) ids.push(id);
+      return ids;
+    };
+    assert.deepEqual(await run(greedy), await run((logits) => greedy(logits)), `${threads} thread(s)`);
+  }
 });
 
 test('createFastBackend picks native when available, else warns once and falls back', () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { argmaxRows } from '../src/backends/argmax.js';
 import type { AttentionShape, BatchLayout, ExpertWeights, KvStore, Rotary, Tensor, Weight } from '../src/backends/backend.js';
 import { BlockScorer, CpuBackend } from '../src/backends/cpu.js';
 import { RoutelabError } from '../src/errors.js';
@@ -118,6 +119,18 @@ test('webgpu matmul, embed, gatherRows, rmsNorm agree with the CPU backend (odd 
   const [xc, xg] = pair(9, 13, 4);
   const rows = Int32Array.of(8, 0, 3, 3);
   await close(cpu.gatherRows(xc, rows), gpu.gatherRows(xg, rows), 0, 'gatherRows');
+});
+
+test('webgpu matmulArgmax is the argmax scan over its own matmul\'s logits (scaled or not)', { skip }, async () => {
+  for (const [T, K, N] of [[1, 37, 1001], [3, 64, 65]]) {
+    const [, wg] = weightPair(`w${K}x${N}`, [N, K], K + N, 'BF16');
+    const [, xg] = pair(T, K, T + K);
+    for (const factor of [1, 1 / 3]) {
+      const logits = gpu.matmul(xg, wg);
+      if (factor !== 1) gpu.scaleInPlace(logits, factor);
+      assert.deepEqual(await gpu.matmulArgmax(xg, wg, factor), argmaxRows(await gpu.read(logits), T, N), `[${T},${K}]x[${N},${K}]ᵀ ×${factor}`);
+    }
+  }
 });
 
 test('webgpu matmul whose output exceeds the binding limit runs in blocks of rows (T = 150 → 64 + 64 + 22)', { skip }, async () => {

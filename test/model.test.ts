@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { argmaxRows } from '../src/backends/argmax.js';
 import { CpuBackend } from '../src/backends/cpu.js';
 import type { Backend, ExpertPlan, ExpertWeights, Tensor } from '../src/backends/backend.js';
 import { RoutelabError } from '../src/errors.js';
@@ -9,7 +10,9 @@ import { Checkpoint } from '../src/model/checkpoint.js';
 import { expertPlan, MoeModel } from '../src/model/model.js';
 import { forwardPadded } from '../src/model/padded.js';
 import type { TensorToWrite } from '../src/model/safetensors.js';
+import { generate } from '../src/generate.js';
 import { parseRouterSpec } from '../src/routers/registry.js';
+import { greedy } from '../src/sampling.js';
 import { assertKvCacheMatchesFullForward, loadCpuModel, maxAbsDiff, parityDir, tempDir, tokenIds, variantCheckpoint } from './helpers.js';
 
 const V = 1024; // parity model vocabulary
@@ -49,6 +52,28 @@ test('a sequence gets the same logits and routing alone or batched with others o
 
 test('generation with a KV cache gives the logits of a full forward pass over the same prefix', async () => {
   await assertKvCacheMatchesFullForward(loadCpuModel(parityDir), V);
+});
+
+test('forward with argmax returns the greedy choice from the logits it would have returned (rows, batch, ties)', async () => {
+  const model = loadCpuModel(parityDir);
+  const sequences = [tokenIds(9, V, 4), tokenIds(3, V, 5)];
+  for (const logits of ['last', 'all', Int32Array.of(0, 5, 11)] as const) {
+    const full = await model.forward(sequences, { logits });
+    const fused = await model.forward(sequences, { logits, argmax: true });
+    assert.equal(fused.logits.length, 0);
+    assert.deepEqual(fused.tokens, argmaxRows(full.logits, full.logits.length / V, V));
+  }
+});
+
+test('greedy generation through the fused argmax yields the same tokens as sampling the read-back logits', async () => {
+  const model = loadCpuModel(parityDir);
+  const prompt = tokenIds(5, V, 6);
+  const run = async (sample: (logits: Float32Array) => number) => {
+    const ids: number[] = [];
+    for await (const id of generate(model, prompt, { maxNewTokens: 12, sample })) ids.push(id);
+    return ids;
+  };
+  assert.deepEqual(await run(greedy), await run((logits) => greedy(logits)));
 });
 
 test('grouped-query attention equals multi-head attention with each kv head repeated', async () => {

@@ -103,6 +103,24 @@ test('the stream decoder emits exactly decode(all ids), holding back split chara
   assert.equal(stream.flush(), '');
 });
 
+test('the stream decoder emits exactly decode(all ids) for random ids, split and invalid UTF-8 included', () => {
+  const tokenizer = olmoeTokenizer();
+  // Byte-level BPE's 256 single-byte tokens come first in its vocabulary: drawing half the ids among them makes
+  // partial, completed and invalid UTF-8 sequences at every window boundary.
+  let state = 12345;
+  const next = (n: number) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state % n;
+  };
+  for (let trial = 0; trial < 40; trial++) {
+    const ids = Array.from({ length: 1 + next(60) }, () => (next(2) === 0 ? next(256) : next(tokenizer.vocabSize)));
+    const stream = createStreamDecoder(tokenizer);
+    const pieces = ids.map((id) => stream.push(id));
+    pieces.push(stream.flush());
+    assert.equal(pieces.join(''), tokenizer.decode(ids), JSON.stringify(ids));
+  }
+});
+
 test('the stream decoder flushes a trailing incomplete character as U+FFFD', () => {
   const tokenizer = olmoeTokenizer();
   const [firstSmileyId] = tokenizer.encode('🙂');

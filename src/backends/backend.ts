@@ -114,6 +114,12 @@ export interface Backend {
   rmsNorm(x: Tensor, w: Weight, eps: number): Tensor;
   /** x · Wᵀ: [T, K] × [N, K] → [T, N]. */
   matmul(x: Tensor, w: Weight): Tensor;
+  /**
+   * Per row of x · Wᵀ (each entry times `factor`, rounded to float32, when it is not 1), the index of its largest
+   * entry, the lowest on ties, exactly as backends/argmax.ts scans: greedy decoding's lm_head, whose [T × N] logits
+   * then never have to leave the backend.
+   */
+  matmulArgmax(x: Tensor, w: Weight, factor: number): Promise<Int32Array>;
   /** x[r, c] ← x[r, c] + bias[c] (a linear layer's bias, bias of shape [cols]). */
   addBiasInPlace(x: Tensor, bias: Weight): void;
   /** x ← clamp(x, −limit, limit). */

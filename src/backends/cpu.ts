@@ -1,3 +1,4 @@
+import { argmaxRows } from './argmax.js';
 import { widenElements, type StoredTensor, type WeightDtype } from '../model/tensor.js';
 import {
   type AttentionShape, type Backend, type BatchLayout, type ExpertPlan, type ExpertWeights, type KvStore, logitBlockRows,
@@ -288,6 +289,12 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(xt.rows * wt.rows);
     matmulRows(xt.data, xt.cols, null, xt.rows, wt, out);
     return new CpuTensor(xt.rows, wt.rows, out);
+  }
+
+  matmulArgmax(x: Tensor, w: Weight, factor: number): Promise<Int32Array> {
+    const logits = cpu(this.matmul(x, w));
+    if (factor !== 1) this.scaleInPlace(logits, factor);
+    return Promise.resolve(argmaxRows(logits.data, logits.rows, logits.cols));
   }
 
   addBiasInPlace(x: Tensor, bias: Weight): void {

@@ -22,6 +22,8 @@ import { kernelThreads } from './cpus.js';
  */
 export interface NativeKernels {
   matmul(x: Float32Array, T: number, K: number, w: Uint16Array | Float32Array, dtype: number, N: number, out: Float32Array): void;
+  /** out[t] = index of the largest entry of (factor ·) x[t] · Wᵀ, ties to the lowest: argmaxRow of matmul's logits. */
+  matmulArgmax(x: Float32Array, T: number, K: number, w: Uint16Array | Float32Array, dtype: number, N: number, factor: number, out: Int32Array): void;
   moe(
     x: Float32Array, T: number, H: number, I: number, offsets: Int32Array, tokens: Int32Array, weights: Float32Array,
     gates: (Uint16Array | Float32Array)[], ups: (Uint16Array | Float32Array)[], downs: (Uint16Array | Float32Array)[],
@@ -80,12 +82,44 @@ interface Dense extends Tensor {
 }
 
 class NativeTensor implements Dense {
+  /** Set by release: the buffer went back to the pool (a second release must not hand it out twice). */
+  released = false;
   constructor(
     readonly rows: number,
     readonly cols: number,
     readonly data: Float32Array,
   ) {}
 }
+
+/**
+ * Output buffers of the native kernels, recycled through `release`: the model releases every intermediate tensor, so
+ * after the first decode step each step's activations come from here and a step allocates none (llama2.c's run
+ * state, without a second code path). Only small buffers are kept, within a fixed total, so that prefills and scoring
+ * of many lengths never make it hold memory: at batch 1 an allocation costs more than the kernel that fills it.
+ */
+class BufferPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private bytes = 0;
+
+  /** A buffer of n floats, with arbitrary contents when recycled. */
+  take(n: number): Float32Array {
+    const recycled = this.free.get(n)?.pop();
+    if (recycled === undefined) return new Float32Array(n);
+    this.bytes -= recycled.byteLength;
+    return recycled;
+  }
+
+  give(buffer: Float32Array): void {
+    if (buffer.length === 0 || buffer.byteLength > POOLED_MAX_BYTES || this.bytes + buffer.byteLength > POOL_MAX_BYTES) return;
+    let list = this.free.get(buffer.length);
+    if (list === undefined) this.free.set(buffer.length, list = []);
+    list.push(buffer);
+    this.bytes += buffer.byteLength;
+  }
+}
+
+const POOLED_MAX_BYTES = 64 * 1024; // a decode step's largest activation for hidden sizes up to 16k
+const POOL_MAX_BYTES = 4 * 1024 * 1024;
 
 /** The reference backend's weight record: the checkpoint's typed array, never copied. */
 interface DenseWeight extends Weight {
@@ -125,7 +159,14 @@ export class NativeBackend implements Backend {
   weight(stored: StoredTensor): Weight { return this.ref.weight(stored); }
   upload(data: Float32Array, rows: number, cols: number): Tensor { return this.ref.upload(data, rows, cols); }
   read(x: Tensor): Promise<Float32Array> { return Promise.resolve(dense(x).data); }
-  release(): void {}
+  /** Only the kernels' own outputs are recycled: uploads and the reference backend's tensors may be aliased. */
+  release(x: Tensor): void {
+    if (!(x instanceof NativeTensor) || x.released) return;
+    x.released = true;
+    this.pool.give(x.data);
+  }
+
+  private readonly pool = new BufferPool();
   gatherRows(x: Tensor, rows: Int32Array): Tensor { return this.ref.gatherRows(x, rows); }
   embed(ids: Int32Array, table: Weight): Tensor { return this.ref.embed(ids, table); }
   clampInPlace(x: Tensor, limit: number): void { this.ref.clampInPlace(x, limit); }
@@ -141,7 +182,7 @@ export class NativeBackend implements Backend {
     const { rows, cols, data } = dense(x);
     const width = rmsNormWidth(x, w);
     const gain = denseWeight(w);
-    const out = new Float32Array(rows * cols);
+    const out = this.pool.take(rows * cols);
     // A per-head norm is the same kernel over rows · (cols / width) runs of `width` values: the memory is identical.
     this.k.rmsNorm(data, rows * (cols / width), width, gain.data, DTYPE_CODE[gain.dtype], eps, out);
     return new NativeTensor(rows, cols, out);
@@ -153,9 +194,21 @@ export class NativeBackend implements Backend {
     const N = wt.shape[0];
     const wK = wt.shape.length > 1 ? wt.shape[1] : 1;
     if (wK !== K) throw new Error(`matmul: x has ${K} columns, ${wt.name} expects ${wK}`);
-    const out = new Float32Array(T * N);
+    const out = this.pool.take(T * N);
+    if (K === 0) out.fill(0); // an empty dot product: the kernel writes nothing
     this.k.matmul(data, T, K, wt.data, DTYPE_CODE[wt.dtype], N, out);
     return new NativeTensor(T, N, out);
+  }
+
+  matmulArgmax(x: Tensor, w: Weight, factor: number): Promise<Int32Array> {
+    const { rows: T, cols: K, data } = dense(x);
+    const wt = denseWeight(w);
+    const N = wt.shape[0];
+    const wK = wt.shape.length > 1 ? wt.shape[1] : 1;
+    if (wK !== K) throw new Error(`matmulArgmax: x has ${K} columns, ${wt.name} expects ${wK}`);
+    const out = new Int32Array(T);
+    this.k.matmulArgmax(data, T, K, wt.data, DTYPE_CODE[wt.dtype], N, Math.fround(factor), out);
+    return Promise.resolve(out);
   }
 
   createKvStore(batch: number, capacity: number, keyWidth: number, valueWidth: number): KvStore {
@@ -171,7 +224,7 @@ export class NativeBackend implements Backend {
     checkAttention(q, k, v, kv, shape);
     const { numHeads, numKvHeads, headDim, valueDim, scale, window } = shape;
     const T = q.rows;
-    const out = new Float32Array(T * numHeads * valueDim);
+    const out = this.pool.take(T * numHeads * valueDim);
     // The kernel reads 0 as no window; a window of the whole cache or more is none (and would not fit in an int32).
     const w = window === null || window >= kv.capacity ? 0 : window;
     this.k.attention(dense(q).data, dense(k).data, dense(v).data, kv.keys, kv.values, kv.capacity, kv.keyWidth,
@@ -192,18 +245,48 @@ export class NativeBackend implements Backend {
 
   moeExperts(x: Tensor, plan: ExpertPlan, experts: readonly ExpertWeights[]): Tensor {
     const { rows: T, cols: H, data } = dense(x);
-    const gates = experts.map((e) => denseWeight(e.gate));
-    const dtype = gates[0]?.dtype;
-    const I = gates[0]?.shape[0] ?? 0;
-    const uniform = experts.every((e) => [e.gate, e.up, e.down].every((w) => w.dtype === dtype))
-      && experts.every((e) => e.gate.shape[0] === I && e.gate.shape[1] === H && e.up.shape[0] === I && e.up.shape[1] === H
-        && e.down.shape[0] === H && e.down.shape[1] === I);
-    if (!uniform || plan.offsets.length !== experts.length + 1) return this.ref.moeExperts(x, plan, experts);
-    const out = new Float32Array(T * H);
-    this.k.moe(data, T, H, I, plan.offsets, plan.tokens, plan.weights, gates.map((w) => w.data),
-      experts.map((e) => denseWeight(e.up).data), experts.map((e) => denseWeight(e.down).data), DTYPE_CODE[dtype], out);
+    const set = this.expertSet(experts, H);
+    if (set === null || plan.offsets.length !== experts.length + 1) return this.ref.moeExperts(x, plan, experts);
+    const out = this.pool.take(T * H).fill(0); // the kernel accumulates, and unrouted tokens' rows stay 0
+    this.k.moe(data, T, H, set.I, plan.offsets, plan.tokens, plan.weights, set.gates, set.ups, set.downs, set.dtype, out);
     return new NativeTensor(T, H, out);
   }
+
+  /**
+   * The kernel's view of a layer's experts — one dtype and shape for all, their arrays listed per matrix — or null
+   * when they differ (the reference then runs them). Worked out once per expert list (a model's lists live as long
+   * as it does), not once per token: at batch 1 the checks over every expert cost as much as the experts run.
+   */
+  private expertSet(experts: readonly ExpertWeights[], H: number): ExpertSet | null {
+    let set = this.expertSets.get(experts);
+    if (set === undefined) {
+      const dtype = experts[0]?.gate.dtype;
+      const I = experts[0]?.gate.shape[0] ?? 0;
+      const uniform = experts.every((e) => [e.gate, e.up, e.down].every((w) => w.dtype === dtype))
+        && experts.every((e) => e.gate.shape[0] === I && e.gate.shape[1] === H && e.up.shape[0] === I && e.up.shape[1] === H
+          && e.down.shape[0] === H && e.down.shape[1] === I);
+      set = uniform
+        ? {
+          H, I, dtype: DTYPE_CODE[dtype],
+          gates: experts.map((e) => denseWeight(e.gate).data), ups: experts.map((e) => denseWeight(e.up).data),
+          downs: experts.map((e) => denseWeight(e.down).data),
+        }
+        : null;
+      this.expertSets.set(experts, set);
+    }
+    return set !== null && set.H === H ? set : null;
+  }
+
+  private readonly expertSets = new WeakMap<readonly ExpertWeights[], ExpertSet | null>();
+}
+
+interface ExpertSet {
+  readonly H: number;
+  readonly I: number;
+  readonly dtype: number;
+  readonly gates: (Uint16Array | Float32Array)[];
+  readonly ups: (Uint16Array | Float32Array)[];
+  readonly downs: (Uint16Array | Float32Array)[];
 }
 
 /**

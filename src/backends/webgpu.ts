@@ -15,6 +15,7 @@ import {
   type AttentionShape, type Backend, type BatchLayout, type DeviceMemory, type ExpertPlan, type ExpertWeights, type KvStore,
   logitBlockRows, type Rotary, type Tensor, type TokenScores, type Weight,
 } from './backend.js';
+import { argmaxRows } from './argmax.js';
 import { BlockScorer, checkAttention, checkGatherCols, checkRotary, kvCopyRange, rmsNormWidth, rotaryTables } from './cpu.js';
 import {
   ADD, ATTENTION, ATTENTION_MAX_DIM, biasKernel, CLAMP, embedKernel, GATHER_COLS, GATHER_ROWS, GEMV_MAX_T, gemvKernel, KV_APPEND,
@@ -376,6 +377,15 @@ export class WebGpuBackend implements Backend {
       this.release(act);
     }
     return out;
+  }
+
+  /** The logits are read back and scanned on the host: at batch 1 a [1 × V] readback is small next to the matmul. */
+  async matmulArgmax(x: Tensor, w: Weight, factor: number): Promise<Int32Array> {
+    const logits = this.matmul(x, w);
+    if (factor !== 1) this.scaleInPlace(logits, factor);
+    const data = await this.read(logits);
+    this.release(logits);
+    return argmaxRows(data, logits.rows, logits.cols);
   }
 
   /**

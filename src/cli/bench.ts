@@ -13,6 +13,7 @@ import { BENCH_GPU_OPTIONS, BENCH_GPU_USAGE, runBenchGpu } from './bench-gpu.js'
 import { BENCH_STARTUP_USAGE, runBenchStartup } from './bench-startup.js';
 import { BENCH_QUEUE_OPTIONS, BENCH_QUEUE_USAGE, runBenchQueue } from './bench-queue.js';
 import { BENCH_CONTENTION_OPTIONS, BENCH_CONTENTION_USAGE, runBenchContention } from './bench-contention.js';
+import { BENCH_LLAMA_OPTIONS, BENCH_LLAMA_USAGE, runBenchLlamaCpp } from './bench-llama.js';
 import { numberFlag, type Command } from './command.js';
 
 /**
@@ -48,6 +49,8 @@ export const benchCommand: Command = {
                 this machine's available memory or the disk's free space
   --keep        keep the temporary checkpoint and logits files
 
+${BENCH_LLAMA_USAGE}
+
 ${BENCH_GPU_USAGE}
 
 ${BENCH_STARTUP_USAGE}
@@ -59,6 +62,7 @@ ${BENCH_QUEUE_USAGE}`,
     ...BENCH_GPU_OPTIONS,
     ...BENCH_CONTENTION_OPTIONS,
     ...BENCH_QUEUE_OPTIONS,
+    ...BENCH_LLAMA_OPTIONS,
     setup: { type: 'boolean' },
     python: { type: 'string' },
     threads: { type: 'string' },
@@ -74,6 +78,7 @@ ${BENCH_QUEUE_USAGE}`,
     if (positionals[0] === 'contention' && positionals.length === 1) return runBenchContention(values);
     if (positionals[0] === 'queue' && positionals.length === 1) return runBenchQueue(values);
     if (positionals.length !== 1 || positionals[0] !== 'cpu') throw new RoutelabError('routelab bench', `expected \`routelab bench cpu\`, got ${JSON.stringify(positionals.join(' '))}`);
+    if (values['llama-cpp'] !== undefined) return runBenchLlamaCpp(values);
     if (values.family !== undefined && !values['full-size']) throw new RoutelabError('--family', 'only with --full-size');
     const fullSize = values['full-size'] ? fullSizeTarget(values) : null;
     if (values.setup) {

@@ -45,7 +45,7 @@ interface MoeWeights {
   readonly kind: 'moe';
   readonly router: Weight; // [E, H]
   readonly experts: readonly ExpertWeights[];
-  readonly shared?: ExpertWeights;
+  readonly shared?: readonly [ExpertWeights]; // a one-expert list, built once (backends cache per list)
   readonly sharedGate?: Weight; // [1, H]
 }
 
@@ -53,7 +53,7 @@ interface LayerWeights {
   readonly inputNorm: Weight;
   readonly attention: GqaWeights | MlaWeights;
   readonly postNorm: Weight;
-  readonly ffn: MoeWeights | { readonly kind: 'dense'; readonly mlp: ExpertWeights };
+  readonly ffn: MoeWeights | { readonly kind: 'dense'; readonly mlp: readonly [ExpertWeights] };
 }
 
 /** What a router did at one MoE layer, for observers (traces, metrics). Arrays are only valid during the call. */
@@ -91,12 +91,20 @@ export interface ForwardOptions {
    * selected rows' logits are never all held at once (Backend.scoreTokens).
    */
   readonly score?: { readonly rows: Int32Array; readonly targets: Int32Array };
+  /**
+   * Instead of returning logits, pick each selected row's largest logit (greedy decoding): the result's `tokens`
+   * holds the ids, chosen as the greedy sampler would from the logits, and `logits` is empty. The backend fuses the
+   * choice into the lm_head, so the [rows × V] logits are neither read back nor kept.
+   */
+  readonly argmax?: boolean;
 }
 
 export interface ForwardResult {
   /** [T × V] for 'all', [B × V] for 'last', [rows × V] for listed rows, empty for 'none' or when scoring. */
   readonly logits: Float32Array;
   readonly scores?: TokenScores;
+  /** With `argmax`: per selected row, the id of its largest logit (the lowest id on ties). */
+  readonly tokens?: Int32Array;
   readonly layout: BatchLayout;
 }
 
@@ -167,7 +175,7 @@ export class MoeModel {
         };
       let ffn: LayerWeights['ffn'];
       if (a.layerKinds[l] === 'dense') {
-        ffn = { kind: 'dense', mlp: swiglu(['denseGate', 'denseUp', 'denseDown'], l) };
+        ffn = { kind: 'dense', mlp: [swiglu(['denseGate', 'denseUp', 'denseDown'], l)] };
       } else {
         const m = a.moe;
         if (m.selectionBias) selectionBias.set(selectionBias.size, storedToFloat32(stored('routerBias', l)));
@@ -176,7 +184,7 @@ export class MoeModel {
           router: w('router', l),
           experts: m.fused ? fusedExperts(stored('expertsIn', l), stored('expertsOut', l), m.numExperts, m.intermediateSize, backend)
             : Array.from({ length: m.numExperts }, (_, e) => swiglu(['expertGate', 'expertUp', 'expertDown'], l, e)),
-          shared: m.shared ? swiglu(['sharedGate', 'sharedUp', 'sharedDown'], l) : undefined,
+          shared: m.shared ? [swiglu(['sharedGate', 'sharedUp', 'sharedDown'], l)] : undefined,
           sharedGate: m.shared?.gated ? w('sharedExpertGate', l) : undefined,
         };
       }
@@ -256,7 +264,7 @@ export class MoeModel {
       // Feed-forward: a dense SwiGLU, or router logits → the router's choice → only the chosen experts run.
       const hm = be.rmsNorm(x, w.postNorm, eps); // [T, H]
       const ffn = w.ffn.kind === 'dense'
-        ? be.moeExperts(hm, everyToken(T, null), [w.ffn.mlp])
+        ? be.moeExperts(hm, everyToken(T, null), w.ffn.mlp)
         : await this.mixtureOfExperts(l, this.moeLayers.indexOf(l), hm, w.ffn, router, layout, observer);
       be.release(hm);
       addResidual(be, x, ffn, residual);
@@ -265,6 +273,7 @@ export class MoeModel {
 
     if (cache) for (let b = 0; b < B; b++) cache.lengths[b] += layout.starts[b + 1] - layout.starts[b];
     const mode = options.logits ?? 'all';
+    if (options.argmax && options.score) throw new Error('forward: argmax and score are exclusive');
     if (mode === 'none') {
       be.release(x);
       return { logits: new Float32Array(0), layout };
@@ -282,6 +291,11 @@ export class MoeModel {
       const scores = await be.scoreTokens(final, this.lmHead, 1 / logitsScaling, options.score.rows, options.score.targets);
       be.release(final);
       return { logits: new Float32Array(0), scores, layout };
+    }
+    if (options.argmax) {
+      const tokens = await be.matmulArgmax(final, this.lmHead, 1 / logitsScaling);
+      be.release(final);
+      return { logits: new Float32Array(0), tokens, layout };
     }
     const logitsTensor = be.matmul(final, this.lmHead); // [rows, V]
     be.release(final);
@@ -359,8 +373,7 @@ export class MoeModel {
     const E = this.architecture.moe.numExperts;
     const T = hm.rows;
     const logitsTensor = be.matmul(hm, w.router); // [T, E]
-    const routerLogits = await be.read(logitsTensor);
-    be.release(logitsTensor);
+    const routerLogits = await be.read(logitsTensor); // may alias the tensor: released once observers are done
     const routing = router.route(moeLayer, routerLogits, T, E);
     let sharedGate: Float32Array | undefined;
     if (w.sharedGate) {
@@ -369,8 +382,9 @@ export class MoeModel {
       be.release(g);
     }
     observer?.onRouting?.({ layer, moeLayer, layout, numExperts: E, routerLogits, routing, sharedGate });
+    be.release(logitsTensor);
     const out = be.moeExperts(hm, expertPlan(routing, E), w.experts);
-    if (w.shared) addResidual(be, out, be.moeExperts(hm, everyToken(T, sharedGate ?? null), [w.shared]), 1);
+    if (w.shared) addResidual(be, out, be.moeExperts(hm, everyToken(T, sharedGate ?? null), w.shared), 1);
     return out;
   }
 

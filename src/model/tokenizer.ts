@@ -67,27 +67,32 @@ export interface StreamDecoder {
 }
 
 /**
- * Incremental decoding for generation. Byte-level BPE can split one UTF-8 character across tokens, so each push
- * decodes the whole id list and emits only the new suffix, holding it back while it ends in U+FFFD (the decoder's
- * stand-in for a partial sequence). Re-decoding everything is quadratic in length, but a decode costs microseconds
- * against a forward pass per token. The concatenation of all pushes and the flush equals decode(all ids).
+ * Incremental decoding for generation. Byte-level BPE can split one UTF-8 character across tokens, so a push holds
+ * its text back while it ends in U+FFFD (the decoder's stand-in for a partial sequence). Each push decodes only a
+ * short window, not every id so far (which made a long generation quadratic): the ids since the last emission plus
+ * the few before it as context, emitting what the window's text adds to the context's — the scheme of Hugging Face's
+ * text-generation-inference. The context absorbs what a decoder does at the start of a text (SentencePiece drops the
+ * first token's leading space), so the concatenation of all pushes and the flush equals decode(all ids).
  */
 export function createStreamDecoder(tokenizer: TextTokenizer): StreamDecoder {
   const ids: number[] = [];
-  let emittedLength = 0;
+  let contextStart = 0; // ids[contextStart .. emittedEnd) are the context: already emitted
+  let emittedEnd = 0;
+  const step = (final: boolean): string => {
+    const context = tokenizer.decode(ids.slice(contextStart, emittedEnd));
+    const text = tokenizer.decode(ids.slice(contextStart));
+    if (text.length <= context.length || (!final && text.endsWith(REPLACEMENT_CHARACTER))) return '';
+    contextStart = emittedEnd;
+    emittedEnd = ids.length;
+    return text.slice(context.length);
+  };
   return {
     push(id: number): string {
       ids.push(id);
-      const text = tokenizer.decode(ids);
-      if (text.endsWith(REPLACEMENT_CHARACTER)) return '';
-      const completed = text.slice(emittedLength);
-      emittedLength = text.length;
-      return completed;
+      return step(false);
     },
     flush(): string {
-      const rest = tokenizer.decode(ids).slice(emittedLength);
-      emittedLength += rest.length;
-      return rest;
+      return step(true);
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The report's expert-specialisation section: `routelab analyze` on the run's traces for the baseline configuration
- * (src/analyze), its charts, and one sentence per analysis with its numbers — the most token-specialised expert, the
+ * The report's expert-specialisation section: `routelab analyze` (src/analyze) on the run's traces for the baseline
+ * configuration (or the first traced one), its charts, and one sentence per analysis with its numbers — the most token-specialised expert, the
  * strongest co-activation, how predictable each layer's choice is from the one before, and what drives each adaptive
  * configuration's expert count. Definitions: docs/analyze.md.
  */
@@ -19,7 +19,10 @@ const code = (s: string) => `\`${s}\``;
  */
 export async function analysisSection(data: RunData, { charts: withCharts = true } = {}): Promise<{ charts: Chart[]; findings: Finding[] }> {
   if (data.traces.length === 0) return { charts: [], findings: [] };
-  const a = await analyzeRun(data.runDir);
+  // The baseline's experts, else (a run without one) the first configuration with traces.
+  const traced = new Set(data.traces.map((t) => t.config));
+  const config = data.baseline !== null && traced.has(data.baseline) ? data.baseline : data.configs.find((c) => traced.has(c.name))?.name;
+  const a = await analyzeRun(data.runDir, { config });
   const charts = withCharts ? analysisCharts(a).map((c) => ({ ...c, name: `analysis-${c.name}`, section: 'analysis' as const })) : [];
   const findings: string[] = [];
   const E = a.numExperts;

@@ -1,0 +1,265 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RoutelabError } from '../errors.js';
+import { generate } from '../generate.js';
+import { loadModel } from '../load.js';
+import type { MoeModel } from '../model/model.js';
+import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
+import { greedy } from '../sampling.js';
+import { peakRssMb, printTable, round } from './bench-common.js';
+import { numberFlag } from './command.js';
+
+/**
+ * `routelab bench cpu --llama-cpp DIR`: routelab and a llama.cpp build of the user's on the same model, in one run.
+ * The model is converted with llama.cpp's own converter (F32 and BF16); llama-perplexity on both and routelab, under
+ * llama-perplexity's definition on the same text, show the three compute the same function; then interleaved rounds
+ * time decode (128 new tokens at batch 1) and prefill (128 and 512 tokens) on each, at the same thread count.
+ */
+export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--model DIR] [--convert FILE | --gguf F32.gguf,BF16.gguf]
+                          [--python PY] [--text FILE] [--rounds 3] [--threads N] [--keep]
+
+  routelab against llama.cpp: DIR is a llama.cpp build (llama-bench and llama-perplexity in DIR or DIR/bin;
+  convert_hf_to_gguf.py in DIR, a folder above it, or --convert). --model (default the bundled model) is converted
+  to GGUF at F32 and BF16 with --python (default python3, which needs the converter's torch, transformers and
+  gguf), unless --gguf names the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
+  on --text, default the bundled data/train-text) and routelab's under the same definition are compared; --rounds
+  interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token) and
+  prefill of 128 and 512 tokens, and record each process's peak RSS. A table of medians and routelab / llama.cpp
+  ratios, then one JSON object as the last line.`;
+
+export const BENCH_LLAMA_OPTIONS = {
+  'llama-cpp': { type: 'string' },
+  convert: { type: 'string' },
+  gguf: { type: 'string' },
+  text: { type: 'string' },
+} as const;
+
+const BUNDLED_MODEL = fileURLToPath(new URL('../../../models/tiny-olmoe-gutenberg', import.meta.url));
+const BUNDLED_TEXT = fileURLToPath(new URL('../../../data/train-text/gutenberg_en_10.txt', import.meta.url));
+const PPL_CONTEXT = 128;
+const PPL_CHUNKS = 8;
+const DECODE_TOKENS = 128;
+const PREFILLS = [128, 512] as const;
+/** |Δ ln ppl| below which two perplexities count as the same function on the same tokens. */
+const PPL_TOLERANCE = 1e-3;
+
+interface Measured {
+  readonly stdout: string;
+  readonly peakRssMb: number | null;
+}
+
+interface Timing {
+  decode: number;
+  prefill: Record<number, number>;
+  peakRssMb: number | null;
+}
+
+export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise<void> {
+  const dir = values['llama-cpp'] as string;
+  const bench = findFile('--llama-cpp', 'llama-bench', [dir, join(dir, 'bin')]);
+  const perplexity = findFile('--llama-cpp', 'llama-perplexity', [dir, join(dir, 'bin')]);
+  const rounds = numberFlag(values, 'rounds', 3, true);
+  if (rounds < 1) throw new RoutelabError('--rounds', `expected a positive integer, got ${rounds}`);
+  const text = (values.text as string | undefined) ?? BUNDLED_TEXT;
+  if (!existsSync(text)) throw new RoutelabError('--text', `${text} does not exist`);
+  const modelDir = (values.model as string | undefined) ?? BUNDLED_MODEL;
+  const { model, tokenizer } = await loadModel(modelDir, values.threads === undefined ? {} : { threads: numberFlag(values, 'threads', 0, true) });
+  const tok = requireTokenizer(tokenizer, modelDir);
+  const threads = model.backend.threads ?? 1;
+  const log = (line: string) => console.error(line);
+  log(`bench: routelab backend ${model.backend.name}, ${threads} thread(s); llama.cpp ${bench}`);
+
+  const work = mkdtempSync(join(tmpdir(), 'routelab-llama-'));
+  try {
+    if (values.gguf !== undefined && values.convert !== undefined) throw new RoutelabError('--gguf', 'converted files or a converter (--convert), not both');
+    const gguf = values.gguf !== undefined ? splitGguf(values.gguf as string) : convert(
+      (values.convert as string | undefined) ?? findFile('--llama-cpp', 'convert_hf_to_gguf.py', [dir, dirname(dir), dirname(dirname(dir))]),
+      modelDir, work, (values.python as string | undefined) ?? 'python3', log,
+    );
+
+    // Same function: llama.cpp's perplexity of both conversions and routelab's, on the same text and definition.
+    const ppl = {
+      routelab: await routelabPerplexity(model, tok, readFileSync(text, 'utf8')),
+      f32: llamaPerplexity(perplexity, gguf.f32, text, threads),
+      bf16: llamaPerplexity(perplexity, gguf.bf16, text, threads),
+    };
+    const lnDiff = (a: number, b: number) => Math.abs(Math.log(a) - Math.log(b));
+    const agree = lnDiff(ppl.f32, ppl.bf16) <= PPL_TOLERANCE && lnDiff(ppl.routelab, ppl.f32) <= PPL_TOLERANCE;
+    log(`bench: perplexity (-c ${PPL_CONTEXT} --chunks ${PPL_CHUNKS}): routelab ${ppl.routelab.toFixed(4)}, llama.cpp F32 ${ppl.f32.toFixed(4)}, BF16 ${ppl.bf16.toFixed(4)}${agree ? '' : ' — they disagree: the timings below may not compare the same computation'}`);
+
+    // Interleaved rounds: every variant once per round, in alternating order, so load changes hit all alike.
+    const variants = ['routelab', 'f32', 'bf16'] as const;
+    const timings: Record<(typeof variants)[number], Timing[]> = { routelab: [], f32: [], bf16: [] };
+    await routelabTiming(model, tok); // warm-up: fault the weights in
+    for (let r = 0; r < rounds; r++) {
+      for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+        timings[v].push(v === 'routelab' ? await routelabTiming(model, tok) : await llamaTiming(bench, gguf[v], threads));
+      }
+      log(`bench: round ${r + 1}/${rounds}: decode tokens/s routelab ${timings.routelab[r].decode.toFixed(0)}, F32 ${timings.f32[r].decode.toFixed(0)}, BF16 ${timings.bf16[r].decode.toFixed(0)}`);
+    }
+    const summary = Object.fromEntries(variants.map((v) => [v, {
+      decode: median(timings[v].map((t) => t.decode)),
+      prefill: Object.fromEntries(PREFILLS.map((p) => [p, median(timings[v].map((t) => t.prefill[p]))])),
+      peakRssMb: v === 'routelab' ? peakRssMb() : maxOrNull(timings[v].map((t) => t.peakRssMb)),
+    }])) as Record<(typeof variants)[number], { decode: number; prefill: Record<number, number>; peakRssMb: number | null }>;
+
+    const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : round(a / b, 3));
+    const metrics = [
+      { name: `decode tokens/s (batch 1, ${DECODE_TOKENS} tokens)`, key: 'decode', get: (s: typeof summary.f32) => s.decode },
+      ...PREFILLS.map((p) => ({ name: `prefill ${p} tokens/s`, key: `prefill_${p}`, get: (s: typeof summary.f32) => s.prefill[p] })),
+      { name: 'peak RSS MB', key: 'peak_rss_mb', get: (s: typeof summary.f32) => s.peakRssMb },
+    ];
+    const cell = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
+    printTable([
+      ['median of rounds', 'routelab', 'llama.cpp F32', 'llama.cpp BF16', 'ratio F32', 'ratio BF16'],
+      ...metrics.map((m) => [m.name, cell(m.get(summary.routelab)), cell(m.get(summary.f32)), cell(m.get(summary.bf16)),
+        cell(ratio(m.get(summary.routelab), m.get(summary.f32)), 2), cell(ratio(m.get(summary.routelab), m.get(summary.bf16)), 2)]),
+    ]);
+    console.log(JSON.stringify({
+      bench: 'llama-cpp', threads, rounds, model: modelDir,
+      perplexity: { context: PPL_CONTEXT, chunks: PPL_CHUNKS, routelab: ppl.routelab, f32: ppl.f32, bf16: ppl.bf16, agree },
+      routelab: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.routelab)])),
+      llama_f32: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.f32)])),
+      llama_bf16: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.bf16)])),
+      ratio_f32: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get(summary.routelab), m.get(summary.f32))])),
+      ratio_bf16: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get(summary.routelab), m.get(summary.bf16))])),
+    }));
+  } finally {
+    if (!values.keep) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function findFile(flag: string, name: string, dirs: readonly string[]): string {
+  const found = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+  if (!found) throw new RoutelabError(flag, `no ${name} in ${dirs.join(' or ')}`);
+  return found;
+}
+
+function splitGguf(spec: string): { f32: string; bf16: string } {
+  const [f32, bf16, ...rest] = spec.split(',');
+  if (!f32 || !bf16 || rest.length) throw new RoutelabError('--gguf', `expected F32.gguf,BF16.gguf, got ${JSON.stringify(spec)}`);
+  for (const f of [f32, bf16]) if (!existsSync(f)) throw new RoutelabError('--gguf', `${f} does not exist`);
+  return { f32, bf16 };
+}
+
+/** The model at F32 and BF16 by llama.cpp's converter (found beside or above the build folder: it usually sits in the source tree). */
+function convert(script: string, modelDir: string, work: string, python: string, log: (line: string) => void): { f32: string; bf16: string } {
+  if (!existsSync(script)) throw new RoutelabError('--convert', `${script} does not exist`);
+  const out = { f32: join(work, 'model-f32.gguf'), bf16: join(work, 'model-bf16.gguf') };
+  for (const [type, file] of Object.entries(out)) {
+    log(`bench: converting ${modelDir} to ${type.toUpperCase()} GGUF with ${script}`);
+    const r = spawnSync(python, [script, modelDir, '--outtype', type, '--outfile', file], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      const tail = `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').slice(-3).join(' | ');
+      throw new RoutelabError('--llama-cpp', `${python} ${script} failed (exit ${r.status}): ${tail}; it needs torch, transformers and gguf (or pass --python, or --gguf with converted files)`);
+    }
+  }
+  return out;
+}
+
+function llamaPerplexity(exe: string, gguf: string, text: string, threads: number): number {
+  const r = spawnSync(exe, ['-m', gguf, '-f', text, '-c', String(PPL_CONTEXT), '--chunks', String(PPL_CHUNKS), '-b', String(PPL_CONTEXT), '-t', String(threads)], { encoding: 'utf8' });
+  const found = /Final estimate: PPL = ([0-9.]+)/.exec(`${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0 || !found) throw new RoutelabError('--llama-cpp', `llama-perplexity on ${gguf} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+  return Number(found[1]);
+}
+
+/**
+ * llama-perplexity's definition: consecutive chunks of PPL_CONTEXT tokens of the tokenized text (no BOS), each scored
+ * on its second half (positions first … n−2 predicting the next token), exp of the mean negative log-likelihood.
+ */
+async function routelabPerplexity(model: MoeModel, tok: TextTokenizer, text: string): Promise<number> {
+  const ids = tok.encode(text);
+  if (ids.length < PPL_CONTEXT * PPL_CHUNKS) throw new RoutelabError('--text', `${ids.length} tokens; the perplexity check needs ${PPL_CONTEXT * PPL_CHUNKS}`);
+  const first = PPL_CONTEXT / 2;
+  const rows = Int32Array.from({ length: PPL_CONTEXT - 1 - first }, (_, i) => first + i);
+  let nll = 0;
+  for (let c = 0; c < PPL_CHUNKS; c++) {
+    const chunk = ids.subarray(c * PPL_CONTEXT, (c + 1) * PPL_CONTEXT);
+    const targets = Int32Array.from(rows, (r) => chunk[r + 1]);
+    const { scores } = await model.forward([chunk], { logits: rows, score: { rows: Int32Array.from(rows, (_, i) => i), targets } });
+    for (const lp of scores!.logProbs) nll -= lp;
+  }
+  return Math.exp(nll / (rows.length * PPL_CHUNKS));
+}
+
+/** generate's loop at batch 1 (timed after the first token, as llama-bench's -n excludes the prompt) and prefills. */
+async function routelabTiming(model: MoeModel, tok: TextTokenizer): Promise<Timing> {
+  const prompt = tok.encode('The old man');
+  let t0 = 0;
+  const tokens = generate(model, prompt, { maxNewTokens: DECODE_TOKENS + 1, sample: greedy });
+  for (let produced = 0; !(await tokens.next()).done; produced++) if (produced === 0) t0 = performance.now();
+  const decode = DECODE_TOKENS / ((performance.now() - t0) / 1000);
+  const prefill: Record<number, number> = {};
+  for (const p of PREFILLS) {
+    const ids = Array.from({ length: p }, (_, i) => (i * 7919 + 13) % model.architecture.vocabSize);
+    const start = performance.now();
+    await model.forward([ids], { logits: 'last' });
+    prefill[p] = p / ((performance.now() - start) / 1000);
+  }
+  return { decode, prefill, peakRssMb: null };
+}
+
+async function llamaTiming(exe: string, gguf: string, threads: number): Promise<Timing> {
+  const run = async (p: number, n: number) => {
+    const r = await runMeasured(exe, ['-m', gguf, '-p', String(p), '-n', String(n), '-t', String(threads), '-r', '1', '-o', 'jsonl']);
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    let avg: unknown;
+    try {
+      avg = (JSON.parse(line) as { avg_ts?: unknown }).avg_ts;
+    } catch {
+      avg = undefined;
+    }
+    if (typeof avg !== 'number') throw new RoutelabError('--llama-cpp', `llama-bench printed no avg_ts: ${JSON.stringify(line.slice(0, 200))}`);
+    return { tokensPerS: avg, peakRssMb: r.peakRssMb };
+  };
+  const decode = await run(0, DECODE_TOKENS);
+  const prefill: Record<number, number> = {};
+  let peak = decode.peakRssMb;
+  for (const p of PREFILLS) {
+    const r = await run(p, 0);
+    prefill[p] = r.tokensPerS;
+    peak = maxOrNull([peak, r.peakRssMb]);
+  }
+  return { decode: decode.tokensPerS, prefill, peakRssMb: peak };
+}
+
+/** Run a process to completion, following its peak RSS (VmHWM, which only grows) in /proc while it runs. */
+function runMeasured(exe: string, args: readonly string[]): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peak: number | null = null;
+    const sample = () => {
+      try {
+        const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (kb) peak = Math.max(peak ?? 0, Number(kb[1]) / 1024);
+      } catch {
+        // gone already, or no /proc: the peak stays what was last seen
+      }
+    };
+    const timer = setInterval(sample, 10);
+    child.stdout.on('data', (d: Buffer) => { stdout += d; sample(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    child.on('error', (e) => { clearInterval(timer); reject(new RoutelabError('--llama-cpp', `${exe}: ${e.message}`)); });
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0) reject(new RoutelabError('--llama-cpp', `${exe} ${args.join(' ')} exited with ${code}: ${stderr.trim().split('\n').slice(-2).join(' | ')}`));
+      else resolve({ stdout, peakRssMb: peak });
+    });
+  });
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function maxOrNull(xs: readonly (number | null)[]): number | null {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length ? Math.max(...known) : null;
+}
