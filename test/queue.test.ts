@@ -6,38 +6,19 @@
  * throwing fails alone, with its error in the exit message and manifest.json. Skipped without redis-server.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { freePort, hasRedisServer, startRedisServer } from '../src/redis-server.js';
 import { gutenbergDir, repoRoot, tempDir, untimedResults } from './helpers.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const data = join(repoRoot, 'data');
-const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+const hasRedis = hasRedisServer();
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** redis-server on 127.0.0.1:port, no persistence (the worst case for a restart). */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    redis.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    redis.on('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
-  });
-  return redis;
-}
+/** redis-server on 127.0.0.1 at `port`, no persistence (the worst case for a restart). */
+const startRedis = async (port: number) => (await startRedisServer(port)).process;
 
 /** A routelab child process with its stderr collected; `exited` resolves with its code. */
 function start(args: string[], env: NodeJS.ProcessEnv = process.env) {

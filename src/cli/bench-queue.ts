@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
+import { startRedisServer } from '../redis-server.js';
 import { summarise } from '../experiments/stats.js';
 import { printTable, round } from './bench-common.js';
 import { numberFlag } from './command.js';
@@ -22,29 +22,6 @@ export const BENCH_QUEUE_OPTIONS = { queue: { type: 'string' }, 'data-dir': { ty
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const PACKAGE = fileURLToPath(new URL('../../../', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-async function startRedis(): Promise<{ url: string; process: ChildProcess }> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) throw new RoutelabError('bench queue', 'no redis-server here: apt-get install redis-server, or give --queue URL');
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise<void>((resolveReady, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes('Ready to accept connections')) resolveReady();
-    });
-    child.on('exit', (code) => reject(new RoutelabError('bench queue', `redis-server exited with ${code}`)));
-  });
-  return { url: `redis://127.0.0.1:${port}/0`, process: child };
-}
 
 interface RunTimes {
   readonly workers: number;
@@ -106,7 +83,7 @@ export async function runBenchQueue(values: Record<string, unknown>): Promise<vo
   const limit = values.limit === undefined ? null : numberFlag(values, 'limit', 0, true);
   const model = (values.model as string | undefined) ?? join(PACKAGE, 'models/tiny-olmoe-gutenberg');
   const dataDir = (values['data-dir'] as string | undefined) ?? join(PACKAGE, 'data');
-  const own = values.queue === undefined ? await startRedis() : null;
+  const own = values.queue === undefined ? await startRedisServer() : null;
   const url = (values.queue as string | undefined) ?? own!.url;
   const log = (line: string) => console.error(line);
   const runs: RunTimes[] = [];
