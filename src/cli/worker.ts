@@ -12,7 +12,8 @@ export const workerCommand: Command = {
   --backend NAME       auto (default: the sweep's) | native | cpu | webgpu
 ${threadsUsage(19)}
   --lock-seconds S     a worker silent this long is taken for dead and its cell re-queued (default 30)
-  --idle-exit S        exit after S seconds with no cell to do (default: run until SIGINT/SIGTERM)
+  --idle-exit S        exit after S seconds with no cell to do here and none left on the queue (waiting,
+                       delayed or running elsewhere); default: run until SIGINT/SIGTERM
   --quiet              print nothing but errors
 
 A worker loads a sweep's model once and keeps it while that sweep's cells last. Each cell is evaluated only if this

@@ -15,7 +15,7 @@ import { evaluateCell, loadSweepInputs, planSweep, type SweepPlan } from './run.
 
 /** A cell refused (its model or data differ from the plan) by this many workers, or this often, is failed. */
 const MAX_REFUSING_WORKERS = 8;
-const MAX_BOUNCES = 100;
+const MAX_BOUNCES = 30;
 
 export interface WorkerOptions {
   readonly queue: string;
@@ -46,7 +46,7 @@ function mismatch(planned: CellIdentity, mine: CellIdentity | undefined): string
 
 /** Take cells from the queue until stopped (or idle for idleExitSeconds); resolves when the worker has closed. */
 export async function runWorker(options: WorkerOptions): Promise<{ cells: number }> {
-  const { Worker, DelayedError, UnrecoverableError } = await import('bullmq');
+  const { Queue, Worker, DelayedError, UnrecoverableError } = await import('bullmq');
   const id = `${hostname()}:${process.pid}`;
   const quiet: Progress = { log: options.log, startCell() {}, update() {}, endCell() {} };
   let plan: { key: string; plan: Promise<SweepPlan> } | null = null;
@@ -134,8 +134,18 @@ export async function runWorker(options: WorkerOptions): Promise<{ cells: number
 
   let stop: () => void = () => {};
   const stopped = new Promise<void>((r) => { stop = r; });
-  const idle = options.idleExitSeconds === null ? null : setInterval(() => {
-    if (running === 0 && performance.now() - lastActive > options.idleExitSeconds! * 1000) stop();
+  // Idle means nothing to do here and nothing left in the queue: a cell waiting out a retry's back-off or another
+  // worker's refusal is still work, and this worker may be the one that can take it.
+  const counts = options.idleExitSeconds === null ? null : new Queue(QUEUE_NAME, { connection: redisConnection(options.queue) });
+  counts?.on('error', () => {}); // the worker's own connection reports Redis errors
+  let checking = false;
+  const idle = counts === null ? null : setInterval(() => {
+    if (checking || running > 0 || performance.now() - lastActive < options.idleExitSeconds! * 1000) return;
+    checking = true;
+    counts.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'paused').then((c) => {
+      if (Object.values(c).every((n) => n === 0)) stop();
+      else lastActive = performance.now();
+    }, () => {}).finally(() => { checking = false; });
   }, 500);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => {
     options.log(`worker ${id}: ${signal}: finishing the cell in flight, then stopping`);
@@ -143,6 +153,7 @@ export async function runWorker(options: WorkerOptions): Promise<{ cells: number
   });
   await stopped;
   if (idle) clearInterval(idle);
+  await counts?.close();
   await worker.close();
   options.log(`worker ${id}: stopped after ${cellsDone} cell${cellsDone === 1 ? '' : 's'}`);
   return { cells: cellsDone };
