@@ -1,4 +1,5 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,4 +103,17 @@ export function withSmallTokenizer(modelDir: string, vocabLimit: number): string
 export function untimedResults(run: string): unknown[] {
   const rows = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8').replaceAll(run, 'RUN')) as Record<string, unknown>[];
   return rows.map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !/per_second|seconds|_s$|speedup|latency/.test(k))));
+}
+
+/** CHROMIUM_PATH, Debian's /usr/bin/chromium, or a chromium on PATH (the browser tests skip without one). */
+export function findChromium(): string | null {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'];
+  for (const name of ['chromium', 'chromium-browser']) {
+    try {
+      candidates.push(execFileSync('which', [name], { encoding: 'utf8' }).trim());
+    } catch {
+      // not on PATH
+    }
+  }
+  return candidates.find((c): c is string => !!c && existsSync(c)) ?? null;
 }

@@ -1,24 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
-
-/** CHROMIUM_PATH, Debian's /usr/bin/chromium, or a chromium on PATH. */
-function findChromium(): string | null {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'];
-  for (const name of ['chromium', 'chromium-browser']) {
-    try {
-      candidates.push(execFileSync('which', [name], { encoding: 'utf8' }).trim());
-    } catch {
-      // not on PATH
-    }
-  }
-  return candidates.find((c): c is string => !!c && existsSync(c)) ?? null;
-}
+import { findChromium, gutenbergDir, repoRoot, tempDir } from './helpers.js';
 
 const executablePath = findChromium();
 

@@ -1,7 +1,7 @@
 /**
  * A sweep's live state, `RUN/sweep-status.json` (format routelab.sweep-status/1): every cell with its state, worker,
  * times and headline metric, and the workers with their throughput. A local sweep and a queue coordinator both keep it
- * current (rewritten atomically, at most every `minInterval` ms unless a cell changes state), so `routelab dashboard`
+ * current (rewritten atomically whenever a cell changes state), so `routelab dashboard`
  * follows either the same way. It describes progress only; results stay in the cell summaries.
  */
 import { join } from 'node:path';
@@ -49,10 +49,9 @@ export interface SweepStatusFile {
 export class SweepStatus {
   private readonly status: SweepStatusFile;
   private readonly file: string;
-  private lastWrite = 0;
 
   /** Shards of one run write side by side, each its own file (`sweep-status.shard-I-of-N.json`). */
-  constructor(runDir: string, mode: SweepStatusFile['mode'], { queue = null as string | null, shard = null as string | null } = {}, private readonly minInterval = 500) {
+  constructor(runDir: string, mode: SweepStatusFile['mode'], { queue = null as string | null, shard = null as string | null } = {}) {
     this.file = join(runDir, shard ? STATUS_FILE.replace('.json', `.shard-${shard}.json`) : STATUS_FILE);
     this.status = { format: 'routelab.sweep-status/1', mode, queue, updated: new Date().toISOString(), finished: false, cells: [], workers: [] };
   }
@@ -63,7 +62,7 @@ export class SweepStatus {
       if (this.cell(c.name)) continue;
       this.status.cells.push({ name: c.name, config: c.config, task: c.data.task.name, state: 'pending', worker: null, started: null, finished: null, seconds: null, metric: null, avg_experts: null, error: null, resumed: false });
     }
-    this.write(true);
+    this.write();
   }
 
   private cell(name: string): CellStatus | undefined {
@@ -75,6 +74,10 @@ export class SweepStatus {
     result?: { metric: string; value: number; avgExperts: number; tokens: number; seconds: number } } = {}): void {
     const c = this.cell(name);
     if (!c) return;
+    // A queue coordinator reports every poll; the file changes only when the cell does.
+    const unchanged = c.state === state && (details.worker === undefined || details.worker === c.worker) &&
+      details.error === undefined && details.result === undefined && details.resumed === undefined;
+    if (unchanged) return;
     const now = new Date().toISOString();
     c.state = state;
     if (details.worker !== undefined) c.worker = details.worker;
@@ -97,13 +100,7 @@ export class SweepStatus {
         w.seconds += r.seconds;
       }
     }
-    this.write(true);
-  }
-
-  /** A worker was heard from. */
-  seen(id: string): void {
-    this.worker(id);
-    this.write(false);
+    this.write();
   }
 
   private worker(id: string): WorkerStatus {
@@ -118,7 +115,7 @@ export class SweepStatus {
 
   finish(): void {
     this.status.finished = true;
-    this.write(true);
+    this.write();
   }
 
   get cells(): readonly CellStatus[] {
@@ -129,10 +126,7 @@ export class SweepStatus {
     return this.status.workers;
   }
 
-  private write(now: boolean): void {
-    const t = performance.now();
-    if (!now && t - this.lastWrite < this.minInterval) return;
-    this.lastWrite = t;
+  private write(): void {
     this.status.updated = new Date().toISOString();
     writeFileAtomic(this.file, JSON.stringify(this.status, null, 1) + '\n');
   }
