@@ -309,6 +309,23 @@ MicroFn<D> PickMicro(int mr, int nr) {
   return mr == 3 ? PickNR<D, 3>(nr) : mr == 2 ? PickNR<D, 2>(nr) : PickNR<D, 1>(nr);
 }
 
+// c[0 .. 4) (+)= a · W[n0 + j, k0 : k0 + kn] for j < 4, kn a multiple of 8: Micro<D, 1, 4>'s arithmetic, bit for bit,
+// with the four sums stored as one vector (decode's lm_head spends a fifth of its time in Micro's scalar epilogue).
+template <int D>
+inline void Gemv4(const float* a, const void* w, size_t ldw, size_t n0, size_t k0, int kn, float* c, bool accumulate) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  size_t r0 = n0 * ldw + k0;
+  for (int k = 0; k < kn; k += 8) {
+    __m256 av = _mm256_loadu_ps(a + k);
+    acc0 = _mm256_fmadd_ps(av, Load8<D>(w, r0 + k), acc0);
+    acc1 = _mm256_fmadd_ps(av, Load8<D>(w, r0 + ldw + k), acc1);
+    acc2 = _mm256_fmadd_ps(av, Load8<D>(w, r0 + 2 * ldw + k), acc2);
+    acc3 = _mm256_fmadd_ps(av, Load8<D>(w, r0 + 3 * ldw + k), acc3);
+  }
+  __m128 r = Hsum4(acc0, acc1, acc2, acc3);
+  _mm_storeu_ps(c, accumulate ? _mm_add_ps(_mm_loadu_ps(c), r) : r);
+}
+
 // tile[mb × nb] = rows(A)[mb × K] · W[n0 : n0 + nb, :]ᵀ
 template <int D>
 void GemmTile(const float* const* rows, int mb, const void* w, size_t K, size_t n0, int nb, float* tile, size_t ldc) {
@@ -320,11 +337,10 @@ void GemmTile(const float* const* rows, int mb, const void* w, size_t K, size_t 
       const float* ap[kMR];
       for (int i = 0; i < mr; i++) ap[i] = rows[t + i] + k0;
       int j = 0;
-      // One row of x is decode's shape (the lm_head, each expert of a token): the kernel called directly inlines into
-      // this loop (8–10 % faster on a cached lm_head), with the same arithmetic as through the pointer below.
-      if (mr == 1)
-        for (; j + kNR <= nb; j += kNR)
-          Micro<D, 1, kNR>(ap, w, K, n0 + j, k0, kn, tile + t * ldc + j, static_cast<int>(ldc), accumulate);
+      // One row of x is decode's shape (the lm_head, each expert of a token): a kernel called directly, inlined into
+      // this loop, with the same arithmetic as through the pointer below.
+      if (mr == 1 && kn % 8 == 0)
+        for (; j + kNR <= nb; j += kNR) Gemv4<D>(ap[0], w, K, n0 + j, k0, kn, tile + t * ldc + j, accumulate);
       for (; j < nb; j += kNR) {
         int nr = std::min(kNR, nb - j);
         PickMicro<D>(mr, nr)(ap, w, K, n0 + j, k0, kn, tile + t * ldc + j, static_cast<int>(ldc), accumulate);
@@ -535,11 +551,21 @@ struct Best {
   int index;  // −1: the block has no entry above −∞ (all −∞ or NaN), so it can never replace the running best
 };
 
+// The first index of the block's largest non-NaN entry above −∞: the block's maximum by vector max (whose NaN lanes
+// lose, as the operand order below makes them), then its first position (−0 and +0 compare equal, as in the scan).
 inline Best BlockBest(const float* v, int n, int offset) {
-  Best b{-INFINITY, -1};
-  for (int j = 0; j < n; j++)
-    if (v[j] > b.value) b = {v[j], offset + j};
-  return b;
+  __m256 m8 = _mm256_set1_ps(-INFINITY);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(v + j), m8);  // max(NaN, m) = m
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  float m = _mm_cvtss_f32(m4);
+  for (; j < n; j++)
+    if (v[j] > m) m = v[j];
+  if (!(m > -INFINITY)) return {-INFINITY, -1};
+  for (j = 0; v[j] != m; j++) {}
+  return {v[j], offset + j};
 }
 
 // out[t] = argmax_j (scale ·) (x[t] · W[j])
@@ -583,6 +609,18 @@ void MatmulArgmax(const float* x, int T, int K, const void* w, int dtype, int N,
 
 inline float Silu(float g) { return g / (1.0f + std::exp(-g)); }
 
+// Ask for rows [n0, n0 + nb) of a [·, K] weight of the given dtype to be brought into this core's caches.
+inline void PrefetchRows(const void* w, int dtype, size_t K, int n0, int nb) {
+  size_t bytes = dtype == F32 ? 4 : 2;
+  const char* begin = static_cast<const char*>(w) + static_cast<size_t>(n0) * K * bytes;
+  const char* end = begin + static_cast<size_t>(nb) * K * bytes;
+  for (const char* p = begin; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+}
+
+// Below this many tokens an expert's multiply is too short for the hardware prefetchers to ramp up on its weights,
+// which a decode step mostly finds in DRAM: each task then prefetches the same block of the next routed expert.
+constexpr int kPrefetchMaxTokens = 8;
+
 void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int32_t* tokens, const float* weights,
          const void* const* gates, const void* const* ups, const void* const* downs, int dtype, float* out) {
   int maxN = 0;
@@ -605,17 +643,27 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
     if (n > 0) maxTasks = std::max({maxTasks, (I + BlockWidth(n, I, pool.size()) - 1) / BlockWidth(n, I, pool.size()),
                                     (H + BlockWidth(n, H, pool.size()) - 1) / BlockWidth(n, H, pool.size())});
   }
+  std::vector<int> nextRouted(E, -1);
+  for (int e = E - 1, following = -1; e >= 0; e--) {
+    nextRouted[e] = following;
+    if (offsets[e + 1] > offsets[e]) following = e;
+  }
   pool.Run([&](int) {
     for (int e = 0; e < E; e++) {
       int begin = offsets[e], n = offsets[e + 1] - begin;
       if (n == 0) continue;
       const int32_t* tok = tokens + begin;
+      int ahead = n <= kPrefetchMaxTokens ? nextRouted[e] : -1;
       int wA = BlockWidth(n, I, pool.size()), wB = BlockWidth(n, H, pool.size());
       int nbA = (I + wA - 1) / wA, nbB = (H + wB - 1) / wB;
       float* g = Scratch(tl_tile_a, static_cast<size_t>(n) * std::max(wA, wB));
       float* u = Scratch(tl_tile_b, static_cast<size_t>(n) * wA);
       phases[2 * e].Run(pool, nbA, [&](int task) {
         int n0 = task * wA, nb = std::min(wA, I - n0);
+        if (ahead >= 0) {
+          PrefetchRows(gates[ahead], dtype, H, n0, nb);
+          PrefetchRows(ups[ahead], dtype, H, n0, nb);
+        }
         GemmAny(dtype, xrows.data() + begin, n, gates[e], H, n0, nb, g, nb);
         GemmAny(dtype, xrows.data() + begin, n, ups[e], H, n0, nb, u, nb);
         for (int i = 0; i < n; i++) {
@@ -625,6 +673,7 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
       });
       phases[2 * e + 1].Run(pool, nbB, [&](int task) {
         int n0 = task * wB, nb = std::min(wB, H - n0);
+        if (ahead >= 0) PrefetchRows(downs[ahead], dtype, I, n0, nb);
         GemmAny(dtype, arows.data(), n, downs[e], I, n0, nb, g, nb);
         for (int i = 0; i < n; i++) {
           float wt = weights[begin + i];
