@@ -824,8 +824,105 @@ void ScoreHidden(const float* x, int R, int K, const void* w, int dtype, int V, 
 // (kW = nkv·hd, vW = nkv·vd: value heads may be narrower or wider than query/key heads, as in multi-head latent
 // attention). softmax(scale · q·k) over the visible keys: a query at position p sees keys max(0, p − window + 1) … p,
 // or every key 0 … p when window ≤ 0. Tasks: (sequence, query head, block of kQB queries), the costliest first.
+//
+// Each query is computed on its own, in one fixed order — its dot products, then max, exps and their sum, then the
+// exp-weighted sum of values over its keys in increasing order, then the division — so its output never depends on
+// which other queries share its task, batch or thread. A task walks its keys in blocks of kKB, and every query of the
+// task passes over a block while it is in L1: the keys and values are read from L2 once per task rather than once
+// per query (at 2,048 positions that was the whole cost of attention).
 
 constexpr int kQB = 16;  // queries per task
+constexpr int kKB = 64;  // keys per block (64 keys of a 32-wide head: 8 KiB of keys and 8 of values)
+
+// q · k over hd (a multiple of 8): two accumulators over alternate 8-lane chunks, summed, then Hsum.
+inline __m256 DotLanes(const float* qv, const float* kr, int hd) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+  }
+  if (d < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
+  return _mm256_add_ps(a0, a1);
+}
+
+// The dots of q with keys k0, k0 + ld, k0 + 2ld, k0 + 3ld, each bit for bit Hsum(DotLanes(…)): the four horizontal sums
+// share their shuffles, grouped as Hsum groups them ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+inline void Dot4(const float* qv, const float* k0, size_t ld, int hd, float* d) {
+  __m256 u0 = DotLanes(qv, k0, hd), u1 = DotLanes(qv, k0 + ld, hd), u2 = DotLanes(qv, k0 + 2 * ld, hd), u3 = DotLanes(qv, k0 + 3 * ld, hd);
+  __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+  __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(u2, u3, 0x20), _mm256_permute2f128_ps(u2, u3, 0x31));
+  __m256 v = _mm256_add_ps(_mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+  __m256 r = _mm256_add_ps(_mm256_shuffle_ps(v, v, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(v, v, _MM_SHUFFLE(3, 1, 3, 1)));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, r);
+  d[0] = lanes[0], d[1] = lanes[4], d[2] = lanes[1], d[3] = lanes[5];
+}
+
+// acc[0 .. 8C) += Σ_{j0 ≤ j < j1} p[j] · v_j[0 .. 8C) in increasing j, held in registers (through memory every key
+// would wait on the store of the one before), for one query or, sharing each value load, for two.
+template <int C>
+inline void WeightedValues(const float* p, int j0, int j1, const float* v, size_t ldv, float* acc) {
+  if (j0 >= j1) return;
+  __m256 a[C];
+#pragma GCC unroll 8
+  for (int c = 0; c < C; c++) a[c] = _mm256_loadu_ps(acc + 8 * c);
+  for (int j = j0; j < j1; j++) {
+    __m256 pj = _mm256_set1_ps(p[j]);
+    const float* vr = v + static_cast<size_t>(j) * ldv;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) a[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), a[c]);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; c++) _mm256_storeu_ps(acc + 8 * c, a[c]);
+}
+
+template <int C>
+inline void WeightedValues2(const float* p, const float* p2, int j0, int j1, const float* v, size_t ldv, float* acc, float* acc2) {
+  if (j0 >= j1) return;
+  __m256 a[C], b[C];
+#pragma GCC unroll 4
+  for (int c = 0; c < C; c++) a[c] = _mm256_loadu_ps(acc + 8 * c), b[c] = _mm256_loadu_ps(acc2 + 8 * c);
+  for (int j = j0; j < j1; j++) {
+    __m256 pj = _mm256_set1_ps(p[j]), qj = _mm256_set1_ps(p2[j]);
+    const float* vr = v + static_cast<size_t>(j) * ldv;
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) {
+      __m256 vc = _mm256_loadu_ps(vr + 8 * c);
+      a[c] = _mm256_fmadd_ps(pj, vc, a[c]);
+      b[c] = _mm256_fmadd_ps(qj, vc, b[c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < C; c++) _mm256_storeu_ps(acc + 8 * c, a[c]), _mm256_storeu_ps(acc2 + 8 * c, b[c]);
+}
+
+using WeightedValuesFn = void (*)(const float*, int, int, const float*, size_t, float*);
+using WeightedValues2Fn = void (*)(const float*, const float*, int, int, const float*, size_t, float*, float*);
+constexpr WeightedValuesFn kWeightedValues[5] = {nullptr, WeightedValues<1>, WeightedValues<2>, WeightedValues<3>, WeightedValues<4>};
+constexpr WeightedValues2Fn kWeightedValues2[5] = {nullptr, WeightedValues2<1>, WeightedValues2<2>, WeightedValues2<3>, WeightedValues2<4>};
+
+// acc += Σ_{j ∈ [j0, j1)} p[j] · v_j over all vd (a multiple of 8) columns, 32 at a time.
+inline void AddWeightedValues(const float* p, int j0, int j1, const float* v, size_t ldv, int vd, float* acc) {
+  for (int d = 0; d < vd; d += 32) kWeightedValues[std::min(4, (vd - d) / 8)](p, j0, j1, v + d, ldv, acc + d);
+}
+
+// Two queries' ranges [l1, h1) and [l2, h2) of one key block, each still walked in increasing j: first what only one
+// of them has before the keys they share, then the shared keys for both (one load of each value row), then the rest.
+inline void AddWeightedValuesPair(const float* p, int l1, int h1, const float* p2, int l2, int h2, const float* v, size_t ldv,
+                                  int vd, float* acc, float* acc2) {
+  int lo = std::max(l1, l2), hi = std::min(h1, h2);
+  if (lo >= hi) {
+    AddWeightedValues(p, l1, h1, v, ldv, vd, acc);
+    AddWeightedValues(p2, l2, h2, v, ldv, vd, acc2);
+    return;
+  }
+  AddWeightedValues(p, l1, lo, v, ldv, vd, acc);
+  AddWeightedValues(p2, l2, lo, v, ldv, vd, acc2);
+  for (int d = 0; d < vd; d += 32) kWeightedValues2[std::min(4, (vd - d) / 8)](p, p2, lo, hi, v + d, ldv, acc + d, acc2 + d);
+  AddWeightedValues(p, hi, h1, v, ldv, vd, acc);
+  AddWeightedValues(p2, hi, h2, v, ldv, vd, acc2);
+}
 
 void Attention(const float* q, const float* k, const float* v, float* keys, float* values, int capacity, int kW,
                int vW, const int32_t* starts, const int32_t* past, int B, int nh, int nkv, int hd, int vd, float scale,
@@ -858,68 +955,110 @@ void Attention(const float* q, const float* k, const float* v, float* keys, floa
   double flops = 0;
   for (const Task& t : tasks) flops += 2.0 * (t.s1 - t.s0) * cost(t) * (hd + vd);
   GetPool().Run([&](int) {
-    float* scores = Scratch(tl_tile_a, static_cast<size_t>(capacity) + 8);
-    float* acc = Scratch(tl_tile_b, static_cast<size_t>(vd));
+    // Per query of the task: its scores (indexed by key − lo) and its accumulated values.
+    const size_t stride = static_cast<size_t>(capacity) + 8;
+    float* scores = Scratch(tl_tile_a, kQB * stride);
+    float* acc = Scratch(tl_tile_b, static_cast<size_t>(kQB) * vd);
+    int first[kQB], end[kQB];
+    float mx[kQB], sum[kQB];
     for (int ti; (ti = next.fetch_add(1, std::memory_order_relaxed)) < nTasks;) {
       const Task& task = tasks[ti];
-      size_t kBase = static_cast<size_t>(task.b) * capacity * kW, vBase = static_cast<size_t>(task.b) * capacity * vW;
-      int kOff = (task.h / group) * hd, vOff = (task.h / group) * vd;
-      for (int s = task.s0; s < task.s1; s++) {
-        int t = starts[task.b] + s;
-        int end = past[task.b] + s + 1;  // keys first … end − 1 are visible
-        int first = window > 0 ? std::max(0, end - window) : 0;
-        int n = end - first;  // scores[i] belongs to key first + i
-        const float* qv = q + static_cast<size_t>(t) * qWidth + task.h * hd;
-        const float* kFirst = keys + kBase + static_cast<size_t>(first) * kW + kOff;
-        float mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
-          const float* kr = kFirst + static_cast<size_t>(j) * kW;
-          float dot;
+      const int G = task.s1 - task.s0;
+      for (int g = 0; g < G; g++) {
+        end[g] = past[task.b] + task.s0 + g + 1;  // keys first … end − 1 are visible
+        first[g] = window > 0 ? std::max(0, end[g] - window) : 0;
+        mx[g] = -INFINITY;
+      }
+      const int lo = first[0], hi = end[G - 1];
+      const float* kFirst = keys + static_cast<size_t>(task.b) * capacity * kW + (task.h / group) * hd;
+      const float* vFirst = values + static_cast<size_t>(task.b) * capacity * vW + (task.h / group) * vd;
+      auto queryOf = [&](int g) { return q + static_cast<size_t>(starts[task.b] + task.s0 + g) * qWidth + task.h * hd; };
+      auto scoresOf = [&](int g) { return scores + g * stride - lo; };  // scoresOf(g)[j] is key j's
+      // Scores, block by block of keys, every query of the task over each block.
+      for (int b0 = lo; b0 < hi; b0 += kKB) {
+        const int b1 = std::min(hi, b0 + kKB);
+        for (int g = 0; g < G; g++) {
+          const float* qv = queryOf(g);
+          float* sc = scoresOf(g);
+          int j = std::max(b0, first[g]);
+          const int je = std::min(b1, end[g]);
+          float m = mx[g];
           if (vecK) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            int d = 0;
-            for (; d + 16 <= hd; d += 16) {
-              a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
-              a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+            for (; j + 4 <= je; j += 4) {
+              float d[4];
+              Dot4(qv, kFirst + static_cast<size_t>(j) * kW, kW, hd, d);
+              for (int i = 0; i < 4; i++) {
+                sc[j + i] = d[i] * scale;
+                m = std::max(m, sc[j + i]);
+              }
             }
-            if (d < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(kr + d), a0);
-            dot = Hsum(_mm256_add_ps(a0, a1));
-          } else {
-            dot = 0;
-            for (int d = 0; d < hd; d++) dot += qv[d] * kr[d];
           }
-          float sc = dot * scale;
-          scores[j] = sc;
-          mx = std::max(mx, sc);
+          for (; j < je; j++) {
+            const float* kr = kFirst + static_cast<size_t>(j) * kW;
+            float dot;
+            if (vecK) {
+              dot = Hsum(DotLanes(qv, kr, hd));
+            } else {
+              dot = 0;
+              for (int d = 0; d < hd; d++) dot += qv[d] * kr[d];
+            }
+            sc[j] = dot * scale;
+            m = std::max(m, sc[j]);
+          }
+          mx[g] = m;
         }
-        __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+      }
+      // Per query: exps and their sum, in key order.
+      for (int g = 0; g < G; g++) {
+        float* p = scoresOf(g) + first[g];
+        const int n = end[g] - first[g];
+        __m256 vmx = _mm256_set1_ps(mx[g]), vsum = _mm256_setzero_ps();
         int j = 0;
         for (; j + 8 <= n; j += 8) {
-          __m256 p = Exp8(_mm256_sub_ps(_mm256_loadu_ps(scores + j), vmx));
-          _mm256_storeu_ps(scores + j, p);
-          vsum = _mm256_add_ps(vsum, p);
+          __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vmx));
+          _mm256_storeu_ps(p + j, e);
+          vsum = _mm256_add_ps(vsum, e);
         }
-        float sum = Hsum(vsum);
+        float s = Hsum(vsum);
         for (; j < n; j++) {
-          scores[j] = std::exp(scores[j] - mx);
-          sum += scores[j];
+          p[j] = std::exp(p[j] - mx[g]);
+          s += p[j];
         }
-        for (int d = 0; d < vd; d++) acc[d] = 0;
-        const float* vFirst = values + vBase + static_cast<size_t>(first) * vW + vOff;
-        for (j = 0; j < n; j++) {
-          const float* vr = vFirst + static_cast<size_t>(j) * vW;
-          float p = scores[j];
-          if (vecV) {
-            __m256 pv = _mm256_set1_ps(p);
-            for (int d = 0; d < vd; d += 8)
-              _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(vr + d), _mm256_loadu_ps(acc + d)));
-          } else {
-            for (int d = 0; d < vd; d++) acc[d] += p * vr[d];
+        sum[g] = s;
+        std::fill(acc + static_cast<size_t>(g) * vd, acc + static_cast<size_t>(g + 1) * vd, 0.0f);
+      }
+      // Values weighted by the exps, block by block of keys, queries in pairs over each block.
+      for (int b0 = lo; b0 < hi; b0 += kKB) {
+        const int b1 = std::min(hi, b0 + kKB);
+        auto range = [&](int g, int& l, int& h) { l = std::max(b0, first[g]), h = std::min(b1, end[g]); };
+        int g = 0;
+        if (vecV) {
+          for (; g + 2 <= G; g += 2) {
+            int l1, h1, l2, h2;
+            range(g, l1, h1), range(g + 1, l2, h2);
+            AddWeightedValuesPair(scoresOf(g), l1, h1, scoresOf(g + 1), l2, h2, vFirst, vW, vd, acc + static_cast<size_t>(g) * vd,
+                                  acc + static_cast<size_t>(g + 1) * vd);
           }
         }
-        float inv = 1.0f / sum;
-        float* o = out + static_cast<size_t>(t) * oWidth + task.h * vd;
-        for (int d = 0; d < vd; d++) o[d] = acc[d] * inv;
+        for (; g < G; g++) {
+          int l, h;
+          range(g, l, h);
+          float* a = acc + static_cast<size_t>(g) * vd;
+          const float* p = scoresOf(g);
+          if (vecV) {
+            AddWeightedValues(p, l, h, vFirst, vW, vd, a);
+          } else {
+            for (int j = l; j < h; j++) {
+              const float* vr = vFirst + static_cast<size_t>(j) * vW;
+              for (int d = 0; d < vd; d++) a[d] += p[j] * vr[d];
+            }
+          }
+        }
+      }
+      for (int g = 0; g < G; g++) {
+        float inv = 1.0f / sum[g];
+        float* o = out + static_cast<size_t>(starts[task.b] + task.s0 + g) * oWidth + task.h * vd;
+        for (int d = 0; d < vd; d++) o[d] = acc[static_cast<size_t>(g) * vd + d] * inv;
       }
     }
   }, Spread(nTasks, flops));

@@ -252,6 +252,30 @@ test('native sliding-window attention agrees with the reference (prefill and KV-
   }
 });
 
+test('native attention gives each query the output it gets alone: one long call equals token-by-token steps, bit for bit', { skip }, async () => {
+  // A task attends up to 16 queries over blocks of 64 keys, sharing loads between them; every query must still be
+  // computed exactly as a one-query step computes it (vector and scalar head widths, value widths of 8 to 72 columns,
+  // windows inside and across key blocks, GQA).
+  const be = new NativeBackend();
+  const T = 150;
+  for (const [nh, nkv, hd, vd, window] of [[4, 2, 32, 32, null], [2, 1, 16, 72, 70], [2, 2, 24, 8, 5], [3, 1, 7, 5, null], [2, 2, 8, 12, 131]] as const) {
+    const shape = { numHeads: nh, numKvHeads: nkv, headDim: hd, valueDim: vd, scale: 1 / Math.sqrt(hd), window };
+    const q = await be.read(randomTensor(be, T, nh * hd, 1));
+    const k = await be.read(randomTensor(be, T, nkv * hd, 2));
+    const v = await be.read(randomTensor(be, T, nkv * vd, 3));
+    const whole = await be.read(be.attention(be.upload(q, T, nh * hd), be.upload(k, T, nkv * hd), be.upload(v, T, nkv * vd),
+      be.createKvStore(1, T, nkv * hd, nkv * vd), { starts: Int32Array.of(0, T), past: Int32Array.of(0) }, shape));
+    const store = be.createKvStore(1, T, nkv * hd, nkv * vd);
+    const rows = (x: Float32Array, w: number, t: number) => be.upload(x.slice(t * w, (t + 1) * w), 1, w);
+    for (let t = 0; t < T; t++) {
+      const one = await be.read(be.attention(rows(q, nh * hd, t), rows(k, nkv * hd, t), rows(v, nkv * vd, t), store,
+        { starts: Int32Array.of(0, 1), past: Int32Array.of(t) }, shape));
+      const expected = whole.subarray(t * nh * vd, (t + 1) * nh * vd);
+      assert.ok(one.every((x, i) => Object.is(x, expected[i])), `nh ${nh} hd ${hd} vd ${vd} window ${window}: token ${t} differs`);
+    }
+  }
+});
+
 test('native attention continues a context copied with copyKv (separate key and value widths)', { skip }, async () => {
   const be = new NativeBackend();
   const shape = { numHeads: 4, numKvHeads: 2, headDim: 24, valueDim: 12, scale: 0.125, window: 6 };

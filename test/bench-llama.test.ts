@@ -15,8 +15,11 @@ const kernels = loadNativeKernels();
 const skip = kernels instanceof Error ? kernels.message : false;
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 
-/** A build folder whose tools log their arguments; `ppl` is what llama-perplexity reports. */
-function fakeLlamaCpp(ppl: number): { dir: string; log: string } {
+/**
+ * A build folder whose tools log their arguments; `ppl` is what llama-perplexity reports at -c 128, `ppl512` at -c 512
+ * (the batched scoring), each with llama.cpp's closing times: 1,400.32 ms in all, 91.61 of them loading.
+ */
+function fakeLlamaCpp(ppl: number, ppl512 = 124.5528): { dir: string; log: string } {
   const dir = tempDir('routelab-fake-llama-');
   const log = join(dir, 'calls.log');
   const script = (name: string, body: string) => {
@@ -24,7 +27,11 @@ function fakeLlamaCpp(ppl: number): { dir: string; log: string } {
     chmodSync(join(dir, name), 0o755);
   };
   script('llama-bench', `case "$*" in *"-n 128"*) echo '{"avg_ts": 500.0}' ;; *"-p 128"*) echo '{"avg_ts": 4000.0}' ;; *) echo '{"avg_ts": 2000.0}' ;; esac`);
-  script('llama-perplexity', `echo "[1]3340.8,[2]745.1," >&2\necho "Final estimate: PPL = ${ppl} +/- 30.1" >&2`);
+  script('llama-perplexity', `echo "[1]3340.8,[2]745.1," >&2
+case "$*" in *"-c 512"*) p=${ppl512} ;; *) p=${ppl} ;; esac
+echo "Final estimate: PPL = $p +/- 30.1" >&2
+echo "llama_perf_context_print:        load time =      91.61 ms" >&2
+echo "llama_perf_context_print:       total time =    1400.32 ms /  4097 tokens" >&2`);
   // The converter: `python3 convert_hf_to_gguf.py MODEL --outtype T --outfile F` writes F.
   writeFileSync(join(dir, 'convert_hf_to_gguf.py'), `import sys\nopen(sys.argv[sys.argv.index('--outfile') + 1], 'w').write('GGUF ' + sys.argv[sys.argv.index('--outtype') + 1])\n`);
   return { dir, log };
@@ -44,17 +51,26 @@ test('bench cpu --llama-cpp: converts, checks perplexity, times interleaved roun
   assert.equal(out.perplexity.f32, 183.709);
   assert.ok(Math.abs(Math.log(out.perplexity.routelab / 183.709)) < 1e-3, `routelab's perplexity ${out.perplexity.routelab}`);
   assert.equal(out.perplexity.agree, true);
-  assert.deepEqual(out.llama_f32, { decode: 500, prefill_128: 4000, prefill_512: 2000, peak_rss_mb: out.llama_f32.peak_rss_mb });
-  for (const key of ['decode', 'prefill_128', 'prefill_512']) {
+  // The batched scoring's perplexity: routelab's over the same 8 × 512 tokens is close to what the stand-in says.
+  assert.equal(out.scoring_perplexity.context, 512);
+  assert.ok(Math.abs(Math.log(out.scoring_perplexity.routelab / 124.5528)) < 1e-3, `routelab's -c 512 perplexity ${out.scoring_perplexity.routelab}`);
+  assert.equal(out.scoring_perplexity.agree, true);
+  // llama-perplexity's seconds are its total less its load time: 4,096 tokens in 1.30871 s.
+  assert.deepEqual(out.llama_f32, {
+    decode: 500, prefill_128: 4000, prefill_512: 2000, prefill_2048: 2000, scoring: 4096 / 1.30871, peak_rss_mb: out.llama_f32.peak_rss_mb,
+  });
+  for (const key of ['decode', 'prefill_128', 'prefill_512', 'prefill_2048', 'scoring']) {
     assert.ok(out.routelab[key] > 0, key);
     assert.equal(out.ratio_bf16[key], Number((out.routelab[key] / out.llama_bf16[key]).toFixed(3)), key);
   }
   assert.ok(out.routelab.peak_rss_mb > 0);
   const calls = readFileSync(log, 'utf8').trim().split('\n');
   // Two conversions' outputs were given to both tools, at the thread count asked for, once per round and metric.
-  assert.equal(calls.filter((c) => c.startsWith('llama-perplexity')).length, 2);
+  const perplexities = calls.filter((c) => c.startsWith('llama-perplexity'));
+  assert.equal(perplexities.length, 2 + 2 * 2);
+  assert.equal(perplexities.filter((c) => / -c 512 --chunks 8 -b 4096 -t 1$/.test(c)).length, 2 * 2);
   const benches = calls.filter((c) => c.startsWith('llama-bench'));
-  assert.equal(benches.length, 2 * 2 * 3);
+  assert.equal(benches.length, 2 * 2 * 4);
   assert.ok(benches.every((c) => / -t 1 /.test(c) && /model-(f32|bf16)\.gguf/.test(c)));
   assert.ok(!existsSync(benches[0].split(' ')[2]), 'the converted files are removed');
 });

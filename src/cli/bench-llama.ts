@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,8 @@ import { numberFlag } from './command.js';
  * `routelab bench cpu --llama-cpp DIR`: routelab and a llama.cpp build of the user's on the same model, in one run.
  * The model is converted with llama.cpp's own converter (F32 and BF16); llama-perplexity on both and routelab, under
  * llama-perplexity's definition on the same text, show the three compute the same function; then interleaved rounds
- * time decode (128 new tokens at batch 1) and prefill (128 and 512 tokens) on each, at the same thread count.
+ * time decode (128 new tokens at batch 1), prefill (128, 512 and 2048 tokens) and batched scoring (8 chunks of 512
+ * tokens in one batch, llama-perplexity's own workload) on each, at the same thread count.
  */
 export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--model DIR] [--convert FILE | --gguf F32.gguf,BF16.gguf]
                           [--python PY] [--text FILE] [--rounds 3] [--threads N] [--keep]
@@ -26,9 +27,11 @@ export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--m
   to GGUF at F32 and BF16 with --python (default python3, which needs the converter's torch, transformers and
   gguf), unless --gguf names the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
   on --text, default the bundled data/train-text) and routelab's under the same definition are compared; --rounds
-  interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token) and
-  prefill of 128 and 512 tokens, and record each process's peak RSS. A table of medians and routelab / llama.cpp
-  ratios, then one JSON object as the last line.`;
+  interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token),
+  prefill of 128, 512 and 2048 tokens (llama-bench -p N -n 0 against one forward pass) and batched scoring
+  (llama-perplexity -c 512 --chunks 8 -b 4096, its total less its load and warm-up time, against the same 8 chunks
+  scored in one forward pass; its perplexity is checked too), and record each process's peak RSS. A table of
+  medians and routelab / llama.cpp ratios, then one JSON object as the last line.`;
 
 export const BENCH_LLAMA_OPTIONS = {
   'llama-cpp': { type: 'string' },
@@ -42,19 +45,31 @@ const BUNDLED_TEXT = fileURLToPath(new URL('../../../data/train-text/gutenberg_e
 const PPL_CONTEXT = 128;
 const PPL_CHUNKS = 8;
 const DECODE_TOKENS = 128;
-const PREFILLS = [128, 512] as const;
+const PREFILLS = [128, 512, 2048] as const;
+/** Batched scoring: llama-perplexity's chunks of SCORE_CONTEXT tokens, SCORE_CHUNKS of them in one batch. */
+const SCORE_CONTEXT = 512;
+const SCORE_CHUNKS = 8;
 /** |Δ ln ppl| below which two perplexities count as the same function on the same tokens. */
 const PPL_TOLERANCE = 1e-3;
 
 interface Measured {
   readonly stdout: string;
+  readonly stderr: string;
   readonly peakRssMb: number | null;
 }
 
 interface Timing {
   decode: number;
   prefill: Record<number, number>;
+  /** Tokens per second through batched scoring (SCORE_CHUNKS × SCORE_CONTEXT tokens, each chunk's second half scored). */
+  scoring: number;
   peakRssMb: number | null;
+}
+
+/** One perplexity under llama-perplexity's definition, and the seconds its chunks took. */
+interface Scored {
+  readonly ppl: number;
+  readonly seconds: number;
 }
 
 export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise<void> {
@@ -81,10 +96,16 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
     );
 
     // Same function: llama.cpp's perplexity of both conversions and routelab's, on the same text and definition.
+    // The text is cut to what the batched scoring needs, so that llama-perplexity's timing tokenizes no more.
+    const ids = tok.encode(readFileSync(text, 'utf8'));
+    const needed = SCORE_CONTEXT * SCORE_CHUNKS;
+    if (ids.length < needed + 16) throw new RoutelabError('--text', `${ids.length} tokens; the batched scoring needs ${needed + 16}`);
+    const scoreText = join(work, 'text.txt');
+    writeFileSync(scoreText, tok.decode(ids.subarray(0, needed + 16)));
     const ppl = {
-      routelab: await routelabPerplexity(model, tok, readFileSync(text, 'utf8')),
-      f32: llamaPerplexity(perplexity, gguf.f32, text, threads),
-      bf16: llamaPerplexity(perplexity, gguf.bf16, text, threads),
+      routelab: (await routelabPerplexity(model, ids, PPL_CONTEXT, PPL_CHUNKS, 1)).ppl,
+      f32: llamaPerplexity(perplexity, gguf.f32, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads).ppl,
+      bf16: llamaPerplexity(perplexity, gguf.bf16, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads).ppl,
     };
     const lnDiff = (a: number, b: number) => Math.abs(Math.log(a) - Math.log(b));
     const agree = lnDiff(ppl.f32, ppl.bf16) <= PPL_TOLERANCE && lnDiff(ppl.routelab, ppl.f32) <= PPL_TOLERANCE;
@@ -93,23 +114,32 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
     // Interleaved rounds: every variant once per round, in alternating order, so load changes hit all alike.
     const variants = ['routelab', 'f32', 'bf16'] as const;
     const timings: Record<(typeof variants)[number], Timing[]> = { routelab: [], f32: [], bf16: [] };
-    await routelabTiming(model, tok); // warm-up: fault the weights in
+    const scored: Record<(typeof variants)[number], number[]> = { routelab: [], f32: [], bf16: [] };
+    await routelabTiming(model, tok, ids); // warm-up: fault the weights in
     for (let r = 0; r < rounds; r++) {
       for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
-        timings[v].push(v === 'routelab' ? await routelabTiming(model, tok) : await llamaTiming(bench, gguf[v], threads));
+        const t = v === 'routelab' ? await routelabTiming(model, tok, ids) : await llamaTiming(bench, perplexity, gguf[v], scoreText, threads);
+        timings[v].push(t.timing);
+        scored[v].push(t.scoringPpl);
       }
       log(`bench: round ${r + 1}/${rounds}: decode tokens/s routelab ${timings.routelab[r].decode.toFixed(0)}, F32 ${timings.f32[r].decode.toFixed(0)}, BF16 ${timings.bf16[r].decode.toFixed(0)}`);
     }
     const summary = Object.fromEntries(variants.map((v) => [v, {
       decode: median(timings[v].map((t) => t.decode)),
       prefill: Object.fromEntries(PREFILLS.map((p) => [p, median(timings[v].map((t) => t.prefill[p]))])),
+      scoring: median(timings[v].map((t) => t.scoring)),
       peakRssMb: v === 'routelab' ? peakRssMb() : maxOrNull(timings[v].map((t) => t.peakRssMb)),
-    }])) as Record<(typeof variants)[number], { decode: number; prefill: Record<number, number>; peakRssMb: number | null }>;
+    }])) as Record<(typeof variants)[number], { decode: number; prefill: Record<number, number>; scoring: number; peakRssMb: number | null }>;
+    // The batched scoring computes a perplexity too (-c 512): a second check that the three agree.
+    const scoringPpl = Object.fromEntries(variants.map((v) => [v, scored[v][0]])) as Record<(typeof variants)[number], number>;
+    const scoringAgree = lnDiff(scoringPpl.f32, scoringPpl.bf16) <= PPL_TOLERANCE && lnDiff(scoringPpl.routelab, scoringPpl.f32) <= PPL_TOLERANCE;
+    log(`bench: perplexity (-c ${SCORE_CONTEXT} --chunks ${SCORE_CHUNKS}, batched): routelab ${scoringPpl.routelab.toFixed(4)}, llama.cpp F32 ${scoringPpl.f32.toFixed(4)}, BF16 ${scoringPpl.bf16.toFixed(4)}${scoringAgree ? '' : ' — they disagree'}`);
 
     const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : round(a / b, 3));
     const metrics = [
       { name: `decode tokens/s (batch 1, ${DECODE_TOKENS} tokens)`, key: 'decode', get: (s: typeof summary.f32) => s.decode },
       ...PREFILLS.map((p) => ({ name: `prefill ${p} tokens/s`, key: `prefill_${p}`, get: (s: typeof summary.f32) => s.prefill[p] })),
+      { name: `batched scoring tokens/s (${SCORE_CHUNKS} × ${SCORE_CONTEXT})`, key: 'scoring', get: (s: typeof summary.f32) => s.scoring },
       { name: 'peak RSS MB', key: 'peak_rss_mb', get: (s: typeof summary.f32) => s.peakRssMb },
     ];
     const cell = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
@@ -121,6 +151,7 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
     console.log(JSON.stringify({
       bench: 'llama-cpp', threads, rounds, model: modelDir,
       perplexity: { context: PPL_CONTEXT, chunks: PPL_CHUNKS, routelab: ppl.routelab, f32: ppl.f32, bf16: ppl.bf16, agree },
+      scoring_perplexity: { context: SCORE_CONTEXT, chunks: SCORE_CHUNKS, ...scoringPpl, agree: scoringAgree },
       routelab: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.routelab)])),
       llama_f32: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.f32)])),
       llama_bf16: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.bf16)])),
@@ -160,34 +191,50 @@ function convert(script: string, modelDir: string, work: string, python: string,
   return out;
 }
 
-function llamaPerplexity(exe: string, gguf: string, text: string, threads: number): number {
-  const r = spawnSync(exe, ['-m', gguf, '-f', text, '-c', String(PPL_CONTEXT), '--chunks', String(PPL_CHUNKS), '-b', String(PPL_CONTEXT), '-t', String(threads)], { encoding: 'utf8' });
-  const found = /Final estimate: PPL = ([0-9.]+)/.exec(`${r.stdout}\n${r.stderr}`);
-  if (r.status !== 0 || !found) throw new RoutelabError('--llama-cpp', `llama-perplexity on ${gguf} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
-  return Number(found[1]);
+/**
+ * llama-perplexity's estimate, and the seconds its chunks took: its own `total time` less its `load time` (which runs
+ * to the end of the warm-up evaluation), so start-up, model loading and warm-up are not counted.
+ */
+function llamaPerplexity(exe: string, gguf: string, text: string, context: number, chunks: number, batch: number, threads: number): Scored {
+  const r = spawnSync(exe, ['-m', gguf, '-f', text, '-c', String(context), '--chunks', String(chunks), '-b', String(batch), '-t', String(threads)], { encoding: 'utf8' });
+  return parsePerplexity(`${r.stdout}\n${r.stderr}`, r.status, gguf);
+}
+
+function parsePerplexity(output: string, status: number | null, gguf: string): Scored {
+  const found = /Final estimate: PPL = ([0-9.]+)/.exec(output);
+  const total = /total time =\s*([0-9.]+) ms/.exec(output);
+  const load = /load time =\s*([0-9.]+) ms/.exec(output);
+  if (status !== 0 || !found || !total || !load) {
+    throw new RoutelabError('--llama-cpp', `llama-perplexity on ${gguf} failed (exit ${status}) or printed no estimate and times: ${output.trim().split('\n').slice(-2).join(' | ')}`);
+  }
+  return { ppl: Number(found[1]), seconds: (Number(total[1]) - Number(load[1])) / 1000 };
 }
 
 /**
- * llama-perplexity's definition: consecutive chunks of PPL_CONTEXT tokens of the tokenized text (no BOS), each scored
+ * llama-perplexity's definition: consecutive chunks of `context` tokens of the tokenized text (no BOS), each scored
  * on its second half (positions first … n−2 predicting the next token), exp of the mean negative log-likelihood.
+ * `perBatch` chunks go through each forward pass, as llama-perplexity packs n_batch / n_ctx of them; the seconds are
+ * those of the forward passes.
  */
-async function routelabPerplexity(model: MoeModel, tok: TextTokenizer, text: string): Promise<number> {
-  const ids = tok.encode(text);
-  if (ids.length < PPL_CONTEXT * PPL_CHUNKS) throw new RoutelabError('--text', `${ids.length} tokens; the perplexity check needs ${PPL_CONTEXT * PPL_CHUNKS}`);
-  const first = PPL_CONTEXT / 2;
-  const rows = Int32Array.from({ length: PPL_CONTEXT - 1 - first }, (_, i) => first + i);
+async function routelabPerplexity(model: MoeModel, ids: Int32Array, context: number, chunks: number, perBatch: number): Promise<Scored> {
+  const first = context / 2;
+  const inChunk = Int32Array.from({ length: context - 1 - first }, (_, i) => first + i);
   let nll = 0;
-  for (let c = 0; c < PPL_CHUNKS; c++) {
-    const chunk = ids.subarray(c * PPL_CONTEXT, (c + 1) * PPL_CONTEXT);
-    const targets = Int32Array.from(rows, (r) => chunk[r + 1]);
-    const { scores } = await model.forward([chunk], { logits: rows, score: { rows: Int32Array.from(rows, (_, i) => i), targets } });
+  let seconds = 0;
+  for (let c0 = 0; c0 < chunks; c0 += perBatch) {
+    const batch = Array.from({ length: Math.min(perBatch, chunks - c0) }, (_, b) => ids.subarray((c0 + b) * context, (c0 + b + 1) * context));
+    const rows = Int32Array.from({ length: batch.length * inChunk.length }, (_, i) => Math.floor(i / inChunk.length) * context + inChunk[i % inChunk.length]);
+    const targets = Int32Array.from(rows, (r) => batch[Math.floor(r / context)][(r % context) + 1]);
+    const start = performance.now();
+    const { scores } = await model.forward(batch, { logits: rows, score: { rows: Int32Array.from(rows, (_, i) => i), targets } });
+    seconds += (performance.now() - start) / 1000;
     for (const lp of scores!.logProbs) nll -= lp;
   }
-  return Math.exp(nll / (rows.length * PPL_CHUNKS));
+  return { ppl: Math.exp(nll / (inChunk.length * chunks)), seconds };
 }
 
-/** generate's loop at batch 1 (timed after the first token, as llama-bench's -n excludes the prompt) and prefills. */
-async function routelabTiming(model: MoeModel, tok: TextTokenizer): Promise<Timing> {
+/** generate's loop at batch 1 (timed after the first token, as llama-bench's -n excludes the prompt), prefills, scoring. */
+async function routelabTiming(model: MoeModel, tok: TextTokenizer, ids: Int32Array): Promise<{ timing: Timing; scoringPpl: number }> {
   const prompt = tok.encode('The old man');
   let t0 = 0;
   const tokens = generate(model, prompt, { maxNewTokens: DECODE_TOKENS + 1, sample: greedy });
@@ -200,10 +247,11 @@ async function routelabTiming(model: MoeModel, tok: TextTokenizer): Promise<Timi
     await model.forward([ids], { logits: 'last' });
     prefill[p] = p / ((performance.now() - start) / 1000);
   }
-  return { decode, prefill, peakRssMb: null };
+  const scored = await routelabPerplexity(model, ids, SCORE_CONTEXT, SCORE_CHUNKS, SCORE_CHUNKS);
+  return { timing: { decode, prefill, scoring: (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds, peakRssMb: null }, scoringPpl: scored.ppl };
 }
 
-async function llamaTiming(exe: string, gguf: string, threads: number): Promise<Timing> {
+async function llamaTiming(exe: string, perplexityExe: string, gguf: string, text: string, threads: number): Promise<{ timing: Timing; scoringPpl: number }> {
   const run = async (p: number, n: number) => {
     const r = await runMeasured(exe, ['-m', gguf, '-p', String(p), '-n', String(n), '-t', String(threads), '-r', '1', '-o', 'jsonl']);
     const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -224,7 +272,10 @@ async function llamaTiming(exe: string, gguf: string, threads: number): Promise<
     prefill[p] = r.tokensPerS;
     peak = maxOrNull([peak, r.peakRssMb]);
   }
-  return { decode: decode.tokensPerS, prefill, peakRssMb: peak };
+  const s = await runMeasured(perplexityExe, ['-m', gguf, '-f', text, '-c', String(SCORE_CONTEXT), '--chunks', String(SCORE_CHUNKS),
+    '-b', String(SCORE_CONTEXT * SCORE_CHUNKS), '-t', String(threads)]);
+  const scored = parsePerplexity(`${s.stdout}\n${s.stderr}`, 0, gguf);
+  return { timing: { decode: decode.tokensPerS, prefill, scoring: (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds, peakRssMb: maxOrNull([peak, s.peakRssMb]) }, scoringPpl: scored.ppl };
 }
 
 /** Run a process to completion, following its peak RSS (VmHWM, which only grows) in /proc while it runs. */
@@ -249,7 +300,7 @@ function runMeasured(exe: string, args: readonly string[]): Promise<Measured> {
     child.on('close', (code) => {
       clearInterval(timer);
       if (code !== 0) reject(new RoutelabError('--llama-cpp', `${exe} ${args.join(' ')} exited with ${code}: ${stderr.trim().split('\n').slice(-2).join(' | ')}`));
-      else resolve({ stdout, peakRssMb: peak });
+      else resolve({ stdout, stderr, peakRssMb: peak });
     });
   });
 }
