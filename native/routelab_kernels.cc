@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <linux/futex.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -1390,6 +1391,18 @@ napi_value JsThreads(napi_env env, napi_callback_info) {
   return result;
 }
 
+// CPU seconds (user + system) of this process's terminated, reaped children: the difference across one child's run
+// is that child's CPU time at microsecond resolution (/proc's clock ticks are 10 ms), which `bench cpu --llama-cpp`
+// needs for a reference process that runs for a fraction of a second.
+napi_value JsChildrenCpuSeconds(napi_env env, napi_callback_info) {
+  rusage usage{};
+  getrusage(RUSAGE_CHILDREN, &usage);
+  double seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  napi_value result;
+  NAPI_CALL(env, napi_create_double(env, seconds, &result));
+  return result;
+}
+
 // Join the workers when the environment goes away, so process exit never meets a joinable std::thread.
 void Cleanup(void*) {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
@@ -1414,6 +1427,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"scoreTokens", nullptr, JsScoreTokens, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, JsSetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, JsThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"childrenCpuSeconds", nullptr, JsChildrenCpuSeconds, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -56,21 +56,29 @@ test('bench cpu --llama-cpp: converts, checks perplexity, times interleaved roun
   assert.ok(Math.abs(Math.log(out.scoring_perplexity.routelab / 124.5528)) < 1e-3, `routelab's -c 512 perplexity ${out.scoring_perplexity.routelab}`);
   assert.equal(out.scoring_perplexity.agree, true);
   // llama-perplexity's seconds are its total less its load time: 4,096 tokens in 1.30871 s.
-  assert.deepEqual(out.llama_f32, {
-    decode: 500, prefill_128: 4000, prefill_512: 2000, prefill_2048: 2000, scoring: 4096 / 1.30871, peak_rss_mb: out.llama_f32.peak_rss_mb,
-  });
-  for (const key of ['decode', 'prefill_128', 'prefill_512', 'prefill_2048', 'scoring']) {
+  const workloads = ['decode', 'prefill_128', 'prefill_512', 'prefill_2048', 'scoring'];
+  assert.deepEqual(workloads.map((w) => out.llama_f32[w]), [500, 4000, 2000, 2000, 4096 / 1.30871]);
+  for (const key of workloads) {
     assert.ok(out.routelab[key] > 0, key);
     assert.equal(out.ratio_bf16[key], Number((out.routelab[key] / out.llama_bf16[key]).toFixed(3)), key);
+    // CPU time: routelab's own; the stand-in's (a shell script's CPU difference between runs) may be too small to read.
+    assert.ok(out.routelab[`${key}_cpu`] > 0, `${key}_cpu`);
+    const ref = out.llama_bf16[`${key}_cpu`];
+    assert.ok(ref === null || ref > 0, `${key}_cpu ${ref}`);
+    assert.equal(out.ratio_bf16[`${key}_cpu`], ref === null ? null : Number((out.routelab[`${key}_cpu`] / ref).toFixed(3)));
   }
   assert.ok(out.routelab.peak_rss_mb > 0);
   const calls = readFileSync(log, 'utf8').trim().split('\n');
   // Two conversions' outputs were given to both tools, at the thread count asked for, once per round and metric.
+  // Each timed run has a shorter twin whose CPU time is subtracted (1 repetition, 1 chunk).
   const perplexities = calls.filter((c) => c.startsWith('llama-perplexity'));
-  assert.equal(perplexities.length, 2 + 2 * 2);
+  assert.equal(perplexities.length, 2 + 2 * 2 * 2);
   assert.equal(perplexities.filter((c) => / -c 512 --chunks 8 -b 4096 -t 1$/.test(c)).length, 2 * 2);
+  assert.equal(perplexities.filter((c) => / -c 512 --chunks 1 -b 4096 -t 1$/.test(c)).length, 2 * 2);
   const benches = calls.filter((c) => c.startsWith('llama-bench'));
-  assert.equal(benches.length, 2 * 2 * 4);
+  assert.equal(benches.length, 2 * 2 * 4 * 2);
+  assert.deepEqual(['-p 0 -n 128 -t 1 -r 5', '-p 128 -n 0 -t 1 -r 33', '-p 512 -n 0 -t 1 -r 9', '-p 2048 -n 0 -t 1 -r 3']
+    .map((args) => benches.filter((c) => c.includes(args)).length), [4, 4, 4, 4]);
   assert.ok(benches.every((c) => / -t 1 /.test(c) && /model-(f32|bf16)\.gguf/.test(c)));
   assert.ok(!existsSync(benches[0].split(' ')[2]), 'the converted files are removed');
 });

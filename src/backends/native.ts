@@ -50,6 +50,8 @@ export interface NativeKernels {
   ): void;
   setThreads(n: number): number;
   threads(): number;
+  /** CPU seconds (user + system) of the process's terminated children so far (getrusage RUSAGE_CHILDREN). */
+  childrenCpuSeconds(): number;
 }
 
 /** Where native/build.mjs puts the addon (this file compiles to dist/src/backends/). */

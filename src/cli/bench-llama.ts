@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
 import { generate } from '../generate.js';
+import { loadNativeKernels } from '../backends/native.js';
 import { loadModel } from '../load.js';
 import type { MoeModel } from '../model/model.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -56,13 +57,20 @@ interface Measured {
   readonly stdout: string;
   readonly stderr: string;
   readonly peakRssMb: number | null;
+  /** The child's CPU seconds (user + system), null without the native addon's getrusage. */
+  readonly cpuSeconds: number | null;
 }
 
+/**
+ * The timed workloads: decode, one prefill per length, and batched scoring (SCORE_CHUNKS × SCORE_CONTEXT tokens, each
+ * chunk's second half scored), each as tokens per wall-clock second and per CPU second (null where not measured).
+ */
+const WORKLOADS = ['decode', ...PREFILLS.map((p) => `prefill_${p}` as const), 'scoring'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
 interface Timing {
-  decode: number;
-  prefill: Record<number, number>;
-  /** Tokens per second through batched scoring (SCORE_CHUNKS × SCORE_CONTEXT tokens, each chunk's second half scored). */
-  scoring: number;
+  wall: Record<Workload, number>;
+  cpu: Record<Workload, number | null>;
   peakRssMb: number | null;
 }
 
@@ -122,41 +130,42 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
         timings[v].push(t.timing);
         scored[v].push(t.scoringPpl);
       }
-      log(`bench: round ${r + 1}/${rounds}: decode tokens/s routelab ${timings.routelab[r].decode.toFixed(0)}, F32 ${timings.f32[r].decode.toFixed(0)}, BF16 ${timings.bf16[r].decode.toFixed(0)}`);
+      log(`bench: round ${r + 1}/${rounds}: decode tokens/s routelab ${timings.routelab[r].wall.decode.toFixed(0)}, F32 ${timings.f32[r].wall.decode.toFixed(0)}, BF16 ${timings.bf16[r].wall.decode.toFixed(0)}`);
     }
-    const summary = Object.fromEntries(variants.map((v) => [v, {
-      decode: median(timings[v].map((t) => t.decode)),
-      prefill: Object.fromEntries(PREFILLS.map((p) => [p, median(timings[v].map((t) => t.prefill[p]))])),
-      scoring: median(timings[v].map((t) => t.scoring)),
-      peakRssMb: v === 'routelab' ? peakRssMb() : maxOrNull(timings[v].map((t) => t.peakRssMb)),
-    }])) as Record<(typeof variants)[number], { decode: number; prefill: Record<number, number>; scoring: number; peakRssMb: number | null }>;
+    type Variant = (typeof variants)[number];
+    const medianOf = (v: Variant, pick: (t: Timing) => number | null) => medianOrNull(timings[v].map(pick));
     // The batched scoring computes a perplexity too (-c 512): a second check that the three agree.
     const scoringPpl = Object.fromEntries(variants.map((v) => [v, scored[v][0]])) as Record<(typeof variants)[number], number>;
     const scoringAgree = lnDiff(scoringPpl.f32, scoringPpl.bf16) <= PPL_TOLERANCE && lnDiff(scoringPpl.routelab, scoringPpl.f32) <= PPL_TOLERANCE;
     log(`bench: perplexity (-c ${SCORE_CONTEXT} --chunks ${SCORE_CHUNKS}, batched): routelab ${scoringPpl.routelab.toFixed(4)}, llama.cpp F32 ${scoringPpl.f32.toFixed(4)}, BF16 ${scoringPpl.bf16.toFixed(4)}${scoringAgree ? '' : ' — they disagree'}`);
 
     const ratio = (a: number | null, b: number | null) => (a === null || b === null ? null : round(a / b, 3));
-    const metrics = [
-      { name: `decode tokens/s (batch 1, ${DECODE_TOKENS} tokens)`, key: 'decode', get: (s: typeof summary.f32) => s.decode },
-      ...PREFILLS.map((p) => ({ name: `prefill ${p} tokens/s`, key: `prefill_${p}`, get: (s: typeof summary.f32) => s.prefill[p] })),
-      { name: `batched scoring tokens/s (${SCORE_CHUNKS} × ${SCORE_CONTEXT})`, key: 'scoring', get: (s: typeof summary.f32) => s.scoring },
-      { name: 'peak RSS MB', key: 'peak_rss_mb', get: (s: typeof summary.f32) => s.peakRssMb },
+    const label: Record<Workload, string> = {
+      decode: `decode (batch 1, ${DECODE_TOKENS} tokens)`,
+      ...Object.fromEntries(PREFILLS.map((p) => [`prefill_${p}`, `prefill ${p}`])) as Record<`prefill_${(typeof PREFILLS)[number]}`, string>,
+      scoring: `batched scoring (${SCORE_CHUNKS} × ${SCORE_CONTEXT})`,
+    };
+    // Medians over rounds, wall-clock then CPU, and the peak RSS.
+    const metrics: { name: string; key: string; get: (v: Variant) => number | null }[] = [
+      ...WORKLOADS.map((w) => ({ name: `${label[w]} tokens/s`, key: w, get: (v: Variant) => medianOf(v, (t) => t.wall[w]) })),
+      ...WORKLOADS.map((w) => ({ name: `${label[w]} tokens/CPU-s`, key: `${w}_cpu`, get: (v: Variant) => medianOf(v, (t) => t.cpu[w]) })),
+      { name: 'peak RSS MB', key: 'peak_rss_mb', get: (v: Variant) => (v === 'routelab' ? peakRssMb() : maxOrNull(timings[v].map((t) => t.peakRssMb))) },
     ];
     const cell = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
     printTable([
       ['median of rounds', 'routelab', 'llama.cpp F32', 'llama.cpp BF16', 'ratio F32', 'ratio BF16'],
-      ...metrics.map((m) => [m.name, cell(m.get(summary.routelab)), cell(m.get(summary.f32)), cell(m.get(summary.bf16)),
-        cell(ratio(m.get(summary.routelab), m.get(summary.f32)), 2), cell(ratio(m.get(summary.routelab), m.get(summary.bf16)), 2)]),
+      ...metrics.map((m) => [m.name, cell(m.get('routelab')), cell(m.get('f32')), cell(m.get('bf16')),
+        cell(ratio(m.get('routelab'), m.get('f32')), 2), cell(ratio(m.get('routelab'), m.get('bf16')), 2)]),
     ]);
     console.log(JSON.stringify({
       bench: 'llama-cpp', threads, rounds, model: modelDir,
       perplexity: { context: PPL_CONTEXT, chunks: PPL_CHUNKS, routelab: ppl.routelab, f32: ppl.f32, bf16: ppl.bf16, agree },
       scoring_perplexity: { context: SCORE_CONTEXT, chunks: SCORE_CHUNKS, ...scoringPpl, agree: scoringAgree },
-      routelab: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.routelab)])),
-      llama_f32: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.f32)])),
-      llama_bf16: Object.fromEntries(metrics.map((m) => [m.key, m.get(summary.bf16)])),
-      ratio_f32: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get(summary.routelab), m.get(summary.f32))])),
-      ratio_bf16: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get(summary.routelab), m.get(summary.bf16))])),
+      routelab: Object.fromEntries(metrics.map((m) => [m.key, m.get('routelab')])),
+      llama_f32: Object.fromEntries(metrics.map((m) => [m.key, m.get('f32')])),
+      llama_bf16: Object.fromEntries(metrics.map((m) => [m.key, m.get('bf16')])),
+      ratio_f32: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get('routelab'), m.get('f32'))])),
+      ratio_bf16: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get('routelab'), m.get('bf16'))])),
     }));
   } finally {
     if (!values.keep) rmSync(work, { recursive: true, force: true });
@@ -233,28 +242,66 @@ async function routelabPerplexity(model: MoeModel, ids: Int32Array, context: num
   return { ppl: Math.exp(nll / (inChunk.length * chunks)), seconds };
 }
 
-/** generate's loop at batch 1 (timed after the first token, as llama-bench's -n excludes the prompt), prefills, scoring. */
-async function routelabTiming(model: MoeModel, tok: TextTokenizer, ids: Int32Array): Promise<{ timing: Timing; scoringPpl: number }> {
-  const prompt = tok.encode('The old man');
-  let t0 = 0;
-  const tokens = generate(model, prompt, { maxNewTokens: DECODE_TOKENS + 1, sample: greedy });
-  for (let produced = 0; !(await tokens.next()).done; produced++) if (produced === 0) t0 = performance.now();
-  const decode = DECODE_TOKENS / ((performance.now() - t0) / 1000);
-  const prefill: Record<number, number> = {};
-  for (const p of PREFILLS) {
-    const ids = Array.from({ length: p }, (_, i) => (i * 7919 + 13) % model.architecture.vocabSize);
-    const start = performance.now();
-    await model.forward([ids], { logits: 'last' });
-    prefill[p] = p / ((performance.now() - start) / 1000);
-  }
-  const scored = await routelabPerplexity(model, ids, SCORE_CONTEXT, SCORE_CHUNKS, SCORE_CHUNKS);
-  return { timing: { decode, prefill, scoring: (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds, peakRssMb: null }, scoringPpl: scored.ppl };
+/** CPU seconds of this process so far (user + system). */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
+/**
+ * generate's loop at batch 1 (timed after the first token, as llama-bench's -n excludes the prompt), prefills and
+ * batched scoring, each in wall-clock and CPU time.
+ */
+async function routelabTiming(model: MoeModel, tok: TextTokenizer, ids: Int32Array): Promise<{ timing: Timing; scoringPpl: number }> {
+  const wall = {} as Record<Workload, number>;
+  const cpu = {} as Record<Workload, number | null>;
+  const timed = async (w: Workload, tokens: number, run: () => Promise<void>) => {
+    const [t0, c0] = [performance.now(), ownCpuSeconds()];
+    await run();
+    wall[w] = tokens / ((performance.now() - t0) / 1000);
+    cpu[w] = tokens / (ownCpuSeconds() - c0);
+  };
+  const decoding = generate(model, tok.encode('The old man'), { maxNewTokens: DECODE_TOKENS + 1, sample: greedy });
+  await decoding.next(); // the prompt's prefill and the first token
+  await timed('decode', DECODE_TOKENS, async () => {
+    while (!(await decoding.next()).done) { /* tokens are counted, not kept */ }
+  });
+  for (const p of PREFILLS) {
+    const prompt = Array.from({ length: p }, (_, i) => (i * 7919 + 13) % model.architecture.vocabSize);
+    await timed(`prefill_${p}`, p, async () => { await model.forward([prompt], { logits: 'last' }); });
+  }
+  let scoringPpl = NaN;
+  await timed('scoring', SCORE_CONTEXT * SCORE_CHUNKS, async () => {
+    scoringPpl = (await routelabPerplexity(model, ids, SCORE_CONTEXT, SCORE_CHUNKS, SCORE_CHUNKS)).ppl;
+  });
+  return { timing: { wall, cpu, peakRssMb: null }, scoringPpl };
+}
+
+/**
+ * Repetitions of a llama-bench test of `tokens` tokens: its figures come from a run of this many, its CPU time from
+ * that run less a run of 1, so the repetitions beyond the first must outlast the jitter of start-up and loading:
+ * about 4,096 prompt or 512 generated tokens (33 at 128 tokens, 3 at 2,048; 5 for decode).
+ */
+function llamaReps(prompt: number, generated: number): number {
+  return 1 + Math.max(2, Math.ceil(prompt > 0 ? 4096 / prompt : 512 / generated));
+}
+
+/**
+ * llama-bench's decode and prefills and llama-perplexity's batched scoring. Wall clock: llama-bench's own average
+ * over LLAMA_REPS repetitions, and llama-perplexity's total less its load and warm-up time. CPU: the process's CPU
+ * time (getrusage of children, from the native addon; null without it) with a run of 1 repetition subtracted, which
+ * cancels start-up, loading and llama-bench's warm-up; for llama-perplexity the same with 1 chunk of SCORE_CHUNKS.
+ */
 async function llamaTiming(exe: string, perplexityExe: string, gguf: string, text: string, threads: number): Promise<{ timing: Timing; scoringPpl: number }> {
-  const run = async (p: number, n: number) => {
-    const r = await runMeasured(exe, ['-m', gguf, '-p', String(p), '-n', String(n), '-t', String(threads), '-r', '1', '-o', 'jsonl']);
-    const line = r.stdout.trim().split('\n').pop() ?? '';
+  const wall = {} as Record<Workload, number>;
+  const cpu = {} as Record<Workload, number | null>;
+  let peak: number | null = null;
+  const bench = async (w: Workload, p: number, n: number) => {
+    const run = (reps: number) => runMeasured(exe, ['-m', gguf, '-p', String(p), '-n', String(n), '-t', String(threads), '-r', String(reps), '-o', 'jsonl']);
+    const reps = llamaReps(p, n);
+    const once = await run(1);
+    const timed = await run(reps);
+    const line = timed.stdout.trim().split('\n').pop() ?? '';
     let avg: unknown;
     try {
       avg = (JSON.parse(line) as { avg_ts?: unknown }).avg_ts;
@@ -262,25 +309,34 @@ async function llamaTiming(exe: string, perplexityExe: string, gguf: string, tex
       avg = undefined;
     }
     if (typeof avg !== 'number') throw new RoutelabError('--llama-cpp', `llama-bench printed no avg_ts: ${JSON.stringify(line.slice(0, 200))}`);
-    return { tokensPerS: avg, peakRssMb: r.peakRssMb };
+    wall[w] = avg;
+    cpu[w] = cpuRate((reps - 1) * (p + n), timed.cpuSeconds, once.cpuSeconds);
+    peak = maxOrNull([peak, once.peakRssMb, timed.peakRssMb]);
   };
-  const decode = await run(0, DECODE_TOKENS);
-  const prefill: Record<number, number> = {};
-  let peak = decode.peakRssMb;
-  for (const p of PREFILLS) {
-    const r = await run(p, 0);
-    prefill[p] = r.tokensPerS;
-    peak = maxOrNull([peak, r.peakRssMb]);
-  }
-  const s = await runMeasured(perplexityExe, ['-m', gguf, '-f', text, '-c', String(SCORE_CONTEXT), '--chunks', String(SCORE_CHUNKS),
+  await bench('decode', 0, DECODE_TOKENS);
+  for (const p of PREFILLS) await bench(`prefill_${p}`, p, 0);
+  const perplexityRun = (chunks: number) => runMeasured(perplexityExe, ['-m', gguf, '-f', text, '-c', String(SCORE_CONTEXT), '--chunks', String(chunks),
     '-b', String(SCORE_CONTEXT * SCORE_CHUNKS), '-t', String(threads)]);
-  const scored = parsePerplexity(`${s.stdout}\n${s.stderr}`, 0, gguf);
-  return { timing: { decode: decode.tokensPerS, prefill, scoring: (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds, peakRssMb: maxOrNull([peak, s.peakRssMb]) }, scoringPpl: scored.ppl };
+  const one = await perplexityRun(1);
+  const all = await perplexityRun(SCORE_CHUNKS);
+  const scored = parsePerplexity(`${all.stdout}\n${all.stderr}`, 0, gguf);
+  wall.scoring = (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds;
+  cpu.scoring = cpuRate((SCORE_CHUNKS - 1) * SCORE_CONTEXT, all.cpuSeconds, one.cpuSeconds);
+  peak = maxOrNull([peak, one.peakRssMb, all.peakRssMb]);
+  return { timing: { wall, cpu, peakRssMb: peak }, scoringPpl: scored.ppl };
+}
+
+/** Tokens per CPU second of the difference between a longer and a shorter run (null when either is unmeasured). */
+function cpuRate(tokens: number, longer: number | null, shorter: number | null): number | null {
+  return longer === null || shorter === null || longer <= shorter ? null : tokens / (longer - shorter);
 }
 
 /** Run a process to completion, following its peak RSS (VmHWM, which only grows) in /proc while it runs. */
 function runMeasured(exe: string, args: readonly string[]): Promise<Measured> {
   return new Promise((resolve, reject) => {
+    const kernels = loadNativeKernels();
+    const childrenCpu = () => (kernels instanceof Error ? null : kernels.childrenCpuSeconds());
+    const cpuBefore = childrenCpu();
     const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -300,7 +356,10 @@ function runMeasured(exe: string, args: readonly string[]): Promise<Measured> {
     child.on('close', (code) => {
       clearInterval(timer);
       if (code !== 0) reject(new RoutelabError('--llama-cpp', `${exe} ${args.join(' ')} exited with ${code}: ${stderr.trim().split('\n').slice(-2).join(' | ')}`));
-      else resolve({ stdout, stderr, peakRssMb: peak });
+      else {
+        const cpuAfter = childrenCpu();
+        resolve({ stdout, stderr, peakRssMb: peak, cpuSeconds: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore });
+      }
     });
   });
 }
@@ -308,6 +367,10 @@ function runMeasured(exe: string, args: readonly string[]): Promise<Measured> {
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function medianOrNull(xs: readonly (number | null)[]): number | null {
+  return xs.some((x) => x === null) ? null : median(xs as number[]);
 }
 
 function maxOrNull(xs: readonly (number | null)[]): number | null {
