@@ -200,6 +200,9 @@ constexpr double kMinParallelFlops = 1 << 17;
 // The tasks worth spreading over threads: 1 (run inline) when the whole region is too small.
 inline int Spread(int tasks, double flops) { return flops < kMinParallelFlops ? 1 : tasks; }
 
+// The threads a region of this many flops runs on (Spread's decision), which sizes its blocks.
+inline int ThreadsFor(double flops) { return flops < kMinParallelFlops ? 1 : GetPool().size(); }
+
 // ---------------------------------------------------------------------------------------------------------------
 // Loads that widen the stored dtype to float32.
 
@@ -498,10 +501,26 @@ float* Scratch(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
-// c[tn × nb] (row stride ldc) = rows[0 .. tn) · W[n0 : n0 + nb, :]ᵀ, with the kernel that suits the row count.
-void GemmAny(int dtype, const float* const* rows, int tn, const void* w, size_t K, size_t n0, int nb, float* c, size_t ldc) {
-  if (tn >= kPackedMinRows) PickPacked(dtype)(rows, tn, w, K, n0, nb, c, ldc);
+// c[tn × nb] (row stride ldc) = rows[0 .. tn) · W[n0 : n0 + nb, :]ᵀ for tn of a region's rowsN rows, with the kernel
+// that suits rowsN: packed from kPackedMinRows rows in all, however the region's rows are split into tasks, so that
+// the split never changes which kernel (and so which sums) computes a row.
+void GemmPart(int dtype, int rowsN, const float* const* rows, int tn, const void* w, size_t K, size_t n0, int nb, float* c,
+              size_t ldc) {
+  if (rowsN >= kPackedMinRows) PickPacked(dtype)(rows, tn, w, K, n0, nb, c, ldc);
   else PickTile(dtype)(rows, tn, w, K, n0, nb, c, ldc);
+}
+
+void GemmAny(int dtype, const float* const* rows, int tn, const void* w, size_t K, size_t n0, int nb, float* c, size_t ldc) {
+  GemmPart(dtype, tn, rows, tn, w, K, n0, nb, c, ldc);
+}
+
+// Rows per task when `blocks` column blocks of n rows share `threads` threads: all n when the blocks already give every
+// thread work, else chunks (multiples of the 6-row kernel) making about two tasks per thread — a weight of 128 rows is
+// one packed block, and a popular expert's hundreds of tokens would otherwise run on one thread.
+int RowChunk(int n, int blocks, int threads) {
+  if (threads == 1 || blocks >= 2 * threads || n <= kPMR) return n;
+  int chunks = std::min((2 * threads + blocks - 1) / blocks, (n + kPMR - 1) / kPMR);
+  return ((n + chunks - 1) / chunks + kPMR - 1) / kPMR * kPMR;
 }
 
 // Width of a column block: kPNB for the packed kernel, and on one thread, where there is nothing to balance (wider
@@ -519,20 +538,17 @@ void Matmul(const float* x, int T, int K, const void* w, int dtype, int N, float
   Pool& pool = GetPool();
   std::vector<const float*> rows(T);
   for (int t = 0; t < T; t++) rows[t] = x + static_cast<size_t>(t) * K;
-  int nbw = BlockWidth(T, N, pool.size());
+  const int threads = ThreadsFor(2.0 * T * K * N);
+  int nbw = BlockWidth(T, N, threads);
   int nBlocks = (N + nbw - 1) / nbw;
-  // Too few column blocks for the threads: split the rows as well (each chunk a multiple of the 6-row kernel).
-  int tChunks = 1;
-  if (T >= kPackedMinRows && nBlocks < 2 * pool.size()) tChunks = std::max(1, std::min((2 * pool.size() + nBlocks - 1) / nBlocks, T / kPackedMinRows));
-  int chunk = ((T + tChunks - 1) / tChunks + kPMR - 1) / kPMR * kPMR;
-  tChunks = (T + chunk - 1) / chunk;
-  int tasks = nBlocks * tChunks;
+  int chunk = RowChunk(T, nBlocks, threads);
+  int tasks = nBlocks * ((T + chunk - 1) / chunk);
   std::atomic<int> next{0};
   pool.Run([&](int) {
     for (int task; (task = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
       int n0 = (task % nBlocks) * nbw, t0 = (task / nBlocks) * chunk;
       int nb = std::min(nbw, N - n0), tn = std::min(chunk, T - t0);
-      GemmAny(dtype, rows.data() + t0, tn, w, K, n0, nb, out + static_cast<size_t>(t0) * N + n0, N);
+      GemmPart(dtype, T, rows.data() + t0, tn, w, K, n0, nb, out + static_cast<size_t>(t0) * N + n0, N);
     }
   }, Spread(tasks, 2.0 * T * K * N));
 }
@@ -574,7 +590,7 @@ void MatmulArgmax(const float* x, int T, int K, const void* w, int dtype, int N,
   Pool& pool = GetPool();
   std::vector<const float*> rows(T);
   for (int t = 0; t < T; t++) rows[t] = x + static_cast<size_t>(t) * K;
-  int nbw = BlockWidth(T, N, pool.size());
+  int nbw = BlockWidth(T, N, ThreadsFor(2.0 * T * K * N));
   int nBlocks = (N + nbw - 1) / nbw;
   std::vector<Best> blocks(static_cast<size_t>(nBlocks) * T);
   std::vector<float> first(T);  // x[t] · W[0]: the scan's starting best (kept even when NaN)
@@ -636,13 +652,23 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
   Pool& pool = GetPool();
   // Every routed expert is two phases, each ending in a wait for its tasks: the threads are worth waking only when a
   // phase, not the whole call, is big enough (a decode step's experts, 8 phases of 2·128·128 flops, run on the caller
-  // alone, which measured faster than sharing them at 2 threads).
-  int maxTasks = 0, routed = 0;
+  // alone, which measured faster than sharing them at 2 threads). Alone, it uses one thread's block widths.
+  int routed = 0;
+  for (int e = 0; e < E; e++) routed += offsets[e + 1] > offsets[e];
+  const double phaseFlops = 6.0 * offsets[E] * H * I / std::max(1, 2 * routed);
+  const int threads = ThreadsFor(phaseFlops);
+  // A phase's tasks: column blocks of the weight, times row chunks when the blocks are too few for the threads.
+  struct Split {
+    int width, blocks, chunk, tasks;
+  };
+  auto split = [&](int n, int N) {
+    int width = BlockWidth(n, N, threads), blocks = (N + width - 1) / width, chunk = RowChunk(n, blocks, threads);
+    return Split{width, blocks, chunk, blocks * ((n + chunk - 1) / chunk)};
+  };
+  int maxTasks = 0;
   for (int e = 0; e < E; e++) {
     int n = offsets[e + 1] - offsets[e];
-    routed += n > 0;
-    if (n > 0) maxTasks = std::max({maxTasks, (I + BlockWidth(n, I, pool.size()) - 1) / BlockWidth(n, I, pool.size()),
-                                    (H + BlockWidth(n, H, pool.size()) - 1) / BlockWidth(n, H, pool.size())});
+    if (n > 0) maxTasks = std::max({maxTasks, split(n, I).tasks, split(n, H).tasks});
   }
   std::vector<int> nextRouted(E, -1);
   for (int e = E - 1, following = -1; e >= 0; e--) {
@@ -655,35 +681,36 @@ void Moe(const float* x, int H, int I, const int32_t* offsets, int E, const int3
       if (n == 0) continue;
       const int32_t* tok = tokens + begin;
       int ahead = n <= kPrefetchMaxTokens ? nextRouted[e] : -1;
-      int wA = BlockWidth(n, I, pool.size()), wB = BlockWidth(n, H, pool.size());
-      int nbA = (I + wA - 1) / wA, nbB = (H + wB - 1) / wB;
-      float* g = Scratch(tl_tile_a, static_cast<size_t>(n) * std::max(wA, wB));
-      float* u = Scratch(tl_tile_b, static_cast<size_t>(n) * wA);
-      phases[2 * e].Run(pool, nbA, [&](int task) {
-        int n0 = task * wA, nb = std::min(wA, I - n0);
+      const Split a = split(n, I), b = split(n, H);
+      float* g = Scratch(tl_tile_a, static_cast<size_t>(std::max(a.chunk * a.width, b.chunk * b.width)));
+      float* u = Scratch(tl_tile_b, static_cast<size_t>(a.chunk) * a.width);
+      phases[2 * e].Run(pool, a.tasks, [&](int task) {
+        int n0 = (task % a.blocks) * a.width, nb = std::min(a.width, I - n0);
+        int r0 = (task / a.blocks) * a.chunk, tn = std::min(a.chunk, n - r0);
         if (ahead >= 0) {
           PrefetchRows(gates[ahead], dtype, H, n0, nb);
           PrefetchRows(ups[ahead], dtype, H, n0, nb);
         }
-        GemmAny(dtype, xrows.data() + begin, n, gates[e], H, n0, nb, g, nb);
-        GemmAny(dtype, xrows.data() + begin, n, ups[e], H, n0, nb, u, nb);
-        for (int i = 0; i < n; i++) {
-          float* dst = act.data() + static_cast<size_t>(i) * I + n0;
+        GemmPart(dtype, n, xrows.data() + begin + r0, tn, gates[e], H, n0, nb, g, nb);
+        GemmPart(dtype, n, xrows.data() + begin + r0, tn, ups[e], H, n0, nb, u, nb);
+        for (int i = 0; i < tn; i++) {
+          float* dst = act.data() + static_cast<size_t>(r0 + i) * I + n0;
           for (int j = 0; j < nb; j++) dst[j] = Silu(g[i * nb + j]) * u[i * nb + j];
         }
       });
-      phases[2 * e + 1].Run(pool, nbB, [&](int task) {
-        int n0 = task * wB, nb = std::min(wB, H - n0);
+      phases[2 * e + 1].Run(pool, b.tasks, [&](int task) {
+        int n0 = (task % b.blocks) * b.width, nb = std::min(b.width, H - n0);
+        int r0 = (task / b.blocks) * b.chunk, tn = std::min(b.chunk, n - r0);
         if (ahead >= 0) PrefetchRows(downs[ahead], dtype, I, n0, nb);
-        GemmAny(dtype, arows.data(), n, downs[e], I, n0, nb, g, nb);
-        for (int i = 0; i < n; i++) {
-          float wt = weights[begin + i];
-          float* dst = out + static_cast<size_t>(tok[i]) * H + n0;
+        GemmPart(dtype, n, arows.data() + r0, tn, downs[e], I, n0, nb, g, nb);
+        for (int i = 0; i < tn; i++) {
+          float wt = weights[begin + r0 + i];
+          float* dst = out + static_cast<size_t>(tok[r0 + i]) * H + n0;
           for (int j = 0; j < nb; j++) dst[j] += g[i * nb + j] * wt;
         }
       });
     }
-  }, Spread(maxTasks, 6.0 * offsets[E] * H * I / std::max(1, 2 * routed)));
+  }, Spread(maxTasks, phaseFlops));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -757,7 +784,7 @@ int TokenRank(const float* x, int V, int t) {
 // out[n × V] = rows[0 .. n) · W[V × K]ᵀ, every column block a task, with the kernel `packed` names.
 void BlockLogits(const float* const* rows, int n, int K, const void* w, int dtype, int V, bool packed, float* out) {
   Pool& pool = GetPool();
-  int nbw = packed ? kPNB : BlockWidth(n, V, pool.size());
+  int nbw = packed ? kPNB : BlockWidth(n, V, ThreadsFor(2.0 * n * K * V));
   int tasks = (V + nbw - 1) / nbw;
   std::atomic<int> next{0};
   pool.Run([&](int) {
