@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { DashboardData } from '../src/dashboard/data.js';
 import { gutenbergDir, repoRoot, tempDir, untimedResults } from './helpers.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -35,6 +36,22 @@ test('two shards side by side, then a merge, give exactly the results of one swe
   assert.equal(second.code, 0, second.text);
   assert.match(first.text, /shard 1\/2: \d+ cells/);
   assert.match(second.text, /shard 2\/2: \d+ cells .*run the same command without --shard/);
+
+  // The dashboard shows the two shards' status files as one sweep: all 6 cells done, once each, both shards' workers.
+  const live = new DashboardData(sharded).state();
+  assert.equal(live.error, null);
+  assert.equal(live.status?.mode, 'shard');
+  assert.equal(live.status?.finished, true);
+  assert.equal(live.status?.cells.length, 6);
+  assert.deepEqual(new Set(live.status?.cells.map((c) => c.name)).size, 6);
+  assert.ok(live.status?.cells.every((c) => c.state === 'done'));
+  assert.equal(live.status?.workers.length, 2);
+  assert.ok(live.charts.length > 0, 'charts of the finished cells');
+  // An unreadable shard file is named, and the other shard still shows.
+  writeFileSync(join(sharded, 'sweep-status.shard-2-of-2.json'), '{"format":');
+  const damaged = new DashboardData(sharded).state();
+  assert.match(damaged.error ?? '', /sweep-status\.shard-2-of-2\.json: /);
+  assert.ok((damaged.status?.cells.length ?? 0) > 0 && (damaged.status?.cells.length ?? 0) < 6);
 
   const merge = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   assert.equal(merge.status, 0, merge.stderr);

@@ -12,7 +12,9 @@ export const dashboardCommand: Command = {
   --port P           the port to serve on (default 0: a free one); the page's URL is printed on stderr
   --host H           the address to bind (default 127.0.0.1: this machine only; 0.0.0.0 shows it to the network)
 
-The page reads RUN_DIR/sweep-status.json and the finished cells' summaries every second. Ctrl-C stops it.`,
+The page reads RUN_DIR/sweep-status.json — or, for a run split with sweep --shard I/N, every shard's
+sweep-status.shard-I-of-N.json, merged into one view — and the finished cells' summaries every second; a queue
+coordinator keeps the queue's workers and running cells in the status file. Ctrl-C stops it.`,
   options: {
     port: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },

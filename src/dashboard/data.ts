@@ -4,7 +4,7 @@
  * results.json and manifest.json, written only when the sweep ends, so the charts' run data is assembled here from
  * the status file's grid (configuration and task order) and the finished cells' summaries.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { EvalSummary } from '../eval/evaluate.js';
@@ -12,7 +12,7 @@ import { cellRecords } from '../report/charts-common.js';
 import { sweepCharts } from '../report/charts-sweep.js';
 import type { ConfigInfo, ReportCell, RunData } from '../report/types.js';
 import { resultRow } from '../sweep/results.js';
-import { STATUS_FILE, type SweepStatusFile } from '../sweep/status.js';
+import { STATUS_FILE, type CellState, type SweepStatusFile } from '../sweep/status.js';
 
 /** The report's charts that need neither a baseline nor traces, so they read the same with any subset of cells done. */
 const LIVE_CHARTS = ['sweep-ppl-vs-experts', 'sweep-accuracy-vs-experts', 'sweep-speed-vs-experts', 'sweep-loss'] as const;
@@ -53,18 +53,12 @@ export class DashboardData {
 
   state(): DashboardState {
     const now = new Date().toISOString();
-    const file = join(this.runDir, STATUS_FILE);
-    if (!existsSync(file)) return { runDir: this.runDir, now, status: null, error: null, chartsKey: '', charts: [] };
-    let status: SweepStatusFile;
-    try {
-      // Sweeps replace the file atomically, so a read never sees half of it.
-      status = JSON.parse(readFileSync(file, 'utf8')) as SweepStatusFile;
-      if (status.format !== 'routelab.sweep-status/1' || !Array.isArray(status.cells)) throw new Error(`expected "format": "routelab.sweep-status/1"`);
-    } catch (e) {
-      return { runDir: this.runDir, now, status: null, error: `${file}: ${(e as Error).message}`, chartsKey: '', charts: [] };
-    }
+    const { statuses, errors } = readStatusFiles(this.runDir);
+    const error = errors.length ? errors.join('; ') : null;
+    if (!statuses.length) return { runDir: this.runDir, now, status: null, error, chartsKey: '', charts: [] };
+    const status = mergeStatuses(statuses);
     const { key, charts } = this.chartsOf(status);
-    return { runDir: this.runDir, now, status, error: null, chartsKey: key, charts };
+    return { runDir: this.runDir, now, status, error, chartsKey: key, charts };
   }
 
   private chartsOf(status: SweepStatusFile): { key: string; charts: DashboardChart[] } {
@@ -97,6 +91,74 @@ export class DashboardData {
       return null;
     }
   }
+}
+
+/** `sweep-status.shard-I-of-N.json`: what each shard of a `sweep --shard I/N` run keeps. */
+const SHARD_STATUS = /^sweep-status\.shard-(\d+)-of-(\d+)\.json$/;
+
+/**
+ * The run's status files — the sweep's own and every shard's, shards in index order — and what was wrong with any
+ * that could not be read. Sweeps replace these files atomically, so a read never sees half of one.
+ */
+export function readStatusFiles(runDir: string): { statuses: SweepStatusFile[]; errors: string[] } {
+  let names: string[];
+  try {
+    names = readdirSync(runDir);
+  } catch {
+    return { statuses: [], errors: [] }; // not created yet: the sweep about to start makes it
+  }
+  const shards = names.flatMap((n) => {
+    const m = SHARD_STATUS.exec(n);
+    return m ? [{ name: n, index: Number(m[1]) }] : [];
+  }).sort((a, b) => a.index - b.index).map((s) => s.name);
+  const statuses: SweepStatusFile[] = [];
+  const errors: string[] = [];
+  for (const name of [...(names.includes(STATUS_FILE) ? [STATUS_FILE] : []), ...shards]) {
+    const file = join(runDir, name);
+    try {
+      const status = JSON.parse(readFileSync(file, 'utf8')) as SweepStatusFile;
+      if (status.format !== 'routelab.sweep-status/1' || !Array.isArray(status.cells) || !Array.isArray(status.workers)) {
+        throw new Error('expected "format": "routelab.sweep-status/1" with cells and workers');
+      }
+      statuses.push(status);
+    } catch (e) {
+      errors.push(`${file}: ${(e as Error).message}`);
+    }
+  }
+  return { statuses, errors };
+}
+
+/** How far a cell has got: where two files list the same cell, the one further along is shown. */
+const PROGRESS: Record<CellState, number> = { pending: 0, queued: 1, running: 2, failed: 3, done: 4 };
+
+/**
+ * One status of several (a sharded run's shards, and the merging sweep's own once it runs): every cell once, at its
+ * furthest state, in the grid's order (the shards' lists taken in turn, as a shard takes every N-th cell); every
+ * shard's workers; finished when every file is.
+ */
+export function mergeStatuses(statuses: readonly SweepStatusFile[]): SweepStatusFile {
+  if (statuses.length === 1) return statuses[0];
+  const byName = new Map<string, SweepStatusFile['cells'][number]>();
+  const longest = Math.max(...statuses.map((s) => s.cells.length));
+  for (let i = 0; i < longest; i++) {
+    for (const s of statuses) {
+      const cell = s.cells[i];
+      if (cell === undefined) continue;
+      const known = byName.get(cell.name);
+      if (known === undefined || PROGRESS[cell.state] > PROGRESS[known.state]) byName.set(cell.name, cell);
+    }
+  }
+  // Insertion order of the first sighting is the order shown.
+  const cells = [...byName.values()];
+  return {
+    format: 'routelab.sweep-status/1',
+    mode: statuses.some((s) => s.mode === 'shard') ? 'shard' : statuses[0].mode,
+    queue: statuses.find((s) => s.queue !== null)?.queue ?? null,
+    updated: statuses.map((s) => s.updated).sort().at(-1)!,
+    finished: statuses.every((s) => s.finished),
+    cells,
+    workers: statuses.flatMap((s) => s.workers),
+  };
 }
 
 /**
