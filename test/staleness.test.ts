@@ -9,6 +9,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, u
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cachedFileSha256, fileSha256, hashCacheFile } from '../src/file-hash.js';
+import { codeTreeSha256 } from '../src/sweep/identity.js';
 import { gutenbergDir, repoRoot, tempDir } from './helpers.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -107,4 +108,38 @@ test('a file is hashed once and then taken from the cache while its size, mtime 
     if (previous === undefined) delete process.env.ROUTELAB_CACHE;
     else process.env.ROUTELAB_CACHE = previous;
   }
+});
+
+test('the code identity covers the computing modules and the native binary, not the presentation folders or declarations', () => {
+  const root = join(tempDir(), 'dist-src');
+  const files: Record<string, string> = {
+    'model/model.js': 'forward();', 'routers/bh.js': 'route();', 'report/report.js': 'render();', 'dashboard/page.js': 'page();',
+    'version.js': 'v();', 'model/model.d.ts': 'declare', 'model/model.js.map': '{}',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(root, path, '..'), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  const addon = join(root, '..', 'kernels.node');
+  writeFileSync(addon, 'binary');
+  const base = codeTreeSha256(root, addon);
+  const changed = (path: string, text: string) => {
+    const before = readFileSync(path);
+    writeFileSync(path, text);
+    const after = codeTreeSha256(root, addon);
+    writeFileSync(path, before);
+    return after !== base;
+  };
+  assert.equal(changed(join(root, 'report/report.js'), 'render(2);'), false, 'reports do not compute cells');
+  assert.equal(changed(join(root, 'dashboard/page.js'), 'page(2);'), false);
+  assert.equal(changed(join(root, 'model/model.d.ts'), 'declare 2'), false, 'declarations are not code');
+  assert.equal(changed(join(root, 'model/model.js'), 'forward(2);'), true, 'the forward pass computes cells');
+  assert.equal(changed(join(root, 'routers/bh.js'), 'route(2);'), true);
+  assert.equal(changed(addon, 'binary 2'), true, 'the native kernels compute cells');
+  // A report folder below the top is not a presentation folder.
+  mkdirSync(join(root, 'model/report'));
+  writeFileSync(join(root, 'model/report/x.js'), 'x();');
+  assert.notEqual(codeTreeSha256(root, addon), base);
+  assert.equal(codeTreeSha256(root, addon), codeTreeSha256(root, addon), 'stable');
+  assert.notEqual(codeTreeSha256(root, null), codeTreeSha256(root, addon));
 });

@@ -6,10 +6,13 @@
  * to what the summary recorded; otherwise it is redone, with the reason said.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NATIVE_ADDON_PATH } from '../backends/native.js';
 import { cachedFileSha256, fileSha256 } from '../file-hash.js';
 import type { Checkpoint } from '../model/checkpoint.js';
+import { VERSION } from '../version.js';
 
 export const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -28,6 +31,42 @@ export function modelFingerprint(checkpoint: Checkpoint): string {
   }
   for (const shard of checkpoint.shards) hash.update(`${shard.file}:${cachedFileSha256(join(checkpoint.dir, shard.file))}\n`);
   return hash.digest('hex');
+}
+
+/** Folders of the compiled sources that only present results (reports, the live page, analyses, comparisons). */
+const PRESENTATION = new Set(['report', 'dashboard', 'analyze', 'compare']);
+
+/**
+ * SHA-256 (hex) of a compiled source tree — every .js file under `root` but the presentation folders at its top, by
+ * relative path and content — and of the native kernels' binary `addon` when there is one.
+ */
+export function codeTreeSha256(root: string, addon: string | null): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!(dir === root && PRESENTATION.has(entry.name))) walk(path);
+      } else if (entry.name.endsWith('.js')) {
+        hash.update(`${relative(root, path)}:${fileSha256(path)}\n`);
+      }
+    }
+  };
+  walk(root);
+  if (addon !== null && existsSync(addon)) hash.update(`native:${fileSha256(addon)}\n`);
+  return hash.digest('hex');
+}
+
+let codeHash: string | undefined;
+
+/**
+ * What code computes a cell: routelab's version and codeTreeSha256 of its compiled modules (dist/src) and native
+ * kernels. So a cell is redone after any change to the code that computes it, committed or not, and stays current
+ * across changes to documentation, tests or reports (a git commit would be neither).
+ */
+export function codeFingerprint(): string {
+  codeHash ??= `${VERSION}+code.${codeTreeSha256(fileURLToPath(new URL('..', import.meta.url)), NATIVE_ADDON_PATH).slice(0, 16)}`;
+  return codeHash;
 }
 
 /** Every input a cell's result depends on; its JSON's SHA-256 is the cell key. */
@@ -54,7 +93,7 @@ const CHANGED: Readonly<Record<keyof CellIdentity, string>> = {
   maxLength: 'max length changed',
   fewshot: 'few-shot examples changed',
   trace: 'trace level changed',
-  code: 'routelab version changed',
+  code: 'routelab code changed',
 };
 
 /** Seal a summary: the SHA-256 of its JSON without the seal, so an edited or damaged summary is recognised. */

@@ -32,7 +32,7 @@ import { type Cell, cellResultLine, readCellSummary, statusResult, type TaskData
 import type { Progress } from './progress.js';
 import { CellQueue } from './queue.js';
 import { SweepStatus } from './status.js';
-import { cellKey, type CellIdentity, modelFingerprint, sealSummary, sha256, staleness } from './identity.js';
+import { cellKey, type CellIdentity, codeFingerprint, modelFingerprint, sealSummary, sha256, staleness } from './identity.js';
 import { compareToBaseline, resultRow, writeResults, type ResultRow } from './results.js';
 import type { SweepSpec } from './spec.js';
 
@@ -124,7 +124,7 @@ async function nullModelFor(options: PlanInputs, loaded: LoadedModel, tokenizer:
   }
   const text = readCalibrationText(source, tokenizer, spec.calibration.tokens, 512);
   // The null is the run's as long as what it was fitted from is unchanged: model, calibration text and settings.
-  const calibrationKey = sha256(JSON.stringify({ model: modelHash, text: text.fingerprint, tokens: text.tokens, settings: spec.calibration, code: VERSION }));
+  const calibrationKey = sha256(JSON.stringify({ model: modelHash, text: text.fingerprint, tokens: text.tokens, settings: spec.calibration, code: codeFingerprint() }));
   if (existsSync(file)) {
     let recorded: unknown;
     try {
@@ -254,7 +254,7 @@ export async function planSweep(options: PlanInputs, inputs: SweepInputs, { cali
   if (duplicate) throw new RoutelabError('sweep spec', `two routers share the configuration name ${duplicate}`);
 
   const nullHash = nullFile ? sha256(readFileSync(nullFile)) : null;
-  const code = `${VERSION}${gitCommit() ? `+${gitCommit()}` : ''}`;
+  const code = codeFingerprint();
   const cellOf = (router: Router, config: string, d: TaskData, source?: { key: string; file: string }): Cell => {
     // The null file enters by content, not by path, so a moved run directory still resumes; a control's source cell
     // enters by its key.
