@@ -39,10 +39,13 @@ echo "llama_perf_context_print:       total time =    1400.32 ms /  4097 tokens"
 
 const python = spawnSync('python3', ['-c', '0']).status === 0;
 
-test('bench cpu --llama-cpp: converts, checks perplexity, times interleaved rounds, prints ratios', { skip: skip || (python ? false : 'no python3') }, () => {
+test('bench cpu --llama-cpp: writes the GGUFs, checks perplexity, times interleaved rounds, prints ratios', { skip }, () => {
   const { dir, log } = fakeLlamaCpp(183.709);
   const r = spawnSync(process.execPath, [cli, 'bench', 'cpu', '--llama-cpp', dir, '--threads', '1', '--rounds', '2'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
+  // OLMoE is written by routelab itself (the converter beside the build is not needed).
+  assert.match(r.stderr, /bench: writing .* as F32 GGUF\nbench: writing .* as BF16 GGUF/);
+  assert.doesNotMatch(readFileSync(log, 'utf8'), /convert/);
   const lines = r.stdout.trim().split('\n');
   assert.match(lines[0], /^median of rounds\s+routelab\s+llama\.cpp F32\s+llama\.cpp BF16\s+ratio F32\s+ratio BF16$/);
   const out = JSON.parse(lines[lines.length - 1]);
@@ -81,6 +84,14 @@ test('bench cpu --llama-cpp: converts, checks perplexity, times interleaved roun
     .map((args) => benches.filter((c) => c.includes(args)).length), [4, 4, 4, 4]);
   assert.ok(benches.every((c) => / -t 1 /.test(c) && /model-(f32|bf16)\.gguf/.test(c)));
   assert.ok(!existsSync(benches[0].split(' ')[2]), 'the converted files are removed');
+});
+
+test('bench cpu --llama-cpp --convert runs llama.cpp\'s converter instead', { skip: skip || (python ? false : 'no python3') }, () => {
+  const { dir, log } = fakeLlamaCpp(183.709);
+  const r = spawnSync(process.execPath, [cli, 'bench', 'cpu', '--llama-cpp', dir, '--convert', join(dir, 'convert_hf_to_gguf.py'), '--threads', '1', '--rounds', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /bench: converting .* to F32 GGUF with .*convert_hf_to_gguf\.py/);
+  assert.ok(readFileSync(log, 'utf8').split('\n').some((c) => /^llama-perplexity .*model-bf16\.gguf/.test(c)));
 });
 
 test('bench cpu --llama-cpp reports disagreeing perplexities and a missing converter clearly', { skip }, () => {

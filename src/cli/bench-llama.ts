@@ -7,6 +7,8 @@ import { RoutelabError } from '../errors.js';
 import { generate } from '../generate.js';
 import { loadNativeKernels } from '../backends/native.js';
 import { loadModel } from '../load.js';
+import { Checkpoint } from '../model/checkpoint.js';
+import { writeGguf } from '../model/gguf.js';
 import type { MoeModel } from '../model/model.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { greedy } from '../sampling.js';
@@ -23,10 +25,11 @@ import { numberFlag } from './command.js';
 export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--model DIR] [--convert FILE | --gguf F32.gguf,BF16.gguf]
                           [--python PY] [--text FILE] [--rounds 3] [--threads N] [--keep]
 
-  routelab against llama.cpp: DIR is a llama.cpp build (llama-bench and llama-perplexity in DIR or DIR/bin;
-  convert_hf_to_gguf.py in DIR, a folder above it, or --convert). --model (default the bundled model) is converted
-  to GGUF at F32 and BF16 with --python (default python3, which needs the converter's torch, transformers and
-  gguf), unless --gguf names the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
+  routelab against llama.cpp: DIR is a llama.cpp build (llama-bench and llama-perplexity in DIR or DIR/bin).
+  --model (default the bundled model) is written as GGUF at F32 and BF16 by routelab itself (OLMoE), or by
+  llama.cpp's convert_hf_to_gguf.py (--convert FILE, or found in DIR or a folder above it for other families) run
+  with --python (default python3, which needs the converter's torch, transformers and gguf), unless --gguf names
+  the two files already converted. The perplexities of both GGUFs (llama-perplexity -c 128 --chunks 8
   on --text, default the bundled data/train-text) and routelab's under the same definition are compared; --rounds
   interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token),
   prefill of 128, 512 and 2048 tokens (llama-bench -p N -n 0 against one forward pass) and batched scoring
@@ -98,7 +101,9 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
   const work = mkdtempSync(join(tmpdir(), 'routelab-llama-'));
   try {
     if (values.gguf !== undefined && values.convert !== undefined) throw new RoutelabError('--gguf', 'converted files or a converter (--convert), not both');
-    const gguf = values.gguf !== undefined ? splitGguf(values.gguf as string) : convert(
+    // Converted files as given; else llama.cpp's converter when asked for, or when routelab cannot write the family.
+    const ownWriter = values.convert === undefined && Checkpoint.readArchitecture(modelDir).family.gguf !== undefined;
+    const gguf = values.gguf !== undefined ? splitGguf(values.gguf as string) : ownWriter ? writeOwn(modelDir, work, log) : convert(
       (values.convert as string | undefined) ?? findFile('--llama-cpp', 'convert_hf_to_gguf.py', [dir, dirname(dir), dirname(dirname(dir))]),
       modelDir, work, (values.python as string | undefined) ?? 'python3', log,
     );
@@ -183,6 +188,16 @@ function splitGguf(spec: string): { f32: string; bf16: string } {
   if (!f32 || !bf16 || rest.length) throw new RoutelabError('--gguf', `expected F32.gguf,BF16.gguf, got ${JSON.stringify(spec)}`);
   for (const f of [f32, bf16]) if (!existsSync(f)) throw new RoutelabError('--gguf', `${f} does not exist`);
   return { f32, bf16 };
+}
+
+/** The model at F32 and BF16 by routelab's own GGUF writer (src/model/gguf.ts). */
+function writeOwn(modelDir: string, work: string, log: (line: string) => void): { f32: string; bf16: string } {
+  const out = { f32: join(work, 'model-f32.gguf'), bf16: join(work, 'model-bf16.gguf') };
+  for (const [type, file] of [['F32', out.f32], ['BF16', out.bf16]] as const) {
+    log(`bench: writing ${modelDir} as ${type} GGUF`);
+    writeGguf(modelDir, file, type);
+  }
+  return out;
 }
 
 /** The model at F32 and BF16 by llama.cpp's converter (found beside or above the build folder: it usually sits in the source tree). */

@@ -33,6 +33,8 @@ export interface Family {
   /** The family's own routing as a router spec (`default` builds it). */
   defaultRouter(a: Architecture): string;
   readonly names: TensorNames;
+  /** llama.cpp's name for the architecture and its tensors (`{l}`: layer), for families routelab writes as GGUF. */
+  readonly gguf?: { readonly arch: string; readonly tensors: Partial<TensorNames> };
 }
 
 const ATTENTION = 'model.layers.{l}.self_attn';

@@ -28,4 +28,14 @@ export const olmoe: Family = {
   },
   defaultRouter: (a) => `topk:k=${a.moe.numExpertsPerTok},renormalize=${a.routing.normTopkProb}`,
   names: COMMON_NAMES,
+  gguf: {
+    arch: 'olmoe',
+    tensors: {
+      embed: 'token_embd.weight', finalNorm: 'output_norm.weight', lmHead: 'output.weight',
+      inputNorm: 'blk.{l}.attn_norm.weight', postNorm: 'blk.{l}.ffn_norm.weight',
+      q: 'blk.{l}.attn_q.weight', k: 'blk.{l}.attn_k.weight', v: 'blk.{l}.attn_v.weight', o: 'blk.{l}.attn_output.weight',
+      qNorm: 'blk.{l}.attn_q_norm.weight', kNorm: 'blk.{l}.attn_k_norm.weight', router: 'blk.{l}.ffn_gate_inp.weight',
+      expertGate: 'blk.{l}.ffn_gate_exps.weight', expertUp: 'blk.{l}.ffn_up_exps.weight', expertDown: 'blk.{l}.ffn_down_exps.weight',
+    },
+  },
 };
