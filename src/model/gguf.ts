@@ -224,28 +224,26 @@ class ByteWriter {
     this.view = new DataView(grown.buffer);
   }
 
+  private put(bytes: number, write: (view: DataView, at: number) => void): void {
+    this.reserve(bytes);
+    write(this.view, this.length);
+    this.length += bytes;
+  }
+
   u32(v: number): void {
-    this.reserve(4);
-    this.view.setUint32(this.length, v, true);
-    this.length += 4;
+    this.put(4, (d, at) => d.setUint32(at, v, true));
   }
 
   i32(v: number): void {
-    this.reserve(4);
-    this.view.setInt32(this.length, v, true);
-    this.length += 4;
+    this.put(4, (d, at) => d.setInt32(at, v, true));
   }
 
   f32(v: number): void {
-    this.reserve(4);
-    this.view.setFloat32(this.length, v, true);
-    this.length += 4;
+    this.put(4, (d, at) => d.setFloat32(at, v, true));
   }
 
   u64(v: number): void {
-    this.reserve(8);
-    this.view.setBigUint64(this.length, BigInt(v), true);
-    this.length += 8;
+    this.put(8, (d, at) => d.setBigUint64(at, BigInt(v), true));
   }
 
   string(s: string): void {
@@ -262,10 +260,7 @@ class ByteWriter {
       case Kv.Uint32: return this.u32(v.value);
       case Kv.Int32: return this.i32(v.value);
       case Kv.Float32: return this.f32(v.value);
-      case Kv.Bool:
-        this.reserve(1);
-        this.buffer[this.length++] = v.value ? 1 : 0;
-        return;
+      case Kv.Bool: return this.put(1, (d, at) => d.setUint8(at, v.value ? 1 : 0));
       case Kv.String: return this.string(v.value);
       case Kv.Array:
         this.u32(v.of);
