@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fitNullModel } from '../src/calibrate/calibrate.js';
+import { fitNullModel, ksCritical95 } from '../src/calibrate/calibrate.js';
 import { DEFAULT_MAX_COMPONENTS } from '../src/calibrate/gmm.js';
 import { RoutelabError } from '../src/errors.js';
 import { erfc, kdeCdfGrid, normalCdf } from '../src/calibrate/kde.js';
@@ -101,6 +101,30 @@ test('the held-out tokens are t mod 10 = 9: shifting only their logits drives th
   assert.ok(fitNullModel([onTokenZero], E, { perExpert: false, points: 64, meta: {}, estimator: 'empirical' }).layers[0].ks! < 0.5);
 });
 
+test('per-expert KS: a pooled null that fits the layer still shows the expert whose logits sit apart; its own null fits it', () => {
+  // 8 experts of standard normal logits, expert 5 shifted by +1.5: the pooled null is their mixture.
+  const random = createRandom(11);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const E = 8, T = 4000;
+  const logits = Float32Array.from({ length: T * E }, (_, i) => gauss() + (i % E === 5 ? 1.5 : 0));
+  const pooled = fitNullModel([logits], E, { perExpert: false, points: 256, meta: {} }).layers[0];
+  const critical = ksCritical95(T / 10);
+  assert.equal(pooled.ks_experts!.length, E);
+  const worst = pooled.ks_experts!.indexOf(Math.max(...pooled.ks_experts!));
+  assert.equal(worst, 5, `the shifted expert is the worst: ${pooled.ks_experts}`);
+  assert.ok(pooled.ks_experts![5] > 0.4, `${pooled.ks_experts![5]}`);
+  // The others sit a little below the mixture (it leans towards expert 5), which 400 held-out tokens can also see.
+  assert.ok(pooled.ks_experts!.filter((_, e) => e !== 5).every((d) => d < 0.15), `${pooled.ks_experts}`);
+  // Per-expert nulls: each expert's held-out logits against its own null, all at the level of sampling noise.
+  const own = fitNullModel([logits], E, { perExpert: true, points: 256, meta: {} }).layers[0];
+  assert.ok(own.ks_experts!.every((d) => d < 2 * critical), `${own.ks_experts} vs critical ${critical}`);
+  // The file reads back with the distances, and a wrong count is refused.
+  const file = fitNullModel([logits], E, { perExpert: false, points: 64, meta: {} });
+  assert.deepEqual(parseNullModel(file, 'null.json', { numLayers: 1, numExperts: E }).layers[0].ksExperts, file.layers[0].ks_experts);
+  assert.throws(() => parseNullModel({ ...file, layers: [{ ...file.layers[0], ks_experts: [0.1, 0.2] }] }, 'null.json', { numLayers: 1, numExperts: E }),
+    /null\.json: layers\[0\]\.ks_experts: expected 8 KS distances in \[0, 1\], one per expert/);
+});
+
 test('null files: the estimator and its parameters are validated by name; a file without them reads as kde', () => {
   const grid = { x: [0, 1], cdf: [0, 1] };
   const rejects = (content: unknown, where: string, pattern: RegExp) =>
@@ -187,11 +211,17 @@ test('calibrate --estimator gmm on the bundled model: --show reports the fit and
   const nullModel = readNullModel(out, { numLayers: 4, numExperts: 64 });
   assert.equal(nullModel.estimator, 'gmm');
   assert.equal(nullModel.meta.heldout_tokens, 40);
-  assert.match(r.stdout, /4 layers, 512 grid points, estimator gmm[\s\S]*KS  fit\n\s+0 .* K=\d: /);
+  assert.match(r.stdout, /4 layers, 512 grid points, estimator gmm[\s\S]*KS   KS worst which   > crit  fit\n\s+0 .* e\d+ +\d+\/64  K=\d: /);
+  assert.match(r.stdout, /> crit: experts above 0\.2147, the distance 40 independent samples of a correct null exceed 5% of the time/);
   const shown = JSON.parse(run('calibrate', '--show', out, '--json').stdout);
   assert.equal(shown.estimator, 'gmm');
+  assert.equal(shown.ks_critical_95, 1.3581 / Math.sqrt(40));
   for (const layer of shown.layers) {
     assert.ok(layer.ks > 0 && layer.ks < 0.2, `ks = ${layer.ks}`);
+    assert.equal(layer.ks_experts.length, 64);
+    assert.equal(layer.ks_experts_max, Math.max(...layer.ks_experts));
+    assert.equal(layer.ks_experts[layer.ks_experts_worst], layer.ks_experts_max);
+    assert.equal(layer.ks_experts_above_critical, layer.ks_experts.filter((d: number) => d > shown.ks_critical_95).length);
     assert.ok(layer.params.weights.length >= 1 && layer.params.weights.length <= 3);
     assert.equal(layer.bandwidth, null);
   }

@@ -69,7 +69,7 @@ export function fitNullModel(logits: readonly Float32Array[], numExperts: number
   const tokens = (logits[0]?.length ?? 0) / E;
   const heldOut = Math.floor(tokens / HOLDOUT_EVERY);
   const layers = logits.map((layerLogits) => {
-    const pooled = { ...grid(layerLogits), ...(heldOut > 0 ? { ks: heldOutKs(layerLogits, E, fit) } : {}) };
+    const pooled = { ...grid(layerLogits), ...(heldOut > 0 ? heldOutKs(layerLogits, E, fit, options.perExpert) : {}) };
     if (!options.perExpert) return pooled;
     const column = new Float32Array(tokens);
     const experts = Array.from({ length: E }, (_, e) => {
@@ -89,7 +89,8 @@ export function fitNullModel(logits: readonly Float32Array[], numExperts: number
       per_expert: options.perExpert,
       samples_per_layer: logits[0]?.length ?? 0,
       tokens,
-      goodness_of_fit: `ks: Kolmogorov-Smirnov distance of the layer's null fitted without tokens t % ${HOLDOUT_EVERY} == ${HOLDOUT_EVERY - 1} to their logits`,
+      goodness_of_fit: `ks: Kolmogorov-Smirnov distance of the layer's null fitted without tokens t % ${HOLDOUT_EVERY} == ${HOLDOUT_EVERY - 1} to their logits; ` +
+        `ks_experts: the same per expert, its held-out logits against the null bh uses for it (the layer's, or with per_expert its own)`,
       heldout_tokens: heldOut,
       routelab_version: VERSION,
       created: new Date().toISOString(),
@@ -97,8 +98,14 @@ export function fitNullModel(logits: readonly Float32Array[], numExperts: number
   };
 }
 
-/** The KS distance between the null fitted on the kept tokens and the held-out tokens' logits (HOLDOUT_EVERY). */
-function heldOutKs(layerLogits: Float32Array, E: number, fit: (samples: ArrayLike<number>) => { x: Float64Array; cdf: Float64Array }): number {
+/**
+ * KS distances of nulls fitted on the kept tokens to the held-out tokens' logits (HOLDOUT_EVERY): the layer's null
+ * against all held-out logits (`ks`), and per expert its held-out logits against the null bh uses for that expert —
+ * the layer's, or with per-expert nulls its own (`ks_experts`). A pooled null can fit the layer well and still miss
+ * an expert whose logits sit apart from the others', which would bias that expert's p-values.
+ */
+function heldOutKs(layerLogits: Float32Array, E: number, fit: (samples: ArrayLike<number>) => { x: Float64Array; cdf: Float64Array },
+                   perExpert: boolean): { ks: number; ks_experts: number[] } {
   const tokens = layerLogits.length / E;
   const heldOut = Math.floor(tokens / HOLDOUT_EVERY);
   const kept = new Float64Array((tokens - heldOut) * E);
@@ -108,6 +115,19 @@ function heldOutKs(layerLogits: Float32Array, E: number, fit: (samples: ArrayLik
     if (t % HOLDOUT_EVERY === HOLDOUT_EVERY - 1) held.set(row, E * h++);
     else kept.set(row, E * k++);
   }
-  const fitted = fit(kept);
-  return ksDistance(held.sort(), (r) => nullCdf(fitted, r));
+  const layerNull = fit(kept);
+  const column = (from: Float64Array, e: number) => Float64Array.from({ length: from.length / E }, (_, t) => from[t * E + e]);
+  const ks_experts = Array.from({ length: E }, (_, e) => {
+    const own = perExpert ? fit(column(kept, e)) : layerNull;
+    return ksDistance(column(held, e).sort(), (r) => nullCdf(own, r));
+  });
+  return { ks: ksDistance(held.sort(), (r) => nullCdf(layerNull, r)), ks_experts };
+}
+
+/**
+ * The KS distance that m independent samples of the null itself exceed with probability 0.05 (Kolmogorov's
+ * asymptotic 1.358/√m): a scale for the held-out distances, which at a few hundred tokens are mostly sampling noise.
+ */
+export function ksCritical95(m: number): number {
+  return 1.3581 / Math.sqrt(m);
 }

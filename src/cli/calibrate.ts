@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic.js';
-import { collectRouterLogits, fitNullModel, HOLDOUT_EVERY } from '../calibrate/calibrate.js';
+import { collectRouterLogits, fitNullModel, HOLDOUT_EVERY, ksCritical95 } from '../calibrate/calibrate.js';
 import { DEFAULT_MAX_COMPONENTS } from '../calibrate/gmm.js';
 import { readCalibrationText, tokenizeCalibrationText, type CalibrationText } from '../calibrate/text.js';
 import { RoutelabError } from '../errors.js';
@@ -144,15 +144,29 @@ function quantile(g: NullGrid, q: number): number {
   return g.x[g.x.length - 1];
 }
 
-/** A null-model file as data: its metadata, and per MoE layer the grid's range, the logits at p = 0.5, 0.05, 0.01, the held-out KS distance and the fitted parameters. */
+/**
+ * A null-model file as data: its metadata, and per MoE layer the grid's range, the logits at p = 0.5, 0.05, 0.01, the
+ * held-out KS distance (pooled, and per expert: the worst, the median, and how many exceed the 95% critical value for
+ * that many independent samples) and the fitted parameters.
+ */
 export function nullModelSummary(file: string) {
   const nullModel = readNullModel(file);
   const meta = nullModel.meta as Record<string, unknown>;
+  const heldOut = typeof meta.heldout_tokens === 'number' && meta.heldout_tokens > 0 ? meta.heldout_tokens : null;
+  const critical = heldOut === null ? null : ksCritical95(heldOut);
+  const perExpertKs = (ks: readonly number[] | undefined) => {
+    if (!ks?.length || critical === null) return { ks_experts_max: null, ks_experts_worst: null, ks_experts_median: null, ks_experts_above_critical: null };
+    const sorted = [...ks].sort((a, b) => a - b);
+    const max = sorted[sorted.length - 1];
+    return { ks_experts_max: max, ks_experts_worst: ks.indexOf(max), ks_experts_median: sorted[(sorted.length - 1) >> 1], ks_experts_above_critical: ks.filter((d) => d > critical).length };
+  };
   return {
     file,
     format: NULL_MODEL_FORMAT,
     estimator: nullModel.estimator,
     meta,
+    /** The 95% critical KS distance for one expert's held-out logits (heldout_tokens independent samples). */
+    ks_critical_95: critical,
     layers: nullModel.layers.map((layer, l) => ({
       layer: l,
       decoder_layer: (meta.moe_layers as number[] | undefined)?.[l] ?? l,
@@ -165,6 +179,8 @@ export function nullModelSummary(file: string) {
       p01_at: quantile(layer, 0.99),
       expert_nulls: layer.experts?.length ?? 0,
       ks: layer.ks ?? null,
+      ...perExpertKs(layer.ksExperts),
+      ks_experts: layer.ksExperts ?? null,
       params: layer.params ?? null,
     })),
   };
@@ -181,15 +197,24 @@ function describeParams(params: NullParams | null): string {
 }
 
 export function summariseNullModel(file: string): string {
-  const { estimator, meta, layers } = nullModelSummary(file);
+  const { estimator, meta, layers, ks_critical_95: critical } = nullModelSummary(file);
+  const E = layers[0]?.ks_experts?.length ?? 0;
   const rows = layers.map((l) => {
-    const cells = [l.layer, l.x_min, l.x_max, l.median, l.p05_at, l.p01_at, l.ks];
+    const cells = [l.layer, l.x_min, l.x_max, l.median, l.p05_at, l.p01_at, l.ks, l.ks_experts_max];
+    const worst = l.ks_experts_worst === null ? '–' : `e${l.ks_experts_worst}`;
+    const above = l.ks_experts_above_critical === null ? '–' : `${l.ks_experts_above_critical}/${E}`;
     return cells.map((c, i) => (i === 0 ? String(c).padStart(5) : (c === null ? '–' : c.toFixed(4)).padStart(10))).join(' ') +
-      `  ${describeParams(l.params)}` + (l.expert_nulls ? `  (${l.expert_nulls} expert nulls)` : '');
+      ` ${worst.padStart(5)} ${above.padStart(8)}  ${describeParams(l.params)}` + (l.expert_nulls ? `  (${l.expert_nulls} expert nulls)` : '');
   });
-  const header = ['layer', 'x min', 'x max', 'median', 'p=0.05 at', 'p=0.01 at', 'KS'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ') + '  fit';
+  const header = ['layer', 'x min', 'x max', 'median', 'p=0.05 at', 'p=0.01 at', 'KS', 'KS worst'].map((h, i) => h.padStart(i === 0 ? 5 : 10)).join(' ') +
+    ` ${'which'.padStart(5)} ${'> crit'.padStart(8)}  fit`;
   const about = [`null model ${file}`, `  ${layers.length} layers, ${layers[0].grid_points} grid points, estimator ${estimator}`];
   if (meta.tokens !== undefined) about.push(`  calibrated on ${meta.tokens} tokens (${meta.samples_per_layer} logits per layer); ${meta.bandwidth_rule ?? meta.method ?? ''}`);
   if (meta.heldout_tokens !== undefined) about.push(`  KS: distance to the logits of ${meta.heldout_tokens} held-out tokens (every ${HOLDOUT_EVERY}th) of the null fitted without them`);
+  if (critical !== null && E > 0) {
+    about.push(`  KS worst: the largest per-expert distance (each expert's held-out logits against the null bh uses for it) and which expert; ` +
+      `> crit: experts above ${critical.toFixed(4)}, the distance ${meta.heldout_tokens} independent samples of a correct null exceed 5% of the time ` +
+      `(about ${Math.round(0.05 * E)} of ${E} by chance)`);
+  }
   return [...about, header, ...rows].join('\n');
 }

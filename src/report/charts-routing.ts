@@ -6,7 +6,7 @@ import { RoutelabError } from '../errors.js';
 import { panelWidth, slug, tooltip, vegaLiteSpec, viewSize } from './charts-common.js';
 import { MONO_FONT_FAMILY, SEQUENTIAL_SCHEME, type ChartStyle, type HeatmapScale } from './theme.js';
 import { formatNumber } from './table.js';
-import type { Chart, DocumentView, RunData, TraceAggregate } from './types.js';
+import type { Chart, DocumentView, NullLayerView, RunData, TraceAggregate } from './types.js';
 
 /**
  * Positions of a document view shown: more token labels than this no longer fit a printed page (on paper, where
@@ -190,13 +190,27 @@ function documentView(view: DocumentView, layerName: (moeLayer: number) => numbe
   };
 }
 
+/** The held-out goodness of fit in words, when every layer recorded it: the layers' KS range, and their worst experts'. */
+function fitCaption(layers: readonly NullLayerView[]): string {
+  const range = (values: (number | undefined)[]) => {
+    if (values.some((v) => v === undefined)) return null;
+    const v = values as number[];
+    return `${Math.min(...v).toFixed(3)}–${Math.max(...v).toFixed(3)}`;
+  };
+  const pooled = range(layers.map((l) => l.ks));
+  if (pooled === null) return '';
+  const worst = range(layers.map((l) => l.ksWorstExpert));
+  return ` Kolmogorov–Smirnov distance of each layer's null to held-out calibration logits: ${pooled}` +
+    (worst === null ? '.' : `; of each layer's worst-fitting expert (its held-out logits against the null bh uses for it): ${worst}.`);
+}
+
 function nullDensityCdf(data: RunData, style: ChartStyle): Chart | null {
   const nullModel = data.nullModel;
   if (nullModel === null || nullModel.layers.length === 0) return null;
   const values = nullModel.layers.flatMap((layer) => {
     const stride = Math.ceil(layer.x.length / MAX_NULL_POINTS);
     const rows = [];
-    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layerName(data, layer.layer), logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth, ks: layer.ks ?? null });
+    for (let i = 0; i < layer.x.length; i += stride) rows.push({ layer: layerName(data, layer.layer), logit: layer.x[i], density: layer.density[i], cdf: layer.cdf[i], bandwidth: layer.bandwidth, ks: layer.ks ?? null, ksWorst: layer.ksWorstExpert ?? null });
     return rows;
   });
   const densityColor = '#0072B2';
@@ -207,7 +221,7 @@ function nullDensityCdf(data: RunData, style: ChartStyle): Chart | null {
   return {
     name: 'null-density-cdf',
     title,
-    caption: `Calibrated null distribution of router logits for each layer (${nullModel.file}${nullModel.estimator ? `, estimator ${nullModel.estimator}` : ''}): density as the blue area (left axis) and CDF as the orange line (right axis).`,
+    caption: `Calibrated null distribution of router logits for each layer (${nullModel.file}${nullModel.estimator ? `, estimator ${nullModel.estimator}` : ''}): density as the blue area (left axis) and CDF as the orange line (right axis).${fitCaption(nullModel.layers)}`,
     section: 'null',
     spec: vegaLiteSpec({
       title,
@@ -223,7 +237,7 @@ function nullDensityCdf(data: RunData, style: ChartStyle): Chart | null {
             mark: { type: 'area', color: densityColor, opacity: 0.45, line: { color: densityColor } },
             encoding: {
               y: { field: 'density', type: 'quantitative', title: 'density (1/logit)', axis: { titleColor: densityColor } },
-              tooltip: tooltip(['layer', 'layer', 'd'], ['logit', 'router logit', '.3f'], ['density', 'density', '.4f'], ['cdf', 'CDF', '.4f'], ['bandwidth', 'KDE bandwidth', '.4f'], ['ks', 'KS to held-out logits', '.4f']),
+              tooltip: tooltip(['layer', 'layer', 'd'], ['logit', 'router logit', '.3f'], ['density', 'density', '.4f'], ['cdf', 'CDF', '.4f'], ['bandwidth', 'KDE bandwidth', '.4f'], ['ks', 'KS to held-out logits', '.4f'], ['ksWorst', 'worst expert\'s KS', '.4f']),
             },
           },
           {

@@ -347,7 +347,7 @@ function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLaye
 /** The null's estimator, and each layer's CDF with its density (central differences on the grid, one-sided at the ends). */
 function nullView(file: string): NonNullable<RunData['nullModel']> {
   const { estimator, layers } = readNullModel(file);
-  const views = layers.map(({ x, cdf, params, ks }, layer): NullLayerView => {
+  const views = layers.map(({ x, cdf, params, ks, ksExperts }, layer): NullLayerView => {
     const n = x.length;
     const density = new Float64Array(n);
     for (let i = 0; i < n; i++) {
@@ -355,7 +355,8 @@ function nullView(file: string): NonNullable<RunData['nullModel']> {
       const hi = Math.min(n - 1, i + 1);
       density[i] = (cdf[hi] - cdf[lo]) / (x[hi] - x[lo]);
     }
-    return { layer, x, cdf, density, bandwidth: params && 'bandwidth' in params ? params.bandwidth : null, ks };
+    return { layer, x, cdf, density, bandwidth: params && 'bandwidth' in params ? params.bandwidth : null, ks,
+      ...(ksExperts?.length ? { ksWorstExpert: Math.max(...ksExperts) } : {}) };
   });
   return { file, estimator, layers: views };
 }

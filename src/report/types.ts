@@ -75,6 +75,8 @@ export interface NullLayerView {
   readonly bandwidth: number | null;
   /** KS distance of the layer's null to held-out calibration logits, when recorded. */
   readonly ks?: number;
+  /** The largest per-expert KS distance (an expert's held-out logits against the null bh uses for it), when recorded. */
+  readonly ksWorstExpert?: number;
 }
 
 /** Everything a report needs from a run directory. */

@@ -48,6 +48,8 @@ export interface NullLayer extends NullGrid {
   readonly experts?: readonly NullGrid[]; // [E]
   /** Kolmogorov–Smirnov distance of the layer's null to held-out calibration logits (calibrate.ts), when recorded. */
   readonly ks?: number;
+  /** [E]: the same per expert, against the null bh uses for it, when recorded. */
+  readonly ksExperts?: readonly number[];
 }
 
 export interface NullModel {
@@ -62,7 +64,7 @@ export interface NullModel {
 export interface NullModelFile {
   readonly format: typeof NULL_MODEL_FORMAT;
   readonly estimator?: NullEstimator;
-  readonly layers: readonly (NullGridJson & { readonly experts?: readonly NullGridJson[]; readonly ks?: number })[];
+  readonly layers: readonly (NullGridJson & { readonly experts?: readonly NullGridJson[]; readonly ks?: number; readonly ks_experts?: readonly number[] })[];
   readonly meta: Readonly<Record<string, unknown>>; // provenance: model, calibration text, method, …
 }
 export interface NullGridJson {
@@ -162,9 +164,13 @@ export function parseNullModel(raw: unknown, file: string, shape?: NullModelShap
     const path = `layers[${l}]`;
     const legacy = !recorded && typeof bandwidths[l] === 'number' && bandwidths[l] > 0 ? { bandwidth: bandwidths[l] as number } : undefined;
     const pooled = grid(entry, path, legacy);
-    const { ks, experts } = entry as Record<string, unknown>;
-    if (ks !== undefined && !(typeof ks === 'number' && ks >= 0 && ks <= 1)) throw err(`${path}.ks`, `expected a KS distance in [0, 1], got ${JSON.stringify(ks)}`);
-    const layer = ks === undefined ? pooled : { ...pooled, ks };
+    const { ks, ks_experts: ksExperts, experts } = entry as Record<string, unknown>;
+    const isKs = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+    if (ks !== undefined && !isKs(ks)) throw err(`${path}.ks`, `expected a KS distance in [0, 1], got ${JSON.stringify(ks)}`);
+    if (ksExperts !== undefined && !(Array.isArray(ksExperts) && ksExperts.every(isKs) && (!shape || ksExperts.length === shape.numExperts))) {
+      throw err(`${path}.ks_experts`, `expected ${shape ? `${shape.numExperts} KS distances` : 'KS distances'} in [0, 1], one per expert`);
+    }
+    const layer: NullLayer = { ...pooled, ...(ks === undefined ? {} : { ks: ks as number }), ...(ksExperts === undefined ? {} : { ksExperts: ksExperts as number[] }) };
     if (experts === undefined) return layer;
     if (!Array.isArray(experts)) throw err(`${path}.experts`, 'expected an array with one {"x", "cdf"} per expert');
     if (shape && experts.length !== shape.numExperts) {
