@@ -121,7 +121,7 @@ const FULL: RunData = {
   traces: CONFIGS.flatMap((c) => ['wikitext', 'lambada_openai'].map((task) => traceOf(c, task))),
   documents: [DOCUMENT],
   moeLayers: [0, 1],
-  nullModel: { file: '/runs/x/null.json', layers: [nullLayer(0), nullLayer(1)] },
+  nullModel: { file: '/runs/x/null.json', layers: [nullLayer(0), nullLayer(1)], perExpert: false, numExperts: 8, heldOutTokens: null },
 };
 
 const chartsOf = (data: RunData) => buildCharts(data);

@@ -190,3 +190,24 @@ test('what the model can show: a demo model is said first, and tasks at chance (
   // Above chance, or not a demo: nothing is said.
   assert.deepEqual(keyFindings(sweep).filter((f) => f.topic === 'scope'), []);
 });
+
+test('a pooled null that misses the experts one by one is reported with its numbers; a fit at chance level is not', () => {
+  const layer = (l: number, ks: number, worst: number, above: number) =>
+    ({ layer: l, x: new Float64Array(2), cdf: new Float64Array(2), density: new Float64Array(2), bandwidth: 0.1, ks, ksWorstExpert: worst, ksExpertsAboveCritical: above });
+  const withNull = (nullModel: RunData['nullModel']): RunData => ({ ...run([topk('base', 8, true)], ['text'], []), nullModel });
+  const pooled = { file: 'runs/quick/null.json', estimator: 'kde' as const, perExpert: false, numExperts: 64, heldOutTokens: 1638 };
+  const found = keyFindings(withNull({ ...pooled, layers: [layer(0, 0.0084, 0.5106, 64), layer(1, 0.0038, 0.4214, 64)] })).filter((f) => f.topic === 'null-fit');
+  assert.equal(found.length, 1);
+  assert.equal(found[0].text,
+    "bh's p-values come from one null per layer (`runs/quick/null.json`). It fits each layer's router logits taken together (held-out KS distance 0.004–0.008) " +
+    "but not each expert's: in each layer 64 of 64 experts' held-out logits lie further from it than 1638 held-out tokens of a correct null would 95% of the time " +
+    '(KS > 0.034; about 3 would by chance), the worst by 0.421–0.511. Under it, an expert whose logits sit above the others\' gets small p-values on every token, ' +
+    "so bh's selections follow the experts' typical logit levels as well as each token's evidence; a null per expert (`routelab calibrate --per-expert`) tests each expert against its own distribution.");
+  // 9 of 64 is under 3 × the 3.2 expected by chance: no finding; nor without per-expert distances.
+  assert.deepEqual(keyFindings(withNull({ ...pooled, layers: [layer(0, 0.01, 0.05, 9)] })).filter((f) => f.topic === 'null-fit'), []);
+  assert.deepEqual(keyFindings(withNull({ ...pooled, layers: [{ ...layer(0, 0.01, 0.05, 9), ksWorstExpert: undefined, ksExpertsAboveCritical: undefined }] }))
+    .filter((f) => f.topic === 'null-fit'), []);
+  // Per-expert nulls that still miss: said as such.
+  const own = keyFindings(withNull({ ...pooled, perExpert: true, layers: [layer(0, 0.01, 0.3, 20)] })).filter((f) => f.topic === 'null-fit');
+  assert.match(own[0].text, /^bh's p-values come from each expert's own null .* in each layer 20 of 64 experts' held-out logits lie further from their null .* treat bh's error rate as approximate\.$/);
+});

@@ -124,10 +124,3 @@ function heldOutKs(layerLogits: Float32Array, E: number, fit: (samples: ArrayLik
   return { ks: ksDistance(held.sort(), (r) => nullCdf(layerNull, r)), ks_experts };
 }
 
-/**
- * The KS distance that m independent samples of the null itself exceed with probability 0.05 (Kolmogorov's
- * asymptotic 1.358/√m): a scale for the held-out distances, which at a few hundred tokens are mostly sampling noise.
- */
-export function ksCritical95(m: number): number {
-  return 1.3581 / Math.sqrt(m);
-}

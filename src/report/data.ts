@@ -10,6 +10,7 @@ import { RoutelabError } from '../errors.js';
 import type { EvalSummary } from '../eval/evaluate.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { BhRouter } from '../routers/bh.js';
+import { ksCritical95 } from '../calibrate/ks.js';
 import { readNullModel } from '../routers/null-model.js';
 import { parseRouterSpec, splitSpec, takesNullModel } from '../routers/registry.js';
 import { softmaxRouting } from '../model/family.js';
@@ -346,7 +347,9 @@ function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLaye
 
 /** The null's estimator, and each layer's CDF with its density (central differences on the grid, one-sided at the ends). */
 function nullView(file: string): NonNullable<RunData['nullModel']> {
-  const { estimator, layers } = readNullModel(file);
+  const { estimator, layers, meta } = readNullModel(file);
+  const heldOutTokens = typeof meta.heldout_tokens === 'number' && meta.heldout_tokens > 0 ? meta.heldout_tokens : null;
+  const critical = heldOutTokens === null ? null : ksCritical95(heldOutTokens);
   const views = layers.map(({ x, cdf, params, ks, ksExperts }, layer): NullLayerView => {
     const n = x.length;
     const density = new Float64Array(n);
@@ -356,7 +359,9 @@ function nullView(file: string): NonNullable<RunData['nullModel']> {
       density[i] = (cdf[hi] - cdf[lo]) / (x[hi] - x[lo]);
     }
     return { layer, x, cdf, density, bandwidth: params && 'bandwidth' in params ? params.bandwidth : null, ks,
-      ...(ksExperts?.length ? { ksWorstExpert: Math.max(...ksExperts) } : {}) };
+      ...(ksExperts?.length ? { ksWorstExpert: Math.max(...ksExperts) } : {}),
+      ...(ksExperts?.length && critical !== null ? { ksExpertsAboveCritical: ksExperts.filter((d) => d > critical).length } : {}) };
   });
-  return { file, estimator, layers: views };
+  const numExperts = layers[0]?.experts?.length ?? layers[0]?.ksExperts?.length ?? 0;
+  return { file, estimator, layers: views, perExpert: layers.some((l) => l.experts !== undefined), numExperts, heldOutTokens };
 }

@@ -2,6 +2,7 @@
  * The key findings of a sweep, written from its numbers: each sentence states only what the data it quotes shows,
  * and is left out when that data is missing (no baseline, no BH grid, a metric no task reports).
  */
+import { ksCritical95 } from '../calibrate/ks.js';
 import { adjustPValues, type Correction, CORRECTION_NAMES, paretoOptimal } from '../experiments/stats.js';
 import { COMPARED_METRICS, LOG_COMPARED } from '../sweep/results.js';
 import { getTask } from '../tasks/registry.js';
@@ -24,6 +25,7 @@ export function keyFindings(data: RunData, correction: Correction = 'bh'): Findi
     ...data.tasks.flatMap((task) => paretoFinding(data, task)),
     ...data.tasks.flatMap((task) => COMPARED_METRICS.flatMap((metric) => significanceFinding(data, family, task, metric, correction))),
     ...data.configs.flatMap((config) => data.tasks.flatMap((task) => controlsFinding(data, config, task))),
+    ...nullFitFinding(data),
     ...bhResponseFindings(data),
     ...data.configs.flatMap((config) => routingFinding(data, config)),
   ];
@@ -306,6 +308,37 @@ function chanceFinding(data: RunData, task: string): Finding[] {
     text: `On ${taskName(data, task)}, every configuration's accuracy (${range}) lies within the 95% range of guessing ` +
       `(${formatNumber(chance, 3)} ± ${formatNumber(margin, 3)} over ${plural(n, 'document')}): the task is beyond this model, and its accuracy differences say nothing about routing.`,
   }];
+}
+
+/**
+ * BH's p-values assume each expert's logit is a draw from the null it is tested against. A null shared by a layer's
+ * experts can fit the layer's logits as a whole and still miss each expert's: reported when, in some layer, clearly
+ * more experts than chance would give (3× the 5% expected) exceed the held-out KS critical value.
+ */
+function nullFitFinding(data: RunData): Finding[] {
+  const n = data.nullModel;
+  if (n === null || n.heldOutTokens === null || n.numExperts === 0) return [];
+  const above = n.layers.map((l) => l.ksExpertsAboveCritical);
+  const worst = n.layers.map((l) => l.ksWorstExpert);
+  const pooled = n.layers.map((l) => l.ks);
+  if (above.some((a) => a === undefined) || worst.some((w) => w === undefined) || pooled.some((k) => k === undefined)) return [];
+  const E = n.numExperts;
+  const expected = 0.05 * E;
+  if (!(above as number[]).some((a) => a > 3 * expected)) return [];
+  const range = (xs: number[], digits: number) => {
+    const [lo, hi] = [Math.min(...xs), Math.max(...xs)];
+    return lo === hi ? formatNumber(lo, digits) : `${formatNumber(lo, digits)}–${formatNumber(hi, digits)}`;
+  };
+  const critical = formatNumber(ksCritical95(n.heldOutTokens), 3);
+  const nulls = n.perExpert ? 'each expert\'s own null' : 'one null per layer';
+  const text = `bh's p-values come from ${nulls} (${code(n.file)}). ` +
+    (n.perExpert ? '' : `It fits each layer's router logits taken together (held-out KS distance ${range(pooled as number[], 3)}) but not each expert's: `) +
+    `in each layer ${range(above as number[], 0)} of ${E} experts' held-out logits lie further from ${n.perExpert ? 'their null' : 'it'} than ${plural(n.heldOutTokens, 'held-out token')} ` +
+    `of a correct null would 95% of the time (KS > ${critical}; about ${formatNumber(expected, 0)} would by chance), the worst by ${range(worst as number[], 3)}. ` +
+    (n.perExpert
+      ? 'Those experts\' p-values are not uniform under the null either, so treat bh\'s error rate as approximate.'
+      : 'Under it, an expert whose logits sit above the others\' gets small p-values on every token, so bh\'s selections follow the experts\' typical logit levels as well as each token\'s evidence; a null per expert (`routelab calibrate --per-expert`) tests each expert against its own distribution.');
+  return [{ topic: 'null-fit', text }];
 }
 
 /** A p-value as text: 3 significant digits, "< 0.001" below that. */

@@ -34,6 +34,7 @@ const FINDING_TOPICS: Readonly<Record<Finding['topic'], string>> = {
   pareto: 'Pareto set: quality vs experts per token',
   significance: 'Significance against the baseline',
   controls: 'Adaptive routing against its matched controls',
+  'null-fit': 'The null model behind BH\'s p-values',
   'bh-response': 'How BH responds to alpha and max_k',
   routing: 'Routing behaviour',
   speed: 'Speed',

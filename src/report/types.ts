@@ -77,6 +77,8 @@ export interface NullLayerView {
   readonly ks?: number;
   /** The largest per-expert KS distance (an expert's held-out logits against the null bh uses for it), when recorded. */
   readonly ksWorstExpert?: number;
+  /** How many experts' KS distances exceed the 95% critical value for the held-out tokens, when recorded. */
+  readonly ksExpertsAboveCritical?: number;
 }
 
 /** Everything a report needs from a run directory. */
@@ -96,12 +98,21 @@ export interface RunData {
   readonly moeLayers: readonly number[];
   /** The model card (README.md front matter) tags the model `demo`: its numbers show the pipeline, not findings. */
   readonly demoModel?: boolean;
-  readonly nullModel: { readonly file: string; readonly estimator?: NullEstimator; readonly layers: readonly NullLayerView[] } | null;
+  readonly nullModel: {
+    readonly file: string;
+    readonly estimator?: NullEstimator;
+    readonly layers: readonly NullLayerView[];
+    /** Whether each expert has its own null (bh then uses it instead of the layer's). */
+    readonly perExpert: boolean;
+    readonly numExperts: number;
+    /** Calibration tokens held out for the goodness of fit, when recorded. */
+    readonly heldOutTokens: number | null;
+  } | null;
 }
 
 /** A sentence of the key findings, written from the data (Markdown inline syntax allowed). */
 export interface Finding {
-  readonly topic: 'scope' | 'best' | 'pareto' | 'significance' | 'controls' | 'bh-response' | 'routing' | 'speed' | 'specialisation';
+  readonly topic: 'scope' | 'best' | 'pareto' | 'significance' | 'controls' | 'null-fit' | 'bh-response' | 'routing' | 'speed' | 'specialisation';
   readonly text: string;
 }
 
