@@ -34,8 +34,9 @@ export const BENCH_LLAMA_USAGE = `Usage: routelab bench cpu --llama-cpp DIR [--m
   interleaved rounds then time decode (llama-bench -p 0 -n 128 against generate's loop after its first token),
   prefill of 128, 512 and 2048 tokens (llama-bench -p N -n 0 against one forward pass) and batched scoring
   (llama-perplexity -c 512 --chunks 8 -b 4096, its total less its load and warm-up time, against the same 8 chunks
-  scored in one forward pass; its perplexity is checked too), and record each process's peak RSS. A table of
-  medians and routelab / llama.cpp ratios, then one JSON object as the last line.`;
+  scored in one forward pass; its perplexity is checked too), each in wall-clock and CPU time (llama.cpp's CPU time
+  is its process's less that of a run of one repetition or chunk), and record each process's peak RSS. A table of
+  medians and routelab / llama.cpp ratios, then one JSON object as the last line; --keep keeps the GGUF files.`;
 
 export const BENCH_LLAMA_OPTIONS = {
   'llama-cpp': { type: 'string' },
@@ -173,7 +174,8 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
       ratio_bf16: Object.fromEntries(metrics.map((m) => [m.key, ratio(m.get('routelab'), m.get('bf16'))])),
     }));
   } finally {
-    if (!values.keep) rmSync(work, { recursive: true, force: true });
+    if (values.keep) log(`bench: kept ${work} (the GGUF files and the scored text)`);
+    else rmSync(work, { recursive: true, force: true });
   }
 }
 
