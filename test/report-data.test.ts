@@ -178,7 +178,7 @@ test('the null model view has each layer CDF, its central-difference density and
   const dir = runCopy();
   const { nullModel } = await loadRunData(dir);
   assert.ok(nullModel);
-  assert.equal(nullModel.file, join(dir, 'null.json'));
+  assert.equal(nullModel.file, 'null.json', 'named relative to the run directory');
   const file = readNullModel(join(dir, 'null.json'));
   const bandwidths = file.meta.bandwidths as number[];
   assert.equal(nullModel.layers.length, 4);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { RoutelabError } from '../errors.js';
 import type { EvalSummary } from '../eval/evaluate.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -101,7 +101,7 @@ export async function loadRunData(runDir: string, options: LoadRunOptions = {}):
     documents,
     moeLayers: moeLayersOf(model),
     demoModel: isDemoModel((manifest.model as { dir?: unknown } | undefined)?.dir),
-    nullModel: nullFile ? nullView(nullFile) : null,
+    nullModel: nullFile ? nullView(nullFile, dir) : null,
   };
 }
 
@@ -346,8 +346,11 @@ function documentView(cell: ReportCell, doc: number, rows: DocumentRows, numLaye
 }
 
 /** The null's estimator, and each layer's CDF with its density (central differences on the grid, one-sided at the ends). */
-function nullView(file: string): NonNullable<RunData['nullModel']> {
+function nullView(file: string, runDir: string): NonNullable<RunData['nullModel']> {
   const { estimator, layers, meta } = readNullModel(file);
+  // Named as the report's readers can find it: inside the run directory, relative to it.
+  const inRun = relative(resolve(runDir), resolve(file));
+  const label = inRun.startsWith('..') || isAbsolute(inRun) ? file : inRun;
   const heldOutTokens = typeof meta.heldout_tokens === 'number' && meta.heldout_tokens > 0 ? meta.heldout_tokens : null;
   const critical = heldOutTokens === null ? null : ksCritical95(heldOutTokens);
   const views = layers.map(({ x, cdf, params, ks, ksExperts }, layer): NullLayerView => {
@@ -363,5 +366,5 @@ function nullView(file: string): NonNullable<RunData['nullModel']> {
       ...(ksExperts?.length && critical !== null ? { ksExpertsAboveCritical: ksExperts.filter((d) => d > critical).length } : {}) };
   });
   const numExperts = layers[0]?.experts?.length ?? layers[0]?.ksExperts?.length ?? 0;
-  return { file, estimator, layers: views, perExpert: layers.some((l) => l.experts !== undefined), numExperts, heldOutTokens };
+  return { file: label, estimator, layers: views, perExpert: layers.some((l) => l.experts !== undefined), numExperts, heldOutTokens };
 }

@@ -99,6 +99,7 @@ export interface RunData {
   /** The model card (README.md front matter) tags the model `demo`: its numbers show the pipeline, not findings. */
   readonly demoModel?: boolean;
   readonly nullModel: {
+    /** As the report names it: relative to the run directory when inside it. */
     readonly file: string;
     readonly estimator?: NullEstimator;
     readonly layers: readonly NullLayerView[];
