@@ -14,6 +14,9 @@ import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { numberFlag } from './command.js';
 
 /** Architectures the benches build random checkpoints of. */
+/** The model the benches run when given none: the bundled demo checkpoint (dist/src/cli → the package root). */
+export const BUNDLED_MODEL = fileURLToPath(new URL('../../../models/tiny-olmoe-gutenberg', import.meta.url));
+
 export const BENCH_SHAPES = {
   'olmoe-1b-7b': { hidden_size: 2048, intermediate_size: 1024, num_hidden_layers: 16, num_attention_heads: 16, num_key_value_heads: 16, num_experts: 64, num_experts_per_tok: 8, vocab_size: 50304 },
   small: { hidden_size: 256, intermediate_size: 128, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, num_experts: 8, num_experts_per_tok: 2, vocab_size: 4096 },

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpuLimits, kernelThreads } from '../backends/cpus.js';
 import { RoutelabError } from '../errors.js';
-import { printTable, round } from './bench-common.js';
+import { BUNDLED_MODEL, printTable, round } from './bench-common.js';
 import { numberFlag } from './command.js';
 
 /**
@@ -34,7 +34,6 @@ export const BENCH_CONTENTION_OPTIONS = {
 } as const;
 
 const WORKER = fileURLToPath(new URL('./bench-contention-worker.js', import.meta.url));
-const BUNDLED_MODEL = fileURLToPath(new URL('../../../models/tiny-olmoe-gutenberg', import.meta.url));
 
 interface Measurement { backend: string; threads: number; runs: number; seconds: number; tokens_per_s: number; prefill_tokens_per_s: number; decode_tokens_per_s: number | null }
 

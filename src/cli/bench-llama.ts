@@ -12,7 +12,7 @@ import { writeGguf } from '../model/gguf.js';
 import type { MoeModel } from '../model/model.js';
 import { requireTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { greedy } from '../sampling.js';
-import { peakRssMb, printTable, round } from './bench-common.js';
+import { BUNDLED_MODEL, peakRssMb, printTable, round } from './bench-common.js';
 import { numberFlag } from './command.js';
 
 /**
@@ -45,7 +45,6 @@ export const BENCH_LLAMA_OPTIONS = {
   text: { type: 'string' },
 } as const;
 
-const BUNDLED_MODEL = fileURLToPath(new URL('../../../models/tiny-olmoe-gutenberg', import.meta.url));
 const BUNDLED_TEXT = fileURLToPath(new URL('../../../data/train-text/gutenberg_en_10.txt', import.meta.url));
 const PPL_CONTEXT = 128;
 const PPL_CHUNKS = 8;
@@ -118,8 +117,8 @@ export async function runBenchLlamaCpp(values: Record<string, unknown>): Promise
     writeFileSync(scoreText, tok.decode(ids.subarray(0, needed + 16)));
     const ppl = {
       routelab: (await routelabPerplexity(model, ids, PPL_CONTEXT, PPL_CHUNKS, 1)).ppl,
-      f32: llamaPerplexity(perplexity, gguf.f32, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads).ppl,
-      bf16: llamaPerplexity(perplexity, gguf.bf16, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads).ppl,
+      f32: (await llamaPerplexity(perplexity, gguf.f32, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads)).ppl,
+      bf16: (await llamaPerplexity(perplexity, gguf.bf16, scoreText, PPL_CONTEXT, PPL_CHUNKS, PPL_CONTEXT, threads)).ppl,
     };
     const lnDiff = (a: number, b: number) => Math.abs(Math.log(a) - Math.log(b));
     const agree = lnDiff(ppl.f32, ppl.bf16) <= PPL_TOLERANCE && lnDiff(ppl.routelab, ppl.f32) <= PPL_TOLERANCE;
@@ -221,19 +220,17 @@ function convert(script: string, modelDir: string, work: string, python: string,
  * llama-perplexity's estimate, and the seconds its chunks took: its own `total time` less its `load time` (which runs
  * to the end of the warm-up evaluation), so start-up, model loading and warm-up are not counted.
  */
-function llamaPerplexity(exe: string, gguf: string, text: string, context: number, chunks: number, batch: number, threads: number): Scored {
-  const r = spawnSync(exe, ['-m', gguf, '-f', text, '-c', String(context), '--chunks', String(chunks), '-b', String(batch), '-t', String(threads)], { encoding: 'utf8' });
-  return parsePerplexity(`${r.stdout}\n${r.stderr}`, r.status, gguf);
-}
-
-function parsePerplexity(output: string, status: number | null, gguf: string): Scored {
+async function llamaPerplexity(exe: string, gguf: string, text: string, context: number, chunks: number, batch: number,
+                               threads: number): Promise<Scored & Measured> {
+  const run = await runMeasured(exe, ['-m', gguf, '-f', text, '-c', String(context), '--chunks', String(chunks), '-b', String(batch), '-t', String(threads)]);
+  const output = `${run.stdout}\n${run.stderr}`;
   const found = /Final estimate: PPL = ([0-9.]+)/.exec(output);
   const total = /total time =\s*([0-9.]+) ms/.exec(output);
   const load = /load time =\s*([0-9.]+) ms/.exec(output);
-  if (status !== 0 || !found || !total || !load) {
-    throw new RoutelabError('--llama-cpp', `llama-perplexity on ${gguf} failed (exit ${status}) or printed no estimate and times: ${output.trim().split('\n').slice(-2).join(' | ')}`);
+  if (!found || !total || !load) {
+    throw new RoutelabError('--llama-cpp', `llama-perplexity on ${gguf} printed no estimate and times: ${output.trim().split('\n').slice(-2).join(' | ')}`);
   }
-  return { ppl: Number(found[1]), seconds: (Number(total[1]) - Number(load[1])) / 1000 };
+  return { ...run, ppl: Number(found[1]), seconds: (Number(total[1]) - Number(load[1])) / 1000 };
 }
 
 /**
@@ -332,15 +329,13 @@ async function llamaTiming(exe: string, perplexityExe: string, gguf: string, tex
   };
   await bench('decode', 0, DECODE_TOKENS);
   for (const p of PREFILLS) await bench(`prefill_${p}`, p, 0);
-  const perplexityRun = (chunks: number) => runMeasured(perplexityExe, ['-m', gguf, '-f', text, '-c', String(SCORE_CONTEXT), '--chunks', String(chunks),
-    '-b', String(SCORE_CONTEXT * SCORE_CHUNKS), '-t', String(threads)]);
-  const one = await perplexityRun(1);
-  const all = await perplexityRun(SCORE_CHUNKS);
-  const scored = parsePerplexity(`${all.stdout}\n${all.stderr}`, 0, gguf);
-  wall.scoring = (SCORE_CONTEXT * SCORE_CHUNKS) / scored.seconds;
+  const scoring = (chunks: number) => llamaPerplexity(perplexityExe, gguf, text, SCORE_CONTEXT, chunks, SCORE_CONTEXT * SCORE_CHUNKS, threads);
+  const one = await scoring(1);
+  const all = await scoring(SCORE_CHUNKS);
+  wall.scoring = (SCORE_CONTEXT * SCORE_CHUNKS) / all.seconds;
   cpu.scoring = cpuRate((SCORE_CHUNKS - 1) * SCORE_CONTEXT, all.cpuSeconds, one.cpuSeconds);
   peak = maxOrNull([peak, one.peakRssMb, all.peakRssMb]);
-  return { timing: { wall, cpu, peakRssMb: peak }, scoringPpl: scored.ppl };
+  return { timing: { wall, cpu, peakRssMb: peak }, scoringPpl: all.ppl };
 }
 
 /** Tokens per CPU second of the difference between a longer and a shorter run (null when either is unmeasured). */

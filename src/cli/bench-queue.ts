@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { RoutelabError } from '../errors.js';
 import { startRedisServer } from '../redis-server.js';
 import { summarise } from '../experiments/stats.js';
-import { printTable, round } from './bench-common.js';
+import { BUNDLED_MODEL, printTable, round } from './bench-common.js';
 import { numberFlag } from './command.js';
 
 export const BENCH_QUEUE_USAGE = `Usage: routelab bench queue [--queue URL] [--model DIR] [--data-dir DIR] [--limit N] [--rounds 2] [--workers 1,2]
@@ -81,7 +81,7 @@ export async function runBenchQueue(values: Record<string, unknown>): Promise<vo
   const counts = ((values.workers as string | undefined) ?? '1,2').split(',').map((w) => Number(w));
   if (counts.some((w) => !Number.isInteger(w) || w < 1)) throw new RoutelabError('--workers', `expected positive integers like 1,2, got ${JSON.stringify(values.workers)}`);
   const limit = values.limit === undefined ? null : numberFlag(values, 'limit', 0, true);
-  const model = (values.model as string | undefined) ?? join(PACKAGE, 'models/tiny-olmoe-gutenberg');
+  const model = (values.model as string | undefined) ?? BUNDLED_MODEL;
   const dataDir = (values['data-dir'] as string | undefined) ?? join(PACKAGE, 'data');
   const own = values.queue === undefined ? await startRedisServer() : null;
   const url = (values.queue as string | undefined) ?? own!.url;
